@@ -1,0 +1,225 @@
+"""Artifacts: tensors in safetensors beside a JSON file of metadata, written atomically.
+
+Every artifact is a pair ``<name>.safetensors`` + ``<name>.json`` inside a run folder. The JSON
+carries the schema version, the artifact kind, the sha256 of the tensor file and the stage's
+metadata (resolved config, model identity, partition hash ...). Writes go to temporary names and
+are renamed into place, tensors first and JSON last, so a reader that finds the JSON finds
+complete tensors; the checksum catches truncation or corruption afterwards.
+
+File names used by the stages live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from babelmoe.errors import BabelmoeError
+
+SCHEMA_VERSION = 1
+
+# Artifact names inside a run folder (each is <name>.safetensors + <name>.json).
+PARTITION = "partition"
+PROFILE = "profile"
+ANALYSIS_DIR = "analysis"
+FIGURES_DIR = "figures"
+REPORT_FILE = "report.html"
+PRUNED_DIR = "pruned"
+EVAL_DIR = "eval"
+LOCK_FILE = ".babelmoe.lock"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_tensors(tensors: Mapping[str, torch.Tensor]) -> str:
+    """Hex sha256 over named tensors' names, dtypes, shapes and bytes (order-independent)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _fsync_write(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomically write UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write JSON (indented, keys in insertion order)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_artifact(
+    folder: Path,
+    name: str,
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    kind: str,
+) -> Path:
+    """Write ``<folder>/<name>.safetensors`` and ``<name>.json`` atomically; return the JSON path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensor_path = folder / f"{name}.safetensors"
+    json_path = folder / f"{name}.json"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".safetensors.tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+        save_file(contiguous, str(tmp))
+        checksum = sha256_file(tmp)
+        os.replace(tmp, tensor_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    header = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "tensors_file": tensor_path.name,
+        "tensors_sha256": checksum,
+        **meta,
+    }
+    atomic_write_json(json_path, header)
+    return json_path
+
+
+def artifact_exists(folder: Path, name: str) -> bool:
+    """Whether the JSON half (the commit marker) of an artifact is present."""
+    return (folder / f"{name}.json").is_file()
+
+
+def load_meta(folder: Path, name: str, kind: str) -> dict[str, Any]:
+    """Read and validate an artifact's JSON metadata (no tensors)."""
+    json_path = folder / f"{name}.json"
+    if not json_path.is_file():
+        raise BabelmoeError(
+            f"no {kind} artifact in {folder} (missing {json_path.name})",
+            f"run the stage that writes the {kind} first or pass the right folder",
+        )
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BabelmoeError(
+            f"{json_path} is corrupted ({exc.__class__.__name__})",
+            "delete it and re-run the stage that wrote it",
+        ) from None
+    if not isinstance(meta, dict) or meta.get("kind") != kind:
+        found = meta.get("kind") if isinstance(meta, dict) else type(meta).__name__
+        raise BabelmoeError(
+            f"{json_path} is not a {kind} artifact (kind: {found})", "pass the right file"
+        )
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BabelmoeError(
+            f"{json_path} has schema version {version}, this babelmoe reads {SCHEMA_VERSION}",
+            "re-run the stage with this version of babelmoe",
+        )
+    return meta
+
+
+def load_artifact(folder: Path, name: str, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load an artifact, checking schema version, kind and the tensor file's checksum."""
+    meta = load_meta(folder, name, kind)
+    tensor_path = folder / meta["tensors_file"]
+    if not tensor_path.is_file():
+        raise BabelmoeError(
+            f"{tensor_path} is missing although {name}.json names it",
+            "re-run the stage that wrote it",
+        )
+    if sha256_file(tensor_path) != meta["tensors_sha256"]:
+        raise BabelmoeError(
+            f"{tensor_path} is truncated or corrupted (checksum mismatch)",
+            "delete it and re-run the stage that wrote it",
+        )
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError) as exc:
+        raise BabelmoeError(f"{tensor_path} cannot be read: {exc}", "re-run the stage") from None
+    return tensors, meta
+
+
+def check_can_write(folder: Path, name: str, kind: str, identity: Mapping[str, Any], force: bool) -> bool:
+    """Decide whether a stage may write ``name`` into ``folder``.
+
+    Returns True when the artifact must be (re)computed, False when an identical one exists
+    (same ``identity`` fields), and raises when a different one exists and ``force`` is off.
+    """
+    if not artifact_exists(folder, name) or force:
+        return True
+    try:
+        meta = load_meta(folder, name, kind)
+    except BabelmoeError:
+        raise BabelmoeError(
+            f"{folder / (name + '.json')} exists but is not a readable {kind} artifact",
+            "choose another output folder or pass --force to replace it",
+        ) from None
+    differing = sorted(k for k, v in identity.items() if meta.get(k) != _jsonable(v))
+    if differing:
+        raise BabelmoeError(
+            f"{folder} already holds a different {kind} artifact (differs in: {', '.join(differing)})",
+            "choose another output folder or pass --force to replace it",
+        )
+    return False
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a run folder; a second writer gets a clear error at once."""
+    from filelock import FileLock, Timeout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BabelmoeError(
+            f"another babelmoe run is writing to {folder}",
+            "wait for it to finish or use another output folder",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
