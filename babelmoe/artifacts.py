@@ -192,7 +192,7 @@ def check_can_write(folder: Path, name: str, kind: str, identity: Mapping[str, A
             f"{folder / (name + '.json')} exists but is not a readable {kind} artifact",
             "choose another output folder or pass --force to replace it",
         ) from None
-    differing = sorted(k for k, v in identity.items() if meta.get(k) != _jsonable(v))
+    differing = sorted(k for k, v in identity.items() if meta.get(k) != jsonable(v))
     if differing:
         raise BabelmoeError(
             f"{folder} already holds a different {kind} artifact (differs in: {', '.join(differing)})",
@@ -201,7 +201,7 @@ def check_can_write(folder: Path, name: str, kind: str, identity: Mapping[str, A
     return False
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 

@@ -1,0 +1,105 @@
+"""Bootstrap over documents: resample each language's profile units and recompute frequencies.
+
+The profile splits every language's counts into U units of whole documents
+(``unit_counts`` [n, U, L, E], ``unit_tokens`` [n, U]). One bootstrap resample draws, for each
+language, as many units as it has non-empty ones, uniformly with replacement among them, and sums
+their counts and tokens; frequency = counts / tokens. With ``paired`` the same draw (over the
+units that are non-empty in some language) is used for every language, which suits parallel
+corpora whose j-th unit holds the same content in every language. Intervals are percentile
+intervals of a statistic over the resamples.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Statistic = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def unit_weights(
+    rng: np.random.Generator, unit_tokens: np.ndarray, batch: int, paired: bool
+) -> np.ndarray:
+    """[B, n, U] how often each unit is drawn in each of ``batch`` resamples."""
+    n, n_units = unit_tokens.shape
+    nonempty = unit_tokens > 0  # [n, U]
+    if paired:
+        mask = nonempty.any(axis=0)
+        probs = mask / mask.sum()
+        draws = rng.multinomial(int(mask.sum()), probs, size=batch)  # [B, U]
+        return np.repeat(draws[:, None, :], n, axis=1).astype(np.float64)
+    out = np.zeros((batch, n, n_units))
+    for lang in range(n):
+        m = int(nonempty[lang].sum())
+        if m == 0:
+            continue
+        out[:, lang, :] = rng.multinomial(m, nonempty[lang] / m, size=batch)
+    return out
+
+
+def resampled_frequency(
+    unit_counts: np.ndarray, unit_tokens: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """[n, U, L, E] counts, [n, U] tokens, [B, n, U] weights -> [B, n, L, E] frequencies."""
+    n, n_units, n_layers, n_experts = unit_counts.shape
+    flat = unit_counts.reshape(n, n_units, n_layers * n_experts)
+    counts = np.einsum("bnu,nuk->bnk", weights, flat)  # [B, n, L*E]
+    tokens = np.einsum("bnu,nu->bn", weights, unit_tokens)  # [B, n]
+    freq = counts / np.maximum(tokens, 1.0)[..., None]
+    return freq.reshape(weights.shape[0], n, n_layers, n_experts)
+
+
+def check_units(unit_counts: np.ndarray, unit_tokens: np.ndarray, codes: list[str]) -> None:
+    """Log a warning for languages whose intervals will be degenerate."""
+    for code, row in zip(codes, unit_tokens, strict=True):
+        if int((row > 0).sum()) < 2:
+            log.warning(
+                "language %s has fewer than 2 non-empty bootstrap units: its intervals "
+                "have zero width (profile more documents or more units)",
+                code,
+            )
+
+
+def run_bootstrap(
+    unit_counts: np.ndarray,
+    unit_tokens: np.ndarray,
+    statistic: Statistic,
+    n_resamples: int,
+    seed: int,
+    batch_size: int = 50,
+    paired: bool = False,
+) -> dict[str, np.ndarray]:
+    """Apply ``statistic`` ([B, n, L, E] -> named arrays [B, ...]) to resampled frequencies.
+
+    Returns the named arrays concatenated over all ``n_resamples`` (float32 to bound memory).
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.asarray(unit_counts, dtype=np.float64)
+    tokens = np.asarray(unit_tokens, dtype=np.float64)
+    parts: dict[str, list[np.ndarray]] = {}
+    done = 0
+    while done < n_resamples:
+        batch = min(batch_size, n_resamples - done)
+        freq = resampled_frequency(counts, tokens, unit_weights(rng, tokens, batch, paired))
+        for name, value in statistic(freq).items():
+            parts.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
+        done += batch
+        log.debug("bootstrap %d/%d", done, n_resamples)
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def percentile_interval(samples: np.ndarray, level: float) -> np.ndarray:
+    """[B, ...] -> [2, ...] lower and upper percentile bounds (NaN where all samples are NaN)."""
+    tail = 100.0 * (1.0 - level) / 2.0
+    samples = np.asarray(samples, dtype=np.float64)
+    shape = samples.shape[1:]
+    flat = samples.reshape(samples.shape[0], -1)  # [B, K]
+    out = np.full((2, flat.shape[1]), np.nan)
+    finite = ~np.all(np.isnan(flat), axis=0) if flat.shape[0] else np.zeros(flat.shape[1], bool)
+    if finite.any():
+        out[:, finite] = np.nanpercentile(flat[:, finite], [tail, 100.0 - tail], axis=0)
+    return out.reshape(2, *shape)

@@ -1,0 +1,128 @@
+"""Typed configs of the analysis and diff stages (validated on construction, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from babelmoe.analysis.metrics import METRICS
+from babelmoe.errors import require
+
+# The paper's three Romance languages; resolved against code, BCP 47 tag or name of the profile.
+DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {"Romance": ("fr", "es", "pt")}
+
+
+@dataclass
+class AnalysisConfig:
+    """How ``babelmoe analyse`` compares languages. Every field has a default that suits a run."""
+
+    metrics: tuple[str, ...] = tuple(METRICS)
+    """Similarity measures computed, whole model and per layer (see ``analysis.metrics``)."""
+    primary_metric: str = "jensen_shannon"
+    """Distance used for clustering, the Mantel tests, the group tests and the stability check."""
+    kl_epsilon: float = 1e-6
+    """Added to every entry of a normalised frequency vector before KL (then renormalised)."""
+    linkage: str = "average"
+    """scipy hierarchical-clustering method for the language dendrogram."""
+    groups: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
+    """Named language groups tested for "closer to each other than to the rest"."""
+    auto_groups: bool = True
+    """Also test every family and genus of the profile with >= 2 members and >= 2 non-members."""
+    shared_threshold: float = 0.05
+    """An expert is shared when its frequency is >= this in every language."""
+    specific_high: float = 0.05
+    """An expert is specific to language X when freq(X) >= this ..."""
+    specific_low: float = 0.01
+    """... and the frequency in every other language is <= this (for a group: min over the
+    group >= ``specific_high`` and max over the rest <= ``specific_low``)."""
+    lape_filter_quantile: float = 0.95
+    """LAPE (Tang et al. 2024): keep experts whose top frequency reaches this quantile of all
+    frequencies; a kept expert belongs to every language whose frequency reaches it too."""
+    lape_entropy_quantile: float = 0.01
+    """LAPE: among kept experts, the share with the lowest entropy that counts as specific."""
+    n_bootstrap: int = 1000
+    """Bootstrap resamples of the documents (profile units) for every confidence interval."""
+    bootstrap_paired: bool = False
+    """Resample the same unit indices in every language (right for parallel corpora whose units
+    align); off: each language's units are resampled independently (wider, conservative)."""
+    ci_level: float = 0.95
+    """Coverage of the percentile bootstrap intervals."""
+    n_permutations: int = 9999
+    """Random label permutations when exact enumeration would exceed ``exact_limit``."""
+    exact_limit: int = 400_000
+    """Enumerate every distinct permutation (or grouping) when there are at most this many."""
+    alpha: float = 0.05
+    """Significance level used in the sentences of the summary and the stability verdicts."""
+    seed: int = 0
+    """Seed of the bootstrap and of random permutations."""
+    batch_size: int = 50
+    """Bootstrap resamples processed at once (memory ~ batch x languages x layers x experts)."""
+
+    def __post_init__(self) -> None:
+        self.metrics = tuple(self.metrics)
+        self.groups = {name: tuple(members) for name, members in self.groups.items()}
+        unknown = [m for m in (*self.metrics, self.primary_metric) if m not in METRICS]
+        require(not unknown, f"unknown metric(s): {', '.join(unknown)}",
+                f"choose from {', '.join(METRICS)}")
+        if self.primary_metric not in self.metrics:
+            self.metrics = (*self.metrics, self.primary_metric)
+        require(self.linkage in {"average", "complete", "single", "weighted"},
+                f"unknown linkage {self.linkage!r}", "use average, complete, single or weighted")
+        for name, members in self.groups.items():
+            require(len(members) >= 2, f"group {name!r} has fewer than 2 languages",
+                    "give at least two language codes per group")
+        for name in ("shared_threshold", "specific_high", "specific_low"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
+        require(self.specific_low < self.specific_high,
+                "specific_low must be below specific_high", "e.g. --specific-low 0.01")
+        require(0.0 < self.lape_filter_quantile < 1.0, "lape_filter_quantile must lie in (0, 1)")
+        require(0.0 < self.lape_entropy_quantile <= 1.0,
+                "lape_entropy_quantile must lie in (0, 1]")
+        require(self.kl_epsilon > 0, "kl_epsilon must be positive")
+        require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0", "use 0 to skip intervals")
+        require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
+        require(self.n_permutations >= 1, "n_permutations must be >= 1")
+        require(self.exact_limit >= 1, "exact_limit must be >= 1")
+        require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
+        require(self.batch_size >= 1, "batch_size must be >= 1")
+
+
+@dataclass
+class DiffConfig:
+    """How ``babelmoe diff`` compares two profiles of one architecture."""
+
+    shared_threshold: float = 0.05
+    """Shared-expert threshold (frequency >= this in every common language)."""
+    top_k: int = 20
+    """Experts with the largest change listed per layer."""
+    z_threshold: float = 3.0
+    """An expert changed beyond sampling noise when |delta| > this x its bootstrap std. error."""
+    primary_metric: str = "jensen_shannon"
+    """Distance used to compare the language geometry of the two profiles."""
+    kl_epsilon: float = 1e-6
+    """Smoothing of KL (see ``AnalysisConfig``)."""
+    n_bootstrap: int = 1000
+    """Bootstrap resamples (each profile's units resampled independently)."""
+    ci_level: float = 0.95
+    """Coverage of the percentile bootstrap intervals."""
+    n_permutations: int = 9999
+    """Random permutations for the Mantel test when exact enumeration is too large."""
+    exact_limit: int = 400_000
+    """Enumerate every permutation when there are at most this many."""
+    seed: int = 0
+    """Seed of the bootstrap and of random permutations."""
+    batch_size: int = 50
+    """Bootstrap resamples processed at once."""
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.shared_threshold <= 1.0, "shared_threshold must lie in [0, 1]")
+        require(self.top_k >= 1, "top_k must be >= 1")
+        require(self.z_threshold > 0, "z_threshold must be positive")
+        require(self.primary_metric in METRICS, f"unknown metric {self.primary_metric!r}",
+                f"choose from {', '.join(METRICS)}")
+        require(self.kl_epsilon > 0, "kl_epsilon must be positive")
+        require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0")
+        require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
+        require(self.n_permutations >= 1, "n_permutations must be >= 1")
+        require(self.exact_limit >= 1, "exact_limit must be >= 1")
+        require(self.batch_size >= 1, "batch_size must be >= 1")

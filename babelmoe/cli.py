@@ -1,0 +1,82 @@
+"""The ``babelmoe`` program: one subcommand per stage, each defined in ``babelmoe/commands/``.
+
+Every failure the user can fix is reported as one line on stderr with a non-zero exit:
+``BabelmoeError`` (exit 2), usage errors from the option parser (exit 2), a full disk (exit 3)
+and Ctrl-C (exit 130). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import sys
+
+import click
+import typer
+
+from babelmoe.errors import BabelmoeError
+
+# Subcommand modules, in the order ``--help`` lists them. Each defines ``register(app)``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "split",
+    "profile",
+)
+
+app = typer.Typer(
+    name="babelmoe",
+    help="Find and use the language-specific experts inside the FFN layers of decoder LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
+) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "accelerate", "datasets", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"babelmoe.commands.{_name}").register(app)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"babelmoe: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except BabelmoeError as exc:
+        _fail(exc.one_line(), 2)
+    except click.exceptions.NoArgsIsHelpError:
+        sys.exit(0)
+    except click.UsageError as exc:
+        where = f"babelmoe {exc.ctx.info_name} --help" if exc.ctx else "babelmoe --help"
+        if exc.ctx and exc.ctx.parent is None:
+            where = "babelmoe --help"
+        _fail(f"{exc.format_message()} (see {where})", 2)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted; a re-run of the same command resumes or restarts cleanly", 130)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            _fail(f"no space left on the device writing {exc.filename or 'output'}; free space "
+                  "or choose another output folder", 3)
+        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            _fail(f"permission denied: {exc.filename or exc}; choose a folder you can write", 3)
+        raise
+
+
+if __name__ == "__main__":
+    main()

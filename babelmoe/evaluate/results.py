@@ -1,0 +1,148 @@
+"""Task results: per-item records (JSONL) beside a summary (JSON), written atomically.
+
+For a task ``t`` on language ``l`` the writer produces, in the folder it is given (normally the
+run folder's ``eval/``):
+
+    t.l.json           summary: schema version, task, language, metrics, config, caller's meta
+    t.l.items.jsonl    one JSON object per item (or per document for perplexity)
+
+The items are written first and the summary last, so a summary on disk means complete items.
+Existing files are never overwritten silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from babelmoe.artifacts import SCHEMA_VERSION, atomic_write_json, atomic_write_text
+from babelmoe.errors import BabelmoeError
+
+SUMMARY_SUFFIX = ".json"
+ITEMS_SUFFIX = ".items.jsonl"
+
+
+class Record(Protocol):
+    """Anything that turns into one JSON line."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """The outcome of one item of an accuracy task."""
+
+    id: str
+    """The item's id in its dataset."""
+    prediction: Any
+    """What the model answered (a choice index, a number, or None when nothing was extracted)."""
+    gold: Any
+    """The correct answer, in the same form as ``prediction``."""
+    correct: bool
+    """Whether ``prediction`` counts as correct."""
+    scores: dict[str, Any] = field(default_factory=dict)
+    """Task-specific evidence: log-likelihoods per choice, the generated text, ..."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "prediction": self.prediction,
+            "gold": self.gold,
+            "correct": self.correct,
+            **self.scores,
+        }
+
+
+@dataclass
+class TaskResult:
+    """Everything one task run on one language produced."""
+
+    task: str
+    """Task name, e.g. ``"xcsqa"``, ``"mgsm-cot"``, ``"udhr-cont"``, ``"perplexity"``."""
+    lang: str
+    """Language code the task ran on."""
+    metrics: dict[str, float]
+    """Headline numbers (acc, acc_norm, n, chance ...)."""
+    records: Sequence[Record]
+    """Per-item (or per-document) records, in input order."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The resolved configs the numbers came from."""
+
+    def summary(self, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The summary JSON object (``meta``: model identity etc. from the caller)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "task_result",
+            "task": self.task,
+            "lang": self.lang,
+            "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
+            "n_records": len(self.records),
+            "items_file": result_paths(Path("."), self.task, self.lang)[1].name,
+            "config": self.config,
+            **(dict(meta) if meta else {}),
+        }
+
+
+def _json_number(value: Any) -> Any:
+    """NaN and infinities are not JSON: store them as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def result_paths(folder: Path, task: str, lang: str) -> tuple[Path, Path]:
+    """(summary path, items path) of a task result inside ``folder``."""
+    stem = f"{task}.{lang}"
+    return folder / f"{stem}{SUMMARY_SUFFIX}", folder / f"{stem}{ITEMS_SUFFIX}"
+
+
+def write_task_result(
+    folder: Path,
+    result: TaskResult,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the items then the summary of ``result`` into ``folder``; return the summary path."""
+    summary_path, items_path = result_paths(Path(folder), result.task, result.lang)
+    if summary_path.exists() and not overwrite:
+        raise BabelmoeError(
+            f"{summary_path} already exists",
+            "pass overwrite=True (CLI: --overwrite) or write into another folder",
+        )
+    lines = (
+        json.dumps(_clean(r.to_json()), ensure_ascii=False, allow_nan=False)
+        for r in result.records
+    )
+    atomic_write_text(items_path, "".join(line + "\n" for line in lines))
+    atomic_write_json(summary_path, _clean(result.summary(meta)))
+    return summary_path
+
+
+def read_task_summary(folder: Path, task: str, lang: str) -> dict[str, Any] | None:
+    """The summary of a finished task run, or None when there is none (lets sweeps resume)."""
+    summary_path = result_paths(Path(folder), task, lang)[0]
+    if not summary_path.is_file():
+        return None
+    try:
+        data = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BabelmoeError(
+            f"{summary_path} is corrupted", "delete it and re-run the evaluation"
+        ) from None
+    if not isinstance(data, dict) or data.get("kind") != "task_result":
+        raise BabelmoeError(f"{summary_path} is not a task result", "pass the right folder")
+    return data
+
+
+def _clean(obj: Any) -> Any:
+    """Recursively replace non-finite floats by None so the JSON stays standard."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return _json_number(obj)

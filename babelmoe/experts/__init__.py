@@ -1,0 +1,1 @@
+"""Experts: balanced k-means, the partition artifact, the MoE view."""

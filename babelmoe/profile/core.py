@@ -1,0 +1,102 @@
+"""The profiling loop: batches through the model with hooks, counts on the device.
+
+``profile_batches`` is the whole computation of stage 2 for already-built batches; the runner
+around it does the I/O (corpus, artifacts, checkpoints). Host syncs happen only every
+``sync_every`` batches (the non-finite check and the checkpoint callback).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from babelmoe.errors import BabelmoeError
+from babelmoe.experts.moe_view import expert_layout
+from babelmoe.experts.partition import Partition
+from babelmoe.models.ffn import ffns
+from babelmoe.profile.accumulate import Accumulator
+from babelmoe.profile.batches import Batch
+from babelmoe.profile.hooks import ScoreRecorder, recording
+from babelmoe.profile.scoring import Selection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How experts are scored and selected (see ``babelmoe.profile.scoring``)."""
+
+    norm: str = "l2"
+    selection: Selection = "global"
+    top_frac: float = 0.10
+    zscore: bool = True
+
+
+def decoder_stack(model: nn.Module) -> nn.Module:
+    """The model without its LM head (profiling needs no logits)."""
+    return getattr(model, "base_model", model)
+
+
+def _raise_nonfinite(layer: int) -> None:
+    raise BabelmoeError(
+        f"NaN or inf in the FFN activations of layer {layer} (numerical overflow)",
+        "run with --dtype bfloat16 or --dtype float32 instead of float16",
+    )
+
+
+@torch.inference_mode()
+def profile_batches(
+    model: nn.Module,
+    partition: Partition,
+    batches: list[Batch],
+    n_lang: int,
+    n_units: int,
+    scoring: Scoring,
+    *,
+    start: int = 0,
+    state: dict[str, torch.Tensor] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    sync_every: int = 50,
+    on_sync: Callable[[int, Accumulator], None] | None = None,
+) -> Accumulator:
+    """Count, per group, how often each (layer, expert) is selected over ``batches``.
+
+    Rank ``rank`` of ``world_size`` takes batches ``i`` with ``i % world_size == rank``; batches
+    before ``start`` are skipped (already in ``state``). ``on_sync(next_batch, accumulator)`` is
+    called every ``sync_every`` batches, for checkpoints. Counts are not all-reduced here.
+    """
+    layers = ffns(model)
+    device = layers[0].down.weight.device
+    accumulator = Accumulator(n_lang, n_units, len(layers), partition.n_experts, device,
+                              scoring.top_frac, scoring.selection, scoring.zscore)
+    if state is not None:
+        accumulator.load_state(state)
+    stack = decoder_stack(model)
+    input_device = model.get_input_embeddings().weight.device
+    todo = [i for i in range(start, len(batches)) if i % world_size == rank]
+    counted = sum(batches[i].n_counted for i in todo)
+    with expert_layout(model, partition) as sizes:
+        recorder = ScoreRecorder(layers, sizes, scoring.norm, accumulator, device)
+        with recording(recorder), tqdm(total=counted, unit="tok", desc="profile", disable=rank != 0,
+                                       unit_scale=True, smoothing=0.1) as bar:
+            for step, index in enumerate(todo, start=1):
+                batch = batches[index]
+                recorder.begin(batch.group)
+                stack(input_ids=batch.input_ids.to(input_device, non_blocking=True),
+                      attention_mask=batch.attention_mask.to(input_device, non_blocking=True),
+                      use_cache=False)
+                recorder.end()
+                bar.update(batch.n_counted)
+                if step % sync_every == 0 or step == len(todo):
+                    bad = recorder.first_nonfinite_layer()
+                    if bad is not None:
+                        _raise_nonfinite(bad)
+                    if on_sync is not None:
+                        on_sync(index + 1, accumulator)
+    return accumulator
