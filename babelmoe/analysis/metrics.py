@@ -22,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import xlogy
-from scipy.stats import rankdata
+import torch
 
 _LOG2 = np.log(2.0)
 
@@ -65,24 +64,41 @@ def kl(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
+def _plogp(p: np.ndarray) -> np.ndarray:
+    """Elementwise p * log(p) with 0 log 0 = 0 (NaN stays NaN)."""
+    return p * np.log(np.where(p > 0, p, 1.0))
+
+
 def jensen_shannon(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
+    # JS(p, q) = H(m) - (H(p) + H(q)) / 2 with m = (p + q) / 2, H(p) = -sum p log p.
     p = _normalise(x)
+    self_terms = _plogp(p).sum(axis=-1)  # [..., n] = -H(p_i)
     n = x.shape[-2]
-    out = np.empty((*x.shape[:-2], n, n))
-    for i in range(n):
-        pi = p[..., i : i + 1, :]
-        m = (pi + p) / 2.0
-        div = 0.5 * (xlogy(pi, pi) - xlogy(pi, m)).sum(-1) + 0.5 * (xlogy(p, p) - xlogy(p, m)).sum(-1)
-        out[..., i, :] = np.clip(div / _LOG2, 0.0, 1.0)
-    return out
+    out = np.zeros((*x.shape[:-2], n, n))
+    for i in range(n - 1):
+        m = (p[..., i : i + 1, :] + p[..., i + 1 :, :]) / 2.0  # [..., n-i-1, d]
+        div = 0.5 * (self_terms[..., i : i + 1] + self_terms[..., i + 1 :]) - _plogp(m).sum(-1)
+        out[..., i, i + 1 :] = div
+        out[..., i + 1 :, i] = div
+    out[..., np.arange(n), np.arange(n)] = np.where(np.isnan(self_terms), np.nan, 0.0)
+    return np.clip(out / _LOG2, 0.0, 1.0)
 
 
 def pearson(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
     return _gram_of_unit_rows(x - x.mean(axis=-1, keepdims=True))
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks along the last axis, ties get their average rank (as scipy's rankdata)."""
+    values = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    ordered, _ = torch.sort(values, dim=-1)
+    below = torch.searchsorted(ordered, values, right=False)  # entries < value
+    upto = torch.searchsorted(ordered, values, right=True)  # entries <= value
+    return ((below + upto + 1).double() / 2.0).numpy()
+
+
 def spearman(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
-    return pearson(rankdata(x, axis=-1))
+    return pearson(average_ranks(x))
 
 
 def cosine(x: np.ndarray, eps: float = 0.0) -> np.ndarray:

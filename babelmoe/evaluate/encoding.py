@@ -39,7 +39,7 @@ def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
 
 
 def input_device(model: PreTrainedModel) -> torch.device:
-    """Where input ids must live: the device of the input embeddings (first device of a split model)."""
+    """Where input ids must live: the input embeddings' device (the first of a split model)."""
     return model.get_input_embeddings().weight.device
 
 

@@ -58,8 +58,12 @@ class _StopOnStrings(StoppingCriteria):
     def __init__(self, tokenizer: PreTrainedTokenizerBase, stop: Sequence[str], prompt_len: int):
         self.tokenizer, self.stop, self.prompt_len = tokenizer, tuple(stop), prompt_len
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs
+    ) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(
+            input_ids[:, self.prompt_len :], skip_special_tokens=True
+        )
         done = [any(s in text for s in self.stop) for text in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
@@ -90,7 +94,9 @@ def generate_greedy(
     outputs: list[str] = [""] * len(prompts)
     n_batches = -(-len(order) // config.batch_size)
     with eval_mode(model):
-        for idx in tqdm(batches(order, config.batch_size), total=n_batches, desc=desc, disable=None):
+        for idx in tqdm(
+            batches(order, config.batch_size), total=n_batches, desc=desc, disable=None
+        ):
             width = len(encoded[idx[0]])
             input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
             attention_mask = torch.zeros((len(idx), width), dtype=torch.long)

@@ -1,4 +1,4 @@
-"""Multiple choice by log-likelihood, as lm-evaluation-harness scores ``output_type: multiple_choice``.
+"""Multiple choice by log-likelihood, as lm-evaluation-harness scores its multiple-choice tasks.
 
 For an item with context c and choices x_1..x_K, each choice is scored as
 
@@ -96,7 +96,9 @@ class MultipleChoiceOutcome:
 
     @property
     def prediction_norm(self) -> int:
-        return _argmax([ll / n for ll, n in zip(self.loglikelihoods, self.choice_chars, strict=True)])
+        return _argmax(
+            [ll / n for ll, n in zip(self.loglikelihoods, self.choice_chars, strict=True)]
+        )
 
     def record(self) -> ItemRecord:
         return ItemRecord(
@@ -135,7 +137,12 @@ class MultipleChoiceResult:
     def metrics(self) -> dict[str, float]:
         n_choices = [len(o.loglikelihoods) for o in self.outcomes]
         chance = sum(1 / k for k in n_choices) / len(n_choices)
-        return {"acc": self.acc, "acc_norm": self.acc_norm, "n": len(self.outcomes), "chance": chance}
+        return {
+            "acc": self.acc,
+            "acc_norm": self.acc_norm,
+            "n": len(self.outcomes),
+            "chance": chance,
+        }
 
     def to_task_result(self, task: str, lang: str, config: dict | None = None) -> TaskResult:
         return TaskResult(

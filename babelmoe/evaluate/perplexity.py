@@ -200,6 +200,7 @@ def perplexity_by_language(
     results = {}
     for lang, docs in documents.items():
         results[lang] = perplexity(model, tokenizer, docs, config, desc=f"perplexity {lang}")
-        logger.info("perplexity %s: %.3f over %d tokens", lang, results[lang].ppl,
-                    results[lang].n_tokens)
+        logger.info(
+            "perplexity %s: %.3f over %d tokens", lang, results[lang].ppl, results[lang].n_tokens
+        )
     return results

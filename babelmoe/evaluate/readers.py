@@ -50,9 +50,7 @@ def read_jsonl(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield where, obj
 
 
-def require_field(
-    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str
-) -> Any:
+def require_field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     """``obj[key]``, checked to exist and be of type ``kind`` (or one of the types)."""
     if key not in obj:
         raise BabelmoeError(f"{where}: missing field {key!r}", "fix the record")

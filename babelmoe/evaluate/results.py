@@ -115,8 +115,7 @@ def write_task_result(
             "pass overwrite=True (CLI: --overwrite) or write into another folder",
         )
     lines = (
-        json.dumps(_clean(r.to_json()), ensure_ascii=False, allow_nan=False)
-        for r in result.records
+        json.dumps(_clean(r.to_json()), ensure_ascii=False, allow_nan=False) for r in result.records
     )
     atomic_write_text(items_path, "".join(line + "\n" for line in lines))
     atomic_write_json(summary_path, _clean(result.summary(meta)))

@@ -1,4 +1,4 @@
-"""Log-likelihood of sequence tails: the one batched forward that perplexity and multiple choice use.
+"""Log-likelihood of sequence tails: the batched forward behind perplexity and multiple choice.
 
 A request is a token sequence and a number k of target tokens at its end; its score is
 sum_{t = n-k}^{n-1} log p(tokens[t] | tokens[:t]). Requests are sorted by length (longest first,

@@ -373,3 +373,129 @@ def balanced_assignment(
     labels, cancelled = _polish(cost, labels)
     log.debug("balanced assignment: %d auction rounds, %d cycles cancelled", rounds, cancelled)
     return labels, st
+
+
+# --------------------------------------------------------------------------------------------
+# Lloyd iterations
+# --------------------------------------------------------------------------------------------
+
+
+def _check_input(x: torch.Tensor, k: int) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise BabelmoeError(
+            f"balanced k-means needs a 2-D [n, d] tensor, got {shape}",
+            "pass one weight matrix with one row per item to cluster",
+        )
+    n = x.shape[0]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise BabelmoeError(f"number of clusters must be an integer >= 1, got {k!r}", "use k >= 1")
+    if k > n:
+        raise BabelmoeError(
+            f"cannot split {n} rows into {k} non-empty clusters",
+            f"use at most {n} experts for this layer",
+        )
+    if x.shape[1] == 0:
+        raise BabelmoeError("balanced k-means got rows of width 0", "pass a non-empty matrix")
+    if not bool(torch.isfinite(x).all()):
+        raise BabelmoeError(
+            "balanced k-means got NaN or infinite values",
+            "check the weights (a failed dequantisation or load) before splitting",
+        )
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Greedy k-means++ seeding: [n, d] -> [k, d] centroids (rows of x).
+
+    The uniforms come from ``gen`` on the CPU and are mapped to rows by inverse-CDF search on
+    x's device, so the choice depends only on the seed (and float rounding), not on the device.
+    """
+    n, _ = x.shape
+    trials = 2 + int(math.log(k))
+    u = torch.rand(k * trials + 1, generator=gen, dtype=torch.float64).to(x.device)
+    sq = (x * x).sum(dim=1)  # [n]
+    first = min(int(u[0].item() * n), n - 1)
+    idx = torch.empty(k, dtype=torch.int64, device=x.device)
+    idx[0] = first
+    d2 = (sq - 2 * x @ x[first] + sq[first]).clamp_min(0)  # [n] squared distance to nearest
+    for c in range(1, k):
+        cdf = torch.cumsum(d2.double(), 0)  # [n]
+        total = cdf[-1]
+        r = u[1 + (c - 1) * trials : 1 + c * trials] * total  # [trials]
+        cand = torch.searchsorted(cdf, r).clamp_max(n - 1)  # [trials] candidate rows
+        dc = (sq[None, :] - 2 * x[cand] @ x.T + sq[cand, None]).clamp_min(0)  # [trials, n]
+        pot = torch.minimum(dc, d2[None, :]).double().sum(dim=1)  # [trials] resulting potential
+        best = pot.argmin()
+        idx[c] = cand[best]
+        d2 = torch.minimum(dc[best], d2)
+    return x[idx].clone()
+
+
+def _canonical(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Permutation ``new_of_old`` [k]: larger clusters first, then by smallest member index."""
+    n = labels.numel()
+    size = torch.bincount(labels, minlength=k)  # [k]
+    first = torch.full((k,), n, dtype=torch.int64, device=labels.device)
+    first = first.scatter_reduce(0, labels, torch.arange(n, device=labels.device), reduce="amin")
+    key = (size.max() - size) * (n + 1) + first  # [k] size descending, then first member
+    order = torch.argsort(key)  # old labels in new order
+    new_of_old = torch.empty_like(order)
+    new_of_old[order] = torch.arange(k, device=labels.device)
+    return new_of_old
+
+
+def balanced_kmeans(
+    x: torch.Tensor, k: int, *, seed: int = 0, max_iter: int = 50, tol: float = 1e-6
+) -> KMeansResult:
+    """Cluster the rows of ``x`` into ``k`` clusters of exactly balanced size.
+
+    Every cluster gets ``floor(n/k)`` or ``ceil(n/k)`` rows; see the module docstring for the
+    method. Runs in float32 on x's device and is deterministic for a seed on a given device.
+
+    Args:
+        x: [n, d] rows to cluster (the caller normalises them if wanted).
+        k: number of clusters, ``1 <= k <= n``.
+        seed: seed of the k-means++ initialisation.
+        max_iter: most Lloyd iterations.
+        tol: stop when an iteration lowers the inertia by less than this fraction.
+
+    Returns:
+        A :class:`KMeansResult` with canonical labels (larger clusters first, then by smallest
+        member index).
+
+    Raises:
+        BabelmoeError: k < 1, k > n, x not 2-D, or x not finite.
+    """
+    _check_input(x, k)
+    x = x.detach().float()
+    n, _ = x.shape
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    centroids = _kmeans_pp(x, k, gen)  # [k, d]
+    sq = (x * x).sum(dim=1)  # [n]
+    state: _AuctionState | None = None
+    labels = torch.full((n,), -1, dtype=torch.int64, device=x.device)
+    inertia = _INF
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
+        cost = (centroids * centroids).sum(dim=1)[None, :] - 2 * (x @ centroids.T)  # [n, k]
+        new_labels, state = balanced_assignment(cost, state=state)
+        # Update: each centroid is the mean of its members.
+        size = torch.bincount(new_labels, minlength=k).to(x.dtype)  # [k]
+        sums = torch.zeros_like(centroids).index_add_(0, new_labels, x)  # [k, d]
+        centroids = sums / size[:, None]
+        new_inertia = float((sq + cost.gather(1, new_labels[:, None]).squeeze(1)).double().sum())
+        changed = int((new_labels != labels).sum())
+        labels = new_labels
+        log.debug(
+            "balanced k-means iter %d: inertia %.6g, %d labels changed", n_iter, new_inertia, changed
+        )
+        if changed == 0 or (n_iter > 1 and inertia - new_inertia <= tol * abs(inertia)):
+            inertia = new_inertia
+            break
+        inertia = new_inertia
+    new_of_old = _canonical(labels, k)
+    labels = new_of_old[labels]
+    perm = torch.argsort(new_of_old)  # old label of every new label
+    centroids = centroids[perm]
+    inertia = float(((x - centroids[labels]) ** 2).sum(dtype=torch.float64))
+    return KMeansResult(labels=labels, centroids=centroids, inertia=inertia, n_iter=n_iter)

@@ -24,8 +24,10 @@ Prompts use the paper's native-language frames (prefixes of the published exempl
 
 A prompt is the k exemplars then the problem, blocks separated by a blank line:
 
-  cot:     "{Q}{exemplar question}\\n{COT} {exemplar reasoning}\\n\\n" * k + "{Q}{question}\\n{COT}"
-  direct:  "{Q}{exemplar question}\\n{DIRECT} {exemplar answer}\\n\\n" * k + "{Q}{question}\\n{DIRECT}"
+  cot:    ("{Q}{exemplar question}\\n{COT} {exemplar reasoning}" + "\\n\\n") * k
+          + "{Q}{question}\\n{COT}"
+  direct: ("{Q}{exemplar question}\\n{DIRECT} {exemplar answer}" + "\\n\\n") * k
+          + "{Q}{question}\\n{DIRECT}"
 
 (no space after a cue ending in a full-width colon, as in the Chinese and Japanese exemplars).
 
@@ -310,6 +312,9 @@ def evaluate_mgsm(
         lang=lang,
         metrics=metrics,
         records=records,
-        config={"mgsm": asdict(config), "generation": asdict(generation),
-                "template": asdict(template_for(lang))},
+        config={
+            "mgsm": asdict(config),
+            "generation": asdict(generation),
+            "template": asdict(template_for(lang)),
+        },
     )

@@ -102,7 +102,9 @@ def resolve_path(path: Path | str, lang: str | None, split: str) -> Path:
     return path
 
 
-def read_xcsqa(path: Path | str, lang: str | None = None, split: str = "dev") -> list[XCSQAQuestion]:
+def read_xcsqa(
+    path: Path | str, lang: str | None = None, split: str = "dev"
+) -> list[XCSQAQuestion]:
     """Questions of a published X-CSQA JSONL file (or of ``{folder}/{lang}/{split}.jsonl``)."""
     file = resolve_path(path, lang, split)
     questions = [parse_question(obj, where) for where, obj in read_jsonl(file, "X-CSQA JSONL")]
@@ -110,7 +112,9 @@ def read_xcsqa(path: Path | str, lang: str | None = None, split: str = "dev") ->
     return questions
 
 
-def load_xcsqa_hf(lang: str, split: str = "dev", cache_dir: str | None = None) -> list[XCSQAQuestion]:
+def load_xcsqa_hf(
+    lang: str, split: str = "dev", cache_dir: str | None = None
+) -> list[XCSQAQuestion]:
     """Questions from the Hugging Face hub (needs ``datasets`` and internet)."""
     try:
         import datasets
@@ -121,8 +125,9 @@ def load_xcsqa_hf(lang: str, split: str = "dev", cache_dir: str | None = None) -
         ) from None
     config = f"X-CSQA-{LANG_FOLDERS.get(lang, lang)}"
     try:
-        rows = datasets.load_dataset(HF_DATASET, config, split=HF_SPLITS.get(split, split),
-                                     cache_dir=cache_dir)
+        rows = datasets.load_dataset(
+            HF_DATASET, config, split=HF_SPLITS.get(split, split), cache_dir=cache_dir
+        )
     except Exception as exc:  # network, unknown config ...: one clear line
         raise BabelmoeError(
             f"could not load {HF_DATASET} {config} ({exc.__class__.__name__}: {exc})",
