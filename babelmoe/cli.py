@@ -21,6 +21,12 @@ from babelmoe.errors import BabelmoeError
 COMMAND_MODULES: tuple[str, ...] = (
     "split",
     "profile",
+    "analyse",
+    "report",
+    "diff",
+    "prune",
+    "evaluate",
+    "sweep",
 )
 
 app = typer.Typer(

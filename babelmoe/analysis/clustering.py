@@ -33,3 +33,21 @@ def cophenetic_correlation(tree: np.ndarray, dist: np.ndarray) -> float:
         return float("nan")
     corr, _ = cophenet(tree, squareform(np.nan_to_num((dist + dist.T) / 2.0), checks=False))
     return float(corr)
+
+
+def align_tree(tree: np.ndarray, reference_order: list[int]) -> np.ndarray:
+    """The same tree with each merge's two children swapped so that the child whose leaves sit
+    earlier in ``reference_order`` (on average) comes first: draws a second dendrogram as close
+    as its shape allows to the first one's leaf order."""
+    n = tree.shape[0] + 1
+    rank = {leaf: k for k, leaf in enumerate(reference_order)}
+    leaves: dict[int, list[int]] = {i: [i] for i in range(n)}
+    out = tree.copy()
+    for row in range(tree.shape[0]):
+        a, b = int(tree[row, 0]), int(tree[row, 1])
+        mean_a = np.mean([rank[x] for x in leaves[a]])
+        mean_b = np.mean([rank[x] for x in leaves[b]])
+        if mean_b < mean_a:
+            out[row, 0], out[row, 1] = b, a
+        leaves[n + row] = leaves[a] + leaves[b]
+    return out

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.cluster.hierarchy import leaves_list
 from scipy.stats import rankdata
 
 from babelmoe.analysis import experts as ex
 from babelmoe.analysis.bootstrap import check_units, percentile_interval, run_bootstrap
-from babelmoe.analysis.clustering import cluster
+from babelmoe.analysis.clustering import align_tree, cluster
 from babelmoe.analysis.config import AnalysisConfig
 from babelmoe.analysis.genealogy import (
     category_distance,
@@ -34,7 +35,7 @@ from babelmoe.analysis.permutation import (
     group_statistic,
     group_test,
     holm,
-    mantel,
+    mantel_many,
     partial_mantel,
 )
 from babelmoe.errors import BabelmoeError
@@ -200,8 +201,9 @@ def analyse_profile(
     flat, by_layer = freq.reshape(n, -1), np.swapaxes(freq, 0, 1)
 
     metrics = {
-        name: MetricResult(name, pairwise(flat, name, cfg.kl_epsilon),
-                           pairwise(by_layer, name, cfg.kl_epsilon))
+        name: MetricResult(
+            name, pairwise(flat, name, cfg.kl_epsilon), pairwise(by_layer, name, cfg.kl_epsilon)
+        )
         for name in cfg.metrics
     }
     distance = as_distance(metrics[cfg.primary_metric].model, cfg.primary_metric)
@@ -213,7 +215,10 @@ def analyse_profile(
         "genus": category_distance(langs, "genus"),
         "script": script_distance(langs),
     }
-    genealogy_tree, genealogy_order = cluster(references["genealogy"], "average")
+    genealogy_tree, _ = cluster(references["genealogy"], "average")
+    if n > 1:
+        genealogy_tree = align_tree(genealogy_tree, order)
+    genealogy_order = [int(i) for i in leaves_list(genealogy_tree)] if n > 1 else [0]
     groups = _groups(profile, cfg, notes)
 
     # Bootstrap: every interval from the same resamples.
@@ -223,16 +228,21 @@ def analyse_profile(
         check_units(profile.unit_counts.numpy(), profile.unit_tokens.numpy(), profile.codes)
         log.info("bootstrap: %d resamples of %d languages' units", cfg.n_bootstrap, n)
         samples = run_bootstrap(
-            profile.unit_counts.numpy(), profile.unit_tokens.numpy(),
-            _statistic(cfg, boot_metrics, n_layers), cfg.n_bootstrap, cfg.seed,
-            cfg.batch_size, cfg.bootstrap_paired,
+            profile.unit_counts.numpy(),
+            profile.unit_tokens.numpy(),
+            _statistic(cfg, boot_metrics, n_layers),
+            cfg.n_bootstrap,
+            cfg.seed,
+            cfg.batch_size,
+            cfg.bootstrap_paired,
         )
         for name in boot_metrics:
             metrics[name].model_ci = percentile_interval(samples[f"{name}/model"], cfg.ci_level)
             metrics[name].layers_ci = percentile_interval(samples[f"{name}/layers"], cfg.ci_level)
     dist_samples = (
         as_distance(samples[f"{cfg.primary_metric}/model"].astype(np.float64), cfg.primary_metric)
-        if samples else None
+        if samples
+        else None
     )
 
     def interval(values: np.ndarray | None) -> Interval:
@@ -244,20 +254,19 @@ def analyse_profile(
     # Agreement with genealogy and script (Mantel, Spearman, one-sided).
     agreement: list[AgreementResult] = []
     if n >= 4:
-        plan = LabelPermutations(n, cfg.exact_limit, cfg.n_permutations, cfg.seed)
+        plan = LabelPermutations.cached(n, cfg.exact_limit, cfg.n_permutations, cfg.seed)
         rows, cols = plan.rows, plan.cols
         for ref, ref_dist in references.items():
-            test = mantel(plan, distance, ref_dist)
-            ci = interval(None if dist_samples is None
-                          else _correlations(dist_samples, ref_dist, rows, cols))
-            agreement.append(AgreementResult(ref, None, test, ci))
+            whole, *by_layer = mantel_many(plan, [distance, *layer_distance], ref_dist)
+            ci = interval(
+                None if dist_samples is None else _correlations(dist_samples, ref_dist, rows, cols)
+            )
+            agreement.append(AgreementResult(ref, None, whole, ci))
+            if ref in ("genealogy", "script"):
+                agreement += [AgreementResult(ref, k, t) for k, t in enumerate(by_layer)]
         for a, b in (("genealogy", "script"), ("script", "genealogy")):
             test = partial_mantel(plan, distance, references[a], references[b])
             agreement.append(AgreementResult(f"{a} | {b}", None, test))
-        for layer in range(n_layers):
-            for ref in ("genealogy", "script"):
-                test = mantel(plan, layer_distance[layer], references[ref])
-                agreement.append(AgreementResult(ref, layer, test))
     else:
         notes.append("Mantel tests skipped: they need at least 4 languages")
 
@@ -266,16 +275,28 @@ def analyse_profile(
         test = group_test(distance, idx, cfg.exact_limit, cfg.n_permutations, cfg.seed)
         ci = interval(None if dist_samples is None else group_statistic(dist_samples, idx))
         group_results.append(GroupResult(name, [profile.codes[i] for i in idx], source, test, ci))
-    for group, adjusted in zip(group_results, holm([g.test.p_value for g in group_results]),
-                               strict=True):
+    for group, adjusted in zip(
+        group_results, holm([g.test.p_value for g in group_results]), strict=True
+    ):
         group.p_holm = adjusted
 
     experts = _experts(freq, cfg, groups, samples, interval)
     return AnalysisResult(
-        languages=langs, frequency=freq, tokens=profile.tokens.numpy(), metrics=metrics,
-        primary=cfg.primary_metric, distance=distance, linkage=tree, order=order,
-        references=references, genealogy_linkage=genealogy_tree, genealogy_order=genealogy_order,
-        agreement=agreement, groups=group_results, experts=experts, notes=notes,
+        languages=langs,
+        frequency=freq,
+        tokens=profile.tokens.numpy(),
+        metrics=metrics,
+        primary=cfg.primary_metric,
+        distance=distance,
+        linkage=tree,
+        order=order,
+        references=references,
+        genealogy_linkage=genealogy_tree,
+        genealogy_order=genealogy_order,
+        agreement=agreement,
+        groups=group_results,
+        experts=experts,
+        notes=notes,
     )
 
 

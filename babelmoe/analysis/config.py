@@ -61,23 +61,34 @@ class AnalysisConfig:
         self.metrics = tuple(self.metrics)
         self.groups = {name: tuple(members) for name, members in self.groups.items()}
         unknown = [m for m in (*self.metrics, self.primary_metric) if m not in METRICS]
-        require(not unknown, f"unknown metric(s): {', '.join(unknown)}",
-                f"choose from {', '.join(METRICS)}")
+        require(
+            not unknown,
+            f"unknown metric(s): {', '.join(unknown)}",
+            f"choose from {', '.join(METRICS)}",
+        )
         if self.primary_metric not in self.metrics:
             self.metrics = (*self.metrics, self.primary_metric)
-        require(self.linkage in {"average", "complete", "single", "weighted"},
-                f"unknown linkage {self.linkage!r}", "use average, complete, single or weighted")
+        require(
+            self.linkage in {"average", "complete", "single", "weighted"},
+            f"unknown linkage {self.linkage!r}",
+            "use average, complete, single or weighted",
+        )
         for name, members in self.groups.items():
-            require(len(members) >= 2, f"group {name!r} has fewer than 2 languages",
-                    "give at least two language codes per group")
+            require(
+                len(members) >= 2,
+                f"group {name!r} has fewer than 2 languages",
+                "give at least two language codes per group",
+            )
         for name in ("shared_threshold", "specific_high", "specific_low"):
             value = getattr(self, name)
             require(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
-        require(self.specific_low < self.specific_high,
-                "specific_low must be below specific_high", "e.g. --specific-low 0.01")
+        require(
+            self.specific_low < self.specific_high,
+            "specific_low must be below specific_high",
+            "e.g. --specific-low 0.01",
+        )
         require(0.0 < self.lape_filter_quantile < 1.0, "lape_filter_quantile must lie in (0, 1)")
-        require(0.0 < self.lape_entropy_quantile <= 1.0,
-                "lape_entropy_quantile must lie in (0, 1]")
+        require(0.0 < self.lape_entropy_quantile <= 1.0, "lape_entropy_quantile must lie in (0, 1]")
         require(self.kl_epsilon > 0, "kl_epsilon must be positive")
         require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0", "use 0 to skip intervals")
         require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
@@ -118,8 +129,11 @@ class DiffConfig:
         require(0.0 <= self.shared_threshold <= 1.0, "shared_threshold must lie in [0, 1]")
         require(self.top_k >= 1, "top_k must be >= 1")
         require(self.z_threshold > 0, "z_threshold must be positive")
-        require(self.primary_metric in METRICS, f"unknown metric {self.primary_metric!r}",
-                f"choose from {', '.join(METRICS)}")
+        require(
+            self.primary_metric in METRICS,
+            f"unknown metric {self.primary_metric!r}",
+            f"choose from {', '.join(METRICS)}",
+        )
         require(self.kl_epsilon > 0, "kl_epsilon must be positive")
         require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0")
         require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")

@@ -63,7 +63,7 @@ def lape_specific(
     selected = np.zeros(candidate.shape, dtype=bool)
     if candidate.any():
         values = entropy[candidate]
-        n_keep = max(1, int(round(entropy_quantile * values.size)))
+        n_keep = max(1, round(entropy_quantile * values.size))
         cut = np.sort(values)[n_keep - 1]
         selected = candidate & (entropy <= cut)
     return selected[None] & (freq >= tau), tau

@@ -100,5 +100,5 @@ def metadata_groups(languages: Sequence[dict[str, Any]]) -> dict[str, list[int]]
         for value in values:
             members = [i for i, lang in enumerate(languages) if lang.get(key) == value]
             if len(members) >= 2 and n - len(members) >= 2:
-                groups[f"{value} ({key})"] = members
+                groups[f"{value} {key}"] = members
     return groups

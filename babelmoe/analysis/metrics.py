@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from scipy.stats import rankdata
 
 _LOG2 = np.log(2.0)
 
@@ -88,17 +88,8 @@ def pearson(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
     return _gram_of_unit_rows(x - x.mean(axis=-1, keepdims=True))
 
 
-def average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks along the last axis, ties get their average rank (as scipy's rankdata)."""
-    values = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-    ordered, _ = torch.sort(values, dim=-1)
-    below = torch.searchsorted(ordered, values, right=False)  # entries < value
-    upto = torch.searchsorted(ordered, values, right=True)  # entries <= value
-    return ((below + upto + 1).double() / 2.0).numpy()
-
-
 def spearman(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
-    return pearson(average_ranks(x))
+    return pearson(rankdata(x, axis=-1))
 
 
 def cosine(x: np.ndarray, eps: float = 0.0) -> np.ndarray:

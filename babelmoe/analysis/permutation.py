@@ -11,6 +11,7 @@ relabelings tied with the most extreme one), which says how much evidence the de
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 _TOL = 1e-10
+_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,19 @@ class LabelPermutations:
         pair_id[self.rows, self.cols] = np.arange(len(self.rows))
         pair_id = pair_id + pair_id.T
         # [N, n_pairs]: the pair that lands on pair k after relabeling (identity first)
+        dtype = np.int16 if len(self.rows) < 2**15 else np.int32
         self.pair_index = np.concatenate(
             [
-                pair_id[chunk[:, self.rows], chunk[:, self.cols]].astype(np.int32)
-                for chunk in np.array_split(perms, max(1, len(perms) // 50_000))
+                pair_id[chunk[:, self.rows], chunk[:, self.cols]].astype(dtype)
+                for chunk in np.array_split(perms, max(1, len(perms) // _CHUNK))
             ]
         )
+
+    @staticmethod
+    @functools.lru_cache(maxsize=2)
+    def cached(n: int, exact_limit: int, n_random: int, seed: int) -> LabelPermutations:
+        """A shared instance (building all 9! relabelings takes a moment)."""
+        return LabelPermutations(n, exact_limit, n_random, seed)
 
     def triangle(self, matrix: np.ndarray) -> np.ndarray:
         """[..., n, n] -> [..., n_pairs] upper triangle (row-major)."""
@@ -101,9 +110,33 @@ def _permuted_correlations(
     """[N, len(others)] correlation of relabeled x with each standardised vector in others."""
     stacked = np.stack(others, axis=1)  # [n_pairs, k]
     out = np.empty((len(plan.pair_index), stacked.shape[1]))
-    for start in range(0, len(plan.pair_index), 50_000):
-        idx = plan.pair_index[start : start + 50_000]
+    for start in range(0, len(plan.pair_index), _CHUNK):
+        idx = plan.pair_index[start : start + _CHUNK]
         out[start : start + len(idx)] = x[idx] @ stacked / len(x)
+    return out
+
+
+def mantel_many(
+    plan: LabelPermutations,
+    dists: Sequence[np.ndarray],
+    reference: np.ndarray,
+    method: str = "spearman",
+) -> list[TestResult]:
+    """One-sided Mantel test of each distance matrix in ``dists`` against ``reference``.
+
+    Relabeling the reference instead of each matrix gives the same null distribution (the set
+    of relabelings is closed under inversion) and lets every matrix share one pass.
+    """
+    y = _standardise(plan.triangle(reference), method)
+    xs = [_standardise(plan.triangle(d), method) for d in dists]
+    valid = [k for k, x in enumerate(xs) if x is not None]
+    nan = _from_null(np.array([np.nan]), float("nan"), "greater", plan.exact)
+    if y is None or not valid:
+        return [nan] * len(dists)
+    null = _permuted_correlations(plan, y, [xs[k] for k in valid])  # [N, len(valid)]
+    out = [nan] * len(dists)
+    for column, k in enumerate(valid):
+        out[k] = _from_null(null[:, column], float(null[0, column]), "greater", plan.exact)
     return out
 
 
@@ -111,12 +144,7 @@ def mantel(
     plan: LabelPermutations, dist_a: np.ndarray, dist_b: np.ndarray, method: str = "spearman"
 ) -> TestResult:
     """One-sided Mantel test that distances ``a`` and ``b`` are positively correlated."""
-    x = _standardise(plan.triangle(dist_a), method)
-    y = _standardise(plan.triangle(dist_b), method)
-    if x is None or y is None:
-        return _from_null(np.array([np.nan]), float("nan"), "greater", plan.exact)
-    null = _permuted_correlations(plan, x, [y])[:, 0]
-    return _from_null(null, float(null[0]), "greater", plan.exact)
+    return mantel_many(plan, [dist_a], dist_b, method)[0]
 
 
 def partial_mantel(

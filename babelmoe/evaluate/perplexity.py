@@ -30,9 +30,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate.encoding import encode, pad_token_id
+from babelmoe.evaluate.results import TaskResult
 from babelmoe.evaluate.scoring import score_tails
 
 logger = logging.getLogger(__name__)
+
+TASK = "perplexity"
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ class PerplexityResult:
     def bits_per_byte(self) -> float:
         """nll_sum / (n_bytes ln 2): comparable across tokenizers."""
         return self.nll_sum / (self.n_bytes * math.log(2)) if self.n_bytes else math.nan
+
+    def to_task_result(self, lang: str) -> TaskResult:
+        """As a task result (one record per document) for ``write_task_result``."""
+        return TaskResult(TASK, lang, self.metrics(), self.documents, {TASK: asdict(self.config)})
 
     def metrics(self) -> dict[str, float]:
         """The headline numbers, as a task summary stores them."""

@@ -10,8 +10,8 @@ from typing import Any
 from babelmoe.errors import BabelmoeError
 
 
-def read_lines(path: Path, what: str) -> list[tuple[int, str]]:
-    """Non-blank lines of a UTF-8 file as (1-based line number, line without newline).
+def read_text(path: Path, what: str) -> str:
+    """The text of an existing, UTF-8, not blank file (a leading BOM is dropped).
 
     ``what`` names the expected content in error messages (e.g. ``"X-CSQA JSONL"``).
     """
@@ -24,11 +24,16 @@ def read_lines(path: Path, what: str) -> list[tuple[int, str]]:
         raise BabelmoeError(
             f"{path} is not UTF-8 text (byte {exc.start})", f"pass a UTF-8 {what} file"
         ) from None
-    lines = [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), start=1)]
-    lines = [(n, line) for n, line in lines if line.strip()]
-    if not lines:
+    if not text.strip():
         raise BabelmoeError(f"{path} is empty", f"pass a {what} file with at least one item")
-    return lines
+    return text
+
+
+def read_lines(path: Path, what: str) -> list[tuple[int, str]]:
+    """Non-blank lines of a UTF-8 file as (1-based line number, line without newline)."""
+    text = read_text(path, what)
+    lines = [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), start=1)]
+    return [(n, line) for n, line in lines if line.strip()]
 
 
 def read_jsonl(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -3,7 +3,8 @@
 For a task ``t`` on language ``l`` the writer produces, in the folder it is given (normally the
 run folder's ``eval/``):
 
-    t.l.json           summary: schema version, task, language, metrics, config, caller's meta
+    t.l.json           summary: schema version, task, language, metrics, config, ``meta`` (the
+                       caller's: model identity, pruning recipe ...)
     t.l.items.jsonl    one JSON object per item (or per document for perplexity)
 
 The items are written first and the summary last, so a summary on disk means complete items.
@@ -79,19 +80,17 @@ class TaskResult:
             "kind": "task_result",
             "task": self.task,
             "lang": self.lang,
-            "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
+            "metrics": dict(self.metrics),
             "n_records": len(self.records),
             "items_file": result_paths(Path("."), self.task, self.lang)[1].name,
             "config": self.config,
-            **(dict(meta) if meta else {}),
+            "meta": dict(meta or {}),
         }
 
 
-def _json_number(value: Any) -> Any:
-    """NaN and infinities are not JSON: store them as None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def accuracy_stderr(accuracy: float, n: int) -> float:
+    """Standard error of a mean of n 0/1 outcomes (sample variance, as lm-evaluation-harness)."""
+    return math.sqrt(accuracy * (1 - accuracy) / (n - 1)) if n > 1 else math.nan
 
 
 def result_paths(folder: Path, task: str, lang: str) -> tuple[Path, Path]:
@@ -139,9 +138,11 @@ def read_task_summary(folder: Path, task: str, lang: str) -> dict[str, Any] | No
 
 
 def _clean(obj: Any) -> Any:
-    """Recursively replace non-finite floats by None so the JSON stays standard."""
+    """Recursively replace non-finite floats (not JSON) by None."""
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_clean(v) for v in obj]
-    return _json_number(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -7,13 +7,16 @@ attention mask, and scored in one forward per batch. Log-softmax runs in float32
 model's dtype when that is wider), one row at a time, so the float copy of the logits is one
 sequence long, not one batch.
 
-Memory: the forward returns logits of shape [batch, longest sequence, vocabulary] in the model's
-dtype; with a 262k-token vocabulary (Gemma) that is 0.5 MB per token in bf16, which is what
-``batch_size`` trades against.
+Memory: logits are [batch, kept positions, vocabulary] in the model's dtype; with a 262k-token
+vocabulary (Gemma) that is 0.5 MB per position in bf16. Models whose forward takes
+``logits_to_keep`` (transformers' causal LMs do) compute only the last positions any row of the
+batch needs: few for multiple choice, nearly all for perplexity windows. ``batch_size`` is the
+remaining trade-off.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +71,7 @@ def score_tails(
     """
     _check(requests)
     device = input_device(model)
+    keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
     results: list[TailScore | None] = [None] * len(requests)
     n_batches = -(-len(order) // batch_size)
@@ -81,12 +85,18 @@ def score_tails(
                 input_ids[row, : len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
                 attention_mask[row, : len(tokens)] = 1
             input_ids = input_ids.to(device)
-            logits = model(input_ids=input_ids, attention_mask=attention_mask.to(device)).logits
+            first = min(len(requests[i][0]) - 1 - requests[i][1] for i in idx)
+            extra = {"logits_to_keep": longest - first} if keep_logits else {}
+            logits = model(
+                input_ids=input_ids, attention_mask=attention_mask.to(device), **extra
+            ).logits  # [B, kept, V]: positions longest - kept .. longest - 1
+            offset = longest - logits.shape[1]
             wide = torch.promote_types(logits.dtype, torch.float32)
             sums, greedy = [], []
             for row, i in enumerate(idx):
                 length, k = len(requests[i][0]), requests[i][1]
-                pred = logits[row, length - 1 - k : length - 1].to(wide)  # [k, V] predicts ...
+                start = length - 1 - k - offset
+                pred = logits[row, start : start + k].to(wide)  # [k, V] predicts ...
                 target = input_ids[row, length - k : length]  # [k] ... these tokens
                 logp = pred.log_softmax(-1).gather(-1, target[:, None]).squeeze(-1)  # [k]
                 sums.append(logp.double().sum())

@@ -57,6 +57,14 @@ __all__ = ["KMeansResult", "balanced_assignment", "balanced_kmeans"]
 log = logging.getLogger(__name__)
 
 _INF = float("inf")
+_GRAM_MAX = 1 << 28  # keep an [n, n] Gram matrix (1 GiB in float32) up to this many entries
+_EPS_FIRST = 1 / 16  # first epsilon of a cold start, as a fraction of the cost spread
+_EPS_FINAL = 1e-3  # last epsilon, as a fraction of the cost spread
+_EPS_FACTOR = 4.0  # epsilon shrinks by this factor per phase
+_STOP_FRACTION = 16  # an auction phase ends with at most n / this many points unassigned
+_SWAP_CLUSTERS = 8  # swap refinement pairs a point with the members of this many clusters
+_SWAP_TOL = 1e-6  # a swap must lower the inertia by this fraction of the mean squared norm
+_SWAP_PASSES = 1000  # at most this many swap passes between two Lloyd phases
 _DUMMY = -2  # holder id of a dummy bidder (they are identical, so they need no own ids)
 
 
@@ -179,54 +187,70 @@ def _dummy_round(st: _AuctionState, n_free: int, eps: float) -> None:
 
 
 def _auction(
-    cost: torch.Tensor, st: _AuctionState, eps_list: list[float]
+    cost: torch.Tensor, st: _AuctionState, eps_list: list[float], stop_at: int
 ) -> tuple[_AuctionState, int]:
-    """Run epsilon-scaling phases; returns the state (every point placed) and rounds used."""
+    """Run epsilon-scaling phases on ``cost`` [n, k]; returns the state and the rounds used.
+
+    A phase ends once at most ``stop_at`` points are unassigned: the last few bids of a Jacobi
+    auction form long displacement chains, one bid per round, which the cycle-cancelling
+    polish resolves in a few batched passes instead. All dummies are always placed.
+    """
     n, k = cost.shape
-    f, r = _sizes(n, k)
+    r = _sizes(n, k)[1]
     n_dummy = k - r if r else 0
+    dev = cost.device
     rounds = 0
     # Prices only matter up to a common shift; keep them near zero.
     st.price = st.price - st.price[:, 0].min()
+    rows = torch.arange(k, device=dev)[:, None].expand_as(st.holder)  # [k, s]
     for eps in eps_list:
         # Drop every holder that violates eps-complementary slackness under the new costs.
         is_real = (st.holder >= 0) & (st.holder < n)  # [k, s]
-        is_dummy = st.holder == _DUMMY
-        qmin = st.price[:, 0]
-        best = (cost + qmin).min(dim=1).values  # [n] cheapest total per point
-        h = st.holder.clamp(0, n - 1)
-        rows = torch.arange(k, device=cost.device)[:, None].expand_as(h)
+        h = st.holder.clamp(0, n - 1)  # [k, s]
+        best = (cost + st.price[:, 0]).min(dim=1).values  # [n] cheapest total per point
         paid = cost[h, rows] + st.price  # [k, s] what each holder pays
-        bad_real = is_real & (paid > best[h] + eps)
+        drop = is_real & (paid > best[h] + eps)
         if n_dummy:
-            opt_price = st.price[st.optional]  # [k] (row order)
-            bad_dummy = is_dummy & (st.price > opt_price.min() + eps)
-        else:
-            bad_dummy = torch.zeros_like(is_dummy)
-        st.holder = torch.where(bad_real | bad_dummy, torch.full_like(st.holder, -1), st.holder)
+            q_opt_min = st.price[st.optional].min()
+            drop |= (st.holder == _DUMMY) & (st.price > q_opt_min + eps)
+        st.holder = torch.where(drop, torch.full_like(st.holder, -1), st.holder)
         while True:
-            placed = torch.zeros(n, dtype=torch.bool, device=cost.device)
-            held = st.holder[(st.holder >= 0) & (st.holder < n)]
-            placed[held] = True
-            bidders = (~placed).nonzero().squeeze(1)
-            free_dummies = n_dummy - int((st.holder == _DUMMY).sum())
-            if bidders.numel() == 0 and free_dummies == 0:
-                break
-            rounds += 1
-            if bidders.numel():
-                _real_round(cost, st, bidders, eps)
+            placed = torch.zeros(n, dtype=torch.bool, device=dev)
+            placed[st.holder[(st.holder >= 0) & (st.holder < n)]] = True
+            bidders = (~placed).nonzero().squeeze(1)  # [u]
             free_dummies = n_dummy - int((st.holder == _DUMMY).sum())
             if free_dummies:
                 _dummy_round(st, free_dummies, eps)
+                continue
+            if bidders.numel() <= stop_at:
+                break
+            rounds += 1
+            _real_round(cost, st, bidders, eps)
     return st, rounds
 
 
-def _labels_from_state(st: _AuctionState, n: int) -> torch.Tensor:
-    k, s = st.holder.shape
-    labels = torch.empty(n, dtype=torch.int64, device=st.holder.device)
-    rows = torch.arange(k, device=st.holder.device)[:, None].expand(k, s)
+def _complete(cost: torch.Tensor, st: _AuctionState) -> torch.Tensor:
+    """Labels [n] from the auction state, placing unassigned points greedily in free slots.
+
+    All dummies are placed, so the empty slots are exactly as many as the unassigned points
+    and every cluster ends with floor(n/k) or ceil(n/k) points.
+    """
+    n, k = cost.shape
+    dev = cost.device
+    s = st.holder.shape[1]
+    rows = torch.arange(k, device=dev)[:, None].expand(k, s)
     real = (st.holder >= 0) & (st.holder < n)
+    labels = torch.full((n,), -1, dtype=torch.int64, device=dev)
     labels[st.holder[real]] = rows[real]
+    free = (st.holder == -1).sum(dim=1)  # [k] empty slots per cluster
+    todo = (labels < 0).nonzero().squeeze(1).tolist()
+    if todo:
+        free_list = free.tolist()
+        c = cost[todo].tolist()  # few points: plain Python
+        for i, row in zip(todo, c, strict=True):
+            j = min((v, j) for j, v in enumerate(row) if free_list[j] > 0)[1]
+            free_list[j] -= 1
+            labels[i] = j
     return labels
 
 
@@ -264,34 +288,45 @@ def _pred_cycles(pred: torch.Tensor, w: torch.Tensor, tol: float) -> list[list[i
     return cycles
 
 
-def _negative_cycles(w: torch.Tensor, tol: float) -> list[list[int]]:
-    """Vertex-disjoint negative cycles of the dense graph ``w`` [m, m] (inf: no edge), or []."""
+def _negative_cycles(
+    w: torch.Tensor, d0: torch.Tensor, tol: float
+) -> tuple[list[list[int]], torch.Tensor]:
+    """Vertex-disjoint negative cycles of the dense graph ``w`` [m, m] (inf: no edge).
+
+    ``d0`` [m] are the starting labels (a virtual source reaches node v at cost d0[v]); good
+    potentials (minus the auction prices, or the last call's labels) make Bellman-Ford settle
+    in a few steps. Returns the cycles ([] if none) and the labels reached.
+    """
     m = w.shape[0]
-    d = torch.zeros(m, dtype=w.dtype, device=w.device)  # a virtual source reaches all nodes at 0
+    d = d0.clone()
     pred = torch.full((m,), -1, dtype=torch.int64, device=w.device)
     for it in range(4 * m + 8):
         cand, arg = (d[:, None] + w).min(dim=0)  # [m] best one-edge extension into each node
         better = cand < d - tol
         if not bool(better.any()):
-            return []
+            return [], d
         d = torch.where(better, cand, d)
         pred = torch.where(better, arg, pred)
         if it >= 1:
             cycles = _pred_cycles(pred, w, tol)
             if cycles:
-                return cycles
+                return cycles, d
     raise RuntimeError("Bellman-Ford did not settle; this is a bug in balanced k-means")
 
 
-def _polish(cost: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+def _polish(
+    cost: torch.Tensor, labels: torch.Tensor, potential: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Make a balanced assignment exactly optimal by cancelling negative cycles.
 
     Args:
         cost: [n, k] assignment costs.
         labels: [n] a feasible (exactly balanced) assignment.
+        potential: [k] starting Bellman-Ford labels: minus a price per cluster.
 
     Returns:
-        The optimal labels [n] and the number of cycles cancelled.
+        The optimal labels [n], the final potentials [k] (float64) and the number of cycles
+        cancelled.
     """
     n, k = cost.shape
     f, r = _sizes(n, k)
@@ -300,6 +335,10 @@ def _polish(cost: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int
     tol = 1e-9 * max(1.0, float(cost64.abs().max()))
     m = k + 1 if r else k
     cancelled = 0
+    d = torch.zeros(m, dtype=torch.float64, device=dev)  # [m] Bellman-Ford labels
+    d[:k] = potential.double()
+    if r:
+        d[k] = d[:k].min()
     while True:
         gain = cost64 - cost64.gather(1, labels[:, None])  # [n, k] cost of moving i to l
         w = torch.full((m, m), _INF, dtype=torch.float64, device=dev)  # [m, m] edge weights
@@ -312,16 +351,16 @@ def _polish(cost: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int
             zero, inf = torch.zeros(k, dtype=w.dtype, device=dev), torch.full_like(w[k, :k], _INF)
             w[:k, k] = torch.where(size == f, zero, inf)  # B -> slack: B may grow
             w[k, :k] = torch.where(size == f + 1, zero, inf)  # slack -> A: A may shrink
-        cycles = _negative_cycles(w, tol)
+        cycles, d = _negative_cycles(w, d, tol)
         if not cycles:
-            return labels, cancelled
+            return labels, d[:k], cancelled
         src, dst = [], []
         for cyc in cycles:
             for t, j in enumerate(cyc):
-                l = cyc[(t + 1) % len(cyc)]
-                if j < k and l < k:
+                to = cyc[(t + 1) % len(cyc)]
+                if j < k and to < k:  # edges through the slack node move nothing
                     src.append(j)
-                    dst.append(l)
+                    dst.append(to)
         src_t = torch.tensor(src, dtype=torch.int64, device=dev)  # [E]
         dst_t = torch.tensor(dst, dtype=torch.int64, device=dev)  # [E]
         # For each edge j -> l move the member of j that is cheapest to move to l.
@@ -333,46 +372,68 @@ def _polish(cost: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int
         cancelled += len(cycles)
 
 
-def _eps_schedule(cost: torch.Tensor, warm: bool) -> list[float]:
-    """Epsilon-scaling phases, relative to the typical spread of a row's costs."""
+def _eps_schedule(cost: torch.Tensor) -> list[float]:
+    """Epsilon-scaling phases, relative to the typical spread of a row's costs.
+
+    The final epsilon need not be tiny: the polish makes the result exact.
+    """
     spread = float((cost.max(dim=1).values - cost.min(dim=1).values).mean())
-    spread = max(spread, 1e-12)
-    final = spread * 1e-4
-    first = final * 4**2 if warm else spread / 4
-    eps, out = first, []
+    final = max(spread, 1e-30) * _EPS_FINAL
+    eps = final / _EPS_FINAL * _EPS_FIRST
+    out = []
     while eps > final:
         out.append(eps)
-        eps /= 4
+        eps /= _EPS_FACTOR
     out.append(final)
     return out
 
 
-def balanced_assignment(
-    cost: torch.Tensor, *, state: _AuctionState | None = None
-) -> tuple[torch.Tensor, _AuctionState]:
+def _assign(
+    cost: torch.Tensor, warm: tuple[torch.Tensor, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optimal balanced labels [n] for ``cost`` [n, k], and their potentials [k].
+
+    ``warm`` is (labels, potentials) of the previous Lloyd iteration: a feasible start that is
+    usually a few cycles away from the new optimum, so only the polish runs. Without it the
+    auction builds a near-optimal start first.
+    """
+    n, k = cost.shape
+    if k == 1:
+        zeros = torch.zeros(n, dtype=torch.int64, device=cost.device)
+        return zeros, torch.zeros(1, dtype=torch.float64, device=cost.device)
+    if warm is None:
+        st = _new_state(n, k, cost.device)
+        st, rounds = _auction(cost, st, _eps_schedule(cost), stop_at=max(4, n // _STOP_FRACTION))
+        labels, potential = _complete(cost, st), -st.price[:, 0]
+    else:
+        (labels, potential), rounds = warm, 0
+    labels, potential, cancelled = _polish(cost, labels, potential)
+    log.debug("balanced assignment: %d auction rounds, %d cycles cancelled", rounds, cancelled)
+    return labels, potential
+
+
+def balanced_assignment(cost: torch.Tensor) -> torch.Tensor:
     """Exactly optimal balanced assignment of ``n`` items to ``k`` bins.
 
     Minimises ``sum_i cost[i, labels[i]]`` subject to every bin holding ``floor(n/k)`` or
-    ``ceil(n/k)`` items (which bins are larger is part of the optimisation).
+    ``ceil(n/k)`` items (which bins are the larger ones is part of the optimisation). Exact up
+    to a relative tolerance of about 1e-9 on the float32 costs.
 
     Args:
-        cost: [n, k] finite costs, any float dtype; computed in float32 on its device.
-        state: auction prices from a previous call with the same shape (warm start).
+        cost: [n, k] finite costs with ``1 <= k <= n``; computed in float32 on its device.
 
     Returns:
-        labels [n] int64 and the auction state to pass to the next call.
+        labels [n] int64 in ``[0, k)``.
     """
-    n, k = cost.shape
-    cost = cost.float()
-    if k == 1:
-        return torch.zeros(n, dtype=torch.int64, device=cost.device), _new_state(n, k, cost.device)
-    warm = state is not None
-    st = state if state is not None else _new_state(n, k, cost.device)
-    st, rounds = _auction(cost, st, _eps_schedule(cost, warm))
-    labels = _labels_from_state(st, n)
-    labels, cancelled = _polish(cost, labels)
-    log.debug("balanced assignment: %d auction rounds, %d cycles cancelled", rounds, cancelled)
-    return labels, st
+    if cost.dim() != 2 or not 1 <= cost.shape[1] <= cost.shape[0]:
+        raise BabelmoeError(
+            f"balanced assignment needs an [n, k] cost matrix with 1 <= k <= n, got "
+            f"{tuple(cost.shape)}",
+            "pass one row per item and one column per bin",
+        )
+    if not bool(torch.isfinite(cost).all()):
+        raise BabelmoeError("balanced assignment got NaN or infinite costs", "pass finite costs")
+    return _assign(cost.float(), None)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,7 +465,9 @@ def _check_input(x: torch.Tensor, k: int) -> None:
         )
 
 
-def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+def _kmeans_pp(
+    x: torch.Tensor, k: int, gen: torch.Generator, gram: torch.Tensor | None
+) -> torch.Tensor:
     """Greedy k-means++ seeding: [n, d] -> [k, d] centroids (rows of x).
 
     The uniforms come from ``gen`` on the CPU and are mapped to rows by inverse-CDF search on
@@ -414,17 +477,23 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     trials = 2 + int(math.log(k))
     u = torch.rand(k * trials + 1, generator=gen, dtype=torch.float64).to(x.device)
     sq = (x * x).sum(dim=1)  # [n]
-    first = min(int(u[0].item() * n), n - 1)
+    # Small n: one big Gram matmul beats k skinny ones (and costs at most 64 MiB).
+    gram = x @ x.T if n * n <= _GRAM_MAX else None  # [n, n]
+
+    def sq_dist(rows: torch.Tensor) -> torch.Tensor:  # [t] row ids -> [t, n]
+        dots = gram[rows] if gram is not None else (x @ x[rows].T).T
+        return (sq[None, :] - 2 * dots + sq[rows, None]).clamp_min(0)
+
+    first = torch.clamp((u[:1] * n).long(), max=n - 1)  # [1]
     idx = torch.empty(k, dtype=torch.int64, device=x.device)
-    idx[0] = first
-    d2 = (sq - 2 * x @ x[first] + sq[first]).clamp_min(0)  # [n] squared distance to nearest
+    idx[0] = first[0]
+    d2 = sq_dist(first)[0]  # [n] squared distance to the nearest chosen centroid
     for c in range(1, k):
         cdf = torch.cumsum(d2.double(), 0)  # [n]
-        total = cdf[-1]
-        r = u[1 + (c - 1) * trials : 1 + c * trials] * total  # [trials]
+        r = u[1 + (c - 1) * trials : 1 + c * trials] * cdf[-1]  # [trials]
         cand = torch.searchsorted(cdf, r).clamp_max(n - 1)  # [trials] candidate rows
-        dc = (sq[None, :] - 2 * x[cand] @ x.T + sq[cand, None]).clamp_min(0)  # [trials, n]
-        pot = torch.minimum(dc, d2[None, :]).double().sum(dim=1)  # [trials] resulting potential
+        dc = sq_dist(cand)  # [trials, n]
+        pot = torch.minimum(dc, d2[None, :]).double().sum(dim=1)  # [trials] potential after
         best = pot.argmin()
         idx[c] = cand[best]
         d2 = torch.minimum(dc[best], d2)
@@ -442,6 +511,117 @@ def _canonical(labels: torch.Tensor, k: int) -> torch.Tensor:
     new_of_old = torch.empty_like(order)
     new_of_old[order] = torch.arange(k, device=labels.device)
     return new_of_old
+
+
+def _means(x: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """[n, d], [n] -> [k, d] cluster means (every cluster is non-empty)."""
+    size = torch.bincount(labels, minlength=k).to(x.dtype)  # [k]
+    return (
+        torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, labels, x)
+        / (size[:, None])
+    )
+
+
+def _members(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """[n] labels -> [k, s] member table (row j: the points of cluster j, padded with -1)."""
+    n = labels.numel()
+    order = torch.argsort(labels, stable=True)  # [n] points grouped by cluster
+    size = torch.bincount(labels, minlength=k)  # [k]
+    starts = torch.cumsum(size, 0) - size  # [k]
+    pos = torch.arange(n, device=labels.device) - starts[labels[order]]  # [n] slot in its row
+    table = torch.full((k, int(size.max())), -1, dtype=torch.int64, device=labels.device)
+    table[labels[order], pos] = order
+    return table
+
+
+def _pair_dots(x: torch.Tensor, gram: torch.Tensor | None, partner: torch.Tensor) -> torch.Tensor:
+    """<x_i, x_partner[i, c]> for partner [n, c] -> [n, c], from the Gram matrix if there is one."""
+    n, c = partner.shape
+    if gram is not None:
+        return gram.gather(1, partner)
+    out = torch.empty(n, c, dtype=x.dtype, device=x.device)
+    rows = max(1, _GRAM_MAX // max(1, c * x.shape[1]))  # keep [rows, c, d] near 64 MiB
+    for s in range(0, n, rows):
+        e = min(n, s + rows)
+        out[s:e] = torch.bmm(x[partner[s:e]], x[s:e, :, None]).squeeze(2)  # [rows, c]
+    return out
+
+
+def _swap_phase(
+    x: torch.Tensor,
+    sq: torch.Tensor,
+    gram: torch.Tensor | None,
+    labels: torch.Tensor,
+    k: int,
+    inertia: float,
+    tol: float,
+) -> tuple[torch.Tensor, int]:
+    """Hartigan-style pair swaps from a Lloyd fixed point; returns new labels and swaps made.
+
+    Swapping point i (cluster A) with point i' (cluster B) keeps the sizes and changes the
+    inertia *exactly* (the centroids move with the swap) by::
+
+        delta = u_i(B) + u_i'(A) - |x_i - x_i'|^2 (1/|A| + 1/|B|),   u_i(B) = 2 <x_i, mu_A - mu_B>
+
+    A Lloyd step with fixed centroids sees only the first two terms; the last one lets swaps
+    escape Lloyd's fixed points (it matters most when clusters are small). Each point is
+    paired with the members of its ``_SWAP_CLUSTERS`` most promising other clusters (chosen
+    once per phase); per pass the best swaps are taken greedily, at most one per cluster, so
+    that their changes add up exactly. Passes repeat until a pass gains less than ``tol``.
+    """
+    n = x.shape[0]
+    dev = x.device
+    size = torch.bincount(labels, minlength=k).to(x.dtype)  # [k], fixed: swaps keep sizes
+    p = x @ _means(x, labels, k).T  # [n, k] <x_i, mu_j>, kept up to date after each pass
+    t = min(_SWAP_CLUSTERS, k - 1)
+    u = 2 * (p.gather(1, labels[:, None]) - p)  # [n, k] u_i(B)
+    u.scatter_(1, labels[:, None], _INF)
+    near = u.topk(t, dim=1, largest=False).indices  # [n, t] candidate clusters B per point
+    threshold = _SWAP_TOL * float(sq.mean())
+    swaps = 0
+    for _ in range(_SWAP_PASSES):
+        members = _members(labels, k)  # [k, s]
+        s = members.shape[1]
+        p_own = p.gather(1, labels[:, None])  # [n, 1] <x_i, mu_A>
+        near_s = near[:, :, None].expand(n, t, s).reshape(n, t * s)  # [n, t*s] B per partner
+        partner = members[near].reshape(n, t * s)  # [n, t*s] candidate partners i' in B
+        valid = (partner >= 0) & (near_s != labels[:, None])
+        partner = partner.clamp_min(0)
+        u_i = 2 * (p_own - p.gather(1, near_s))  # [n, t*s] u_i(B)
+        u_partner = 2 * (p_own[partner, 0] - p[partner, labels[:, None].expand(n, t * s)])
+        dist = (sq[:, None] + sq[partner] - 2 * _pair_dots(x, gram, partner)).clamp_min(0)
+        inv = (1 / size[labels])[:, None] + 1 / size[near_s]  # [n, t*s]
+        delta = (u_i + u_partner - dist * inv).masked_fill(~valid, _INF)  # [n, t*s]
+        best, j = delta.min(dim=1)  # [n] best swap of each point
+        cand = (best < -threshold).nonzero().squeeze(1)
+        if cand.numel() == 0:
+            break
+        cand = cand[torch.argsort(best[cand], stable=True)]
+        mates = partner.gather(1, j[:, None]).squeeze(1)[cand]
+        lab = labels.tolist()
+        used: set[int] = set()
+        first, second, change = [], [], 0.0
+        for i, i2, g in zip(cand.tolist(), mates.tolist(), best[cand].tolist(), strict=True):
+            if lab[i] in used or lab[i2] in used:
+                continue
+            used.update((lab[i], lab[i2]))
+            first.append(i)
+            second.append(i2)
+            change += g
+        fi = torch.tensor(first, dtype=torch.int64, device=dev)  # [m] points leaving A
+        se = torch.tensor(second, dtype=torch.int64, device=dev)  # [m] points leaving B
+        a, b = labels[fi], labels[se]  # [m] distinct clusters
+        labels = labels.clone()
+        labels[fi], labels[se] = b, a
+        # mu_A gains (x_i' - x_i) / |A|, mu_B loses it / |B|: update <x, mu> for those columns.
+        moved = gram[:, se] - gram[:, fi] if gram is not None else x @ (x[se] - x[fi]).T  # [n, m]
+        p[:, a] += moved / size[a]
+        p[:, b] -= moved / size[b]
+        swaps += len(first)
+        inertia += change
+        if -change <= tol * abs(inertia):
+            break
+    return labels, swaps
 
 
 def balanced_kmeans(
@@ -470,32 +650,47 @@ def balanced_kmeans(
     x = x.detach().float()
     n, _ = x.shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    centroids = _kmeans_pp(x, k, gen)  # [k, d]
     sq = (x * x).sum(dim=1)  # [n]
-    state: _AuctionState | None = None
+    gram = x @ x.T if n * n <= _GRAM_MAX else None  # [n, n] for seeding and swaps
+    centroids = _kmeans_pp(x, k, gen, gram)  # [k, d]
+    warm: tuple[torch.Tensor, torch.Tensor] | None = None  # labels and potentials
     labels = torch.full((n,), -1, dtype=torch.int64, device=x.device)
     inertia = _INF
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
-        cost = (centroids * centroids).sum(dim=1)[None, :] - 2 * (x @ centroids.T)  # [n, k]
-        new_labels, state = balanced_assignment(cost, state=state)
-        # Update: each centroid is the mean of its members.
-        size = torch.bincount(new_labels, minlength=k).to(x.dtype)  # [k]
-        sums = torch.zeros_like(centroids).index_add_(0, new_labels, x)  # [k, d]
-        centroids = sums / size[:, None]
-        new_inertia = float((sq + cost.gather(1, new_labels[:, None]).squeeze(1)).double().sum())
-        changed = int((new_labels != labels).sum())
-        labels = new_labels
-        log.debug(
-            "balanced k-means iter %d: inertia %.6g, %d labels changed", n_iter, new_inertia, changed
-        )
-        if changed == 0 or (n_iter > 1 and inertia - new_inertia <= tol * abs(inertia)):
+    n_iter = swaps = 0
+    while True:
+        # Lloyd iterations with an exact balanced assignment step.
+        while n_iter < max_iter:
+            n_iter += 1
+            cost = (centroids * centroids).sum(dim=1)[None, :] - 2 * (x @ centroids.T)  # [n, k]
+            new_labels, potential = _assign(cost, warm)
+            warm = (new_labels, potential)
+            new_inertia = float((sq + cost.gather(1, new_labels[:, None])[:, 0]).double().sum())
+            changed = int((new_labels != labels).sum())
+            labels = new_labels
+            centroids = _means(x, labels, k)
+            log.debug(
+                "balanced k-means iter %d: inertia %.6g, %d labels changed",
+                n_iter,
+                new_inertia,
+                changed,
+            )
+            converged = changed == 0 or inertia - new_inertia <= tol * abs(new_inertia)
             inertia = new_inertia
+            if converged:
+                break
+        if n_iter >= max_iter and not converged:
             break
-        inertia = new_inertia
+        # Pair swaps from Lloyd's fixed point, until none helps; then Lloyd again.
+        labels, made = _swap_phase(x, sq, gram, labels, k, inertia, tol)
+        swaps += made
+        if made == 0 or n_iter >= max_iter:
+            break
+        centroids = _means(x, labels, k)
+        warm = (labels, warm[1]) if warm is not None else None
+        log.debug("balanced k-means: %d swaps", made)
+    log.debug("balanced k-means: %d Lloyd iterations, %d swaps", n_iter, swaps)
     new_of_old = _canonical(labels, k)
     labels = new_of_old[labels]
-    perm = torch.argsort(new_of_old)  # old label of every new label
-    centroids = centroids[perm]
+    centroids = _means(x, labels, k)
     inertia = float(((x - centroids[labels]) ** 2).sum(dtype=torch.float64))
     return KMeansResult(labels=labels, centroids=centroids, inertia=inertia, n_iter=n_iter)

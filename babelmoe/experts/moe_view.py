@@ -39,16 +39,17 @@ def expert_scores(h: torch.Tensor, sizes: torch.Tensor, norm: str = "l2") -> tor
     if n_big < sizes.numel():
         parts.append((h[..., n_big * big :], int(sizes.numel()) - n_big, small))
     scores = []
+    wide = torch.promote_types(h.dtype, torch.float32)
     for chunk, n, size in parts:
         blocks = chunk.unflatten(-1, (n, size))  # [..., n, size]
         if norm == "l2":
-            scores.append(torch.linalg.vector_norm(blocks.float(), ord=2, dim=-1))
+            scores.append(torch.linalg.vector_norm(blocks, ord=2, dim=-1, dtype=wide))
         elif norm == "l1":
-            scores.append(blocks.float().abs().sum(-1))
+            scores.append(blocks.to(wide).abs().sum(-1))
         elif norm == "mean":
-            scores.append(blocks.float().abs().mean(-1))
+            scores.append(blocks.to(wide).abs().mean(-1))
         elif norm == "max":
-            scores.append(blocks.float().abs().amax(-1))
+            scores.append(blocks.to(wide).abs().amax(-1))
         else:
             raise ValueError(f"unknown norm {norm!r}")
     return torch.cat(scores, dim=-1) if len(scores) > 1 else scores[0]
@@ -58,9 +59,9 @@ def expert_scores(h: torch.Tensor, sizes: torch.Tensor, norm: str = "l2") -> tor
 def expert_layout(model: nn.Module, partition: Partition) -> Iterator[list[torch.Tensor]]:
     """Reorder every FFN so experts are contiguous; restore the original order on exit.
 
-    Yields the per-layer expert sizes [E] (int64), in the slice order.
+    Yields the per-layer expert sizes [E] (int64), in the slice order. The caller checks that
+    the partition fits the model (``check_partition_fits``), once.
     """
-    check_partition_fits(partition, model)
     layers = ffns(model)
     orders = [partition.expert_order(f.layer) for f in layers]
     for ffn, order in zip(layers, orders, strict=True):
@@ -102,6 +103,7 @@ class ExpertMixer(nn.Module):
 @contextlib.contextmanager
 def moe_view(model: nn.Module, partition: Partition) -> Iterator[list[ExpertMixer]]:
     """Temporarily turn every FFN into E experts behind an ``ExpertMixer`` (one per layer)."""
+    check_partition_fits(partition, model)
     with expert_layout(model, partition) as sizes:
         layers: list[FFN] = ffns(model)
         mixers = []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from babelmoe.profile.scoring import Selection, select, to_fixed_point
+from babelmoe.profile.scoring import Selection, select_standardised, to_fixed_point
 
 
 @dataclass
@@ -35,18 +35,23 @@ class Accumulator:
         self.tokens = torch.zeros(rows, dtype=torch.int64, device=device)
         self.score_sums = torch.zeros(rows, n_layers, n_experts, dtype=torch.int64, device=device)
 
-    def _rows(self, group: torch.Tensor) -> torch.Tensor:
-        return torch.where(group < 0, self.n_groups, group).to(self.counts.device)
+    def rows(self, group: torch.Tensor) -> torch.Tensor:
+        """[T] accumulator row of every token: its group, or the spare row for group -1."""
+        group = group.to(self.counts.device, non_blocking=True)
+        return torch.where(group < 0, self.n_groups, group)
 
-    def add_layer_scores(self, layer: int, scores: torch.Tensor, group: torch.Tensor) -> None:
+    def add_layer_scores(self, layer: int, scores: torch.Tensor, rows: torch.Tensor) -> None:
         """Add one layer's raw scores [T, E] to the score sums (called from the hooks)."""
         fixed = to_fixed_point(scores.to(self.score_sums.device))
-        self.score_sums[:, layer].index_add_(0, self._rows(group), fixed)
+        self.score_sums[:, layer].index_add_(0, rows, fixed)
 
-    def add_batch(self, scores: torch.Tensor, group: torch.Tensor) -> None:
-        """Select experts for every token of a batch and count them. scores [T, L, E], group [T]."""
-        rows = self._rows(group)
-        chosen = select(scores, self.top_frac, self.selection, self.use_zscore)  # [T, k]
+    def add_batch(self, values: torch.Tensor, rows: torch.Tensor) -> None:
+        """Select experts for every token of a batch and count them.
+
+        values [T, L, E]: the scores, already z-scored per layer when the z-score is on;
+        rows [T]: from ``rows(group)``.
+        """
+        chosen = select_standardised(values, self.top_frac, self.selection)  # [T, k]
         flat = (rows[:, None] * self.counts.shape[1] + chosen).reshape(-1)
         self.counts.view(-1).index_add_(0, flat, torch.ones_like(flat))
         self.tokens.index_add_(0, rows, torch.ones_like(rows))

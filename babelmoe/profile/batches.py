@@ -33,7 +33,13 @@ class Batch:
 
     @property
     def n_counted(self) -> int:
+        """Tokens of the batch that count (neither BOS nor padding)."""
         return int((self.group >= 0).sum())
+
+    @property
+    def full(self) -> bool:
+        """No padding: the model can run without an attention mask (fast causal kernels)."""
+        return bool(self.attention_mask.all())
 
 
 def budget_documents(docs: list[list[int]], budget: int) -> list[list[int]]:

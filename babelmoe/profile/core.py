@@ -42,6 +42,13 @@ def decoder_stack(model: nn.Module) -> nn.Module:
     return getattr(model, "base_model", model)
 
 
+def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a host tensor to ``device`` without blocking the host (pinned memory on CUDA)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _raise_nonfinite(layer: int) -> None:
     raise BabelmoeError(
         f"NaN or inf in the FFN activations of layer {layer} (numerical overflow)",
@@ -87,9 +94,9 @@ def profile_batches(
                                        unit_scale=True, smoothing=0.1) as bar:
             for step, index in enumerate(todo, start=1):
                 batch = batches[index]
-                recorder.begin(batch.group)
-                stack(input_ids=batch.input_ids.to(input_device, non_blocking=True),
-                      attention_mask=batch.attention_mask.to(input_device, non_blocking=True),
+                recorder.begin(_to(batch.group, device))
+                stack(input_ids=_to(batch.input_ids, input_device),
+                      attention_mask=None if batch.full else _to(batch.attention_mask, input_device),
                       use_cache=False)
                 recorder.end()
                 bar.update(batch.n_counted)

@@ -16,6 +16,7 @@ import torch
 from babelmoe.experts.moe_view import expert_scores
 from babelmoe.models.ffn import FFN
 from babelmoe.profile.accumulate import Accumulator
+from babelmoe.profile.scoring import zscore
 
 
 class ScoreRecorder:
@@ -27,12 +28,12 @@ class ScoreRecorder:
         self.sizes = [s.to(f.down.weight.device) for s, f in zip(sizes, layers, strict=True)]
         self.n_experts = int(sizes[0].numel())
         self.nonfinite = torch.zeros(len(layers), dtype=torch.bool, device=device)
-        self.buffer: torch.Tensor | None = None
-        self.group: torch.Tensor | None = None
+        self.buffer: torch.Tensor | None = None  # [T, L, E] selection values of the batch
+        self.rows: torch.Tensor | None = None  # [T] accumulator rows of the batch's tokens
 
     def begin(self, group: torch.Tensor) -> None:
         """Prepare for a batch whose flattened tokens belong to groups ``group`` [T]."""
-        self.group = group.to(self.device, non_blocking=True)
+        self.rows = self.accumulator.rows(group)
         self.buffer = torch.empty(group.numel(), len(self.layers), self.n_experts,
                                   dtype=torch.float32, device=self.device)
 
@@ -44,14 +45,14 @@ class ScoreRecorder:
             scores = expert_scores(h.reshape(-1, h.shape[-1]), self.sizes[index], self.norm)  # [T, E]
             scores = scores.to(self.device, non_blocking=True)
             self.nonfinite[index] |= ~torch.isfinite(scores).all()
-            self.buffer[:, index] = scores
-            self.accumulator.add_layer_scores(index, scores, self.group)
+            self.buffer[:, index] = zscore(scores) if self.accumulator.use_zscore else scores
+            self.accumulator.add_layer_scores(index, scores, self.rows)
 
         return record
 
     def end(self) -> None:
         """Select and count the batch's experts."""
-        self.accumulator.add_batch(self.buffer, self.group)
+        self.accumulator.add_batch(self.buffer, self.rows)
         self.buffer = None
 
     def first_nonfinite_layer(self) -> int | None:

@@ -30,7 +30,7 @@ def selected_per_token(n_layers: int, n_experts: int, top_frac: float, selection
 
 def zscore(scores: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """[..., E] -> [..., E]: standardise over the last axis (population std; constant rows -> 0)."""
-    scores = scores.float()
+    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
     mean = scores.mean(dim=-1, keepdim=True)
     std = scores.std(dim=-1, keepdim=True, correction=0)
     return (scores - mean) / std.clamp_min(eps)
@@ -39,12 +39,16 @@ def zscore(scores: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 def select(scores: torch.Tensor, top_frac: float, selection: Selection = "global",
            use_zscore: bool = True) -> torch.Tensor:
     """[T, L, E] scores -> [T, k] flat indices (layer * E + expert) of the selected experts."""
-    n_tokens, n_layers, n_experts = scores.shape
-    values = zscore(scores) if use_zscore else scores.float()
+    return select_standardised(zscore(scores) if use_zscore else scores.float(), top_frac, selection)
+
+
+def select_standardised(values: torch.Tensor, top_frac: float, selection: Selection = "global") -> torch.Tensor:
+    """Like ``select`` for values already z-scored (or raw, when the z-score is off)."""
+    n_tokens, n_layers, n_experts = values.shape
     if selection == "per_layer":
         k = max(1, round(top_frac * n_experts))
         idx = values.topk(k, dim=-1, sorted=False).indices  # [T, L, k]
-        layer_base = torch.arange(n_layers, device=scores.device).view(1, n_layers, 1) * n_experts
+        layer_base = torch.arange(n_layers, device=values.device).view(1, n_layers, 1) * n_experts
         return (idx + layer_base).reshape(n_tokens, n_layers * k)
     k = selected_per_token(n_layers, n_experts, top_frac, "global")
     return values.reshape(n_tokens, n_layers * n_experts).topk(k, dim=-1, sorted=False).indices

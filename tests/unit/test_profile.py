@@ -36,7 +36,7 @@ def test_zscore_and_global_selection_golden_case():
 def test_accumulator_counts_only_counted_tokens():
     acc = Accumulator(2, 1, 2, 3, torch.device("cpu"), top_frac=2 / 6, selection="global", use_zscore=True)
     scores = torch.tensor([[[1.0, 2.0, 3.0], [10.0, 10.0, 40.0]]] * 3)
-    acc.add_batch(scores, torch.tensor([0, -1, 1]))
+    acc.add_batch(zscore(scores), acc.rows(torch.tensor([0, -1, 1])))
     totals = acc.totals()
     assert totals.unit_tokens.tolist() == [[1], [1]]
     assert totals.unit_counts[0, 0].flatten().tolist() == [0, 0, 1, 0, 0, 1]

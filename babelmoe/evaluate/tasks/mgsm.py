@@ -56,8 +56,8 @@ from babelmoe.evaluate.answers import (
     parse_number,
 )
 from babelmoe.evaluate.generation import GenerationConfig, generate_greedy
-from babelmoe.evaluate.readers import read_lines
-from babelmoe.evaluate.results import ItemRecord, TaskResult
+from babelmoe.evaluate.readers import read_lines, read_text
+from babelmoe.evaluate.results import ItemRecord, TaskResult, accuracy_stderr
 
 logger = logging.getLogger(__name__)
 
@@ -205,9 +205,8 @@ def exemplar(question: str, reasoning: str, lang: str, answer: float | None = No
 def read_mgsm_exemplars(path: Path | str, lang: str) -> list[MGSMExemplar]:
     """Exemplars of ``lang`` from a JSON copy of the published ``MGSM_EXEMPLARS``."""
     path = Path(path)
-    lines = read_lines(path, "MGSM exemplars JSON")  # existence, encoding, emptiness
     try:
-        data = json.loads("\n".join(line for _, line in lines))
+        data = json.loads(read_text(path, "MGSM exemplars JSON"))
     except json.JSONDecodeError as exc:
         raise BabelmoeError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})", "fix it") from None
     if isinstance(data, dict) and lang in data:
@@ -219,7 +218,7 @@ def read_mgsm_exemplars(path: Path | str, lang: str) -> list[MGSMExemplar]:
             f"{path} is not MGSM_EXEMPLARS for {lang!r}",
             'expected {"<lang>": {"1": {"q": ..., "a": ...}, ...}} or one language\'s part',
         )
-    keys = sorted(data, key=lambda k: int(k) if str(k).isdigit() else str(k))
+    keys = sorted(data, key=lambda k: (0, int(k), "") if k.isdigit() else (1, 0, k))
     return [exemplar(data[k]["q"], data[k]["a"], lang) for k in keys]
 
 
@@ -301,9 +300,10 @@ def evaluate_mgsm(
                 scores={"output": output},
             )
         )
-    n_correct = sum(r.correct for r in records)
+    acc = sum(r.correct for r in records) / len(records)
     metrics = {
-        "acc": n_correct / len(records),
+        "acc": acc,
+        "acc_stderr": accuracy_stderr(acc, len(records)),
         "n": len(records),
         "no_number": sum(r.prediction is None for r in records) / len(records),
     }

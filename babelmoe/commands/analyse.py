@@ -1,0 +1,124 @@
+"""``babelmoe analyse``: similarities, tests, shared/specific experts and figures of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from babelmoe.analysis.config import DEFAULT_GROUPS, AnalysisConfig
+from babelmoe.analysis.metrics import METRICS
+from babelmoe.errors import BabelmoeError
+
+EPILOG = """Examples:
+
+  babelmoe analyse runs/gemma3
+
+  babelmoe analyse runs/gemma3 --seed-run runs/gemma3-seed1 --seed-run runs/gemma3-seed2
+
+  babelmoe analyse runs/gemma3 --group Romance=fr,es,pt --group Indic=hi,bn,ur --bootstrap 2000
+
+Writes RUN_DIR/analysis/ (tables as CSV + JSON, summary.json) and RUN_DIR/figures/ (PNG + SVG),
+replacing a previous analysis. Then: babelmoe report RUN_DIR
+"""
+_DEFAULT_GROUPS_TEXT = "; ".join(f"{k}={','.join(v)}" for k, v in DEFAULT_GROUPS.items())
+
+
+def parse_groups(values: list[str]) -> dict[str, tuple[str, ...]]:
+    """``["Romance=fr,es,pt"]`` -> ``{"Romance": ("fr", "es", "pt")}``."""
+    groups = {}
+    for value in values:
+        name, sep, members = value.partition("=")
+        codes = tuple(c.strip() for c in members.split(",") if c.strip())
+        if not sep or not name.strip() or len(codes) < 2:
+            raise BabelmoeError(
+                f"bad --group {value!r}",
+                "write NAME=code,code[,...], e.g. --group Romance=fr,es,pt",
+            )
+        groups[name.strip()] = codes
+    return groups
+
+
+def analyse(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder holding profile.json/.safetensors.")],
+    seed_run: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--seed-run",
+            "--seeds-dirs",
+            help="Run folder of the same model and corpus split with another k-means seed "
+            "(repeat); with RUN_DIR they are the seeds of the stability check.",
+        ),
+    ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            help=f"Language group to test, NAME=code,code,... (repeat). Default: "
+            f"{_DEFAULT_GROUPS_TEXT}. Codes match ISO 639-3, BCP 47 or the name.",
+        ),
+    ] = None,
+    auto_groups: Annotated[
+        bool,
+        typer.Option(
+            "--auto-groups/--no-auto-groups",
+            help="Also test every family and genus with >= 2 profiled languages.",
+        ),
+    ] = True,
+    metric: Annotated[
+        str, typer.Option(help=f"Primary distance: {', '.join(METRICS)}.")
+    ] = "jensen_shannon",
+    shared_threshold: Annotated[
+        float, typer.Option(help="Shared: frequency >= this in every language.")
+    ] = 0.05,
+    specific_high: Annotated[
+        float, typer.Option(help="Specific: frequency >= this in the language ...")
+    ] = 0.05,
+    specific_low: Annotated[
+        float, typer.Option(help="... and <= this in every other language.")
+    ] = 0.01,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples of documents (0: no intervals).")
+    ] = 1000,
+    paired: Annotated[
+        bool,
+        typer.Option(
+            "--paired/--independent",
+            help="Resample the same document units in every language (parallel corpora).",
+        ),
+    ] = False,
+    permutations: Annotated[
+        int, typer.Option(help="Random relabelings when exact enumeration is too large.")
+    ] = 9999,
+    exact_limit: Annotated[
+        int, typer.Option(help="Enumerate every relabeling when there are at most this many.")
+    ] = 400_000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutations.")] = 0,
+    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write figures.")] = True,
+) -> None:
+    """Compare languages' expert activation patterns, with intervals and permutation tests."""
+    from babelmoe.analysis.runner import run_analysis
+
+    cfg = AnalysisConfig(
+        primary_metric=metric,
+        groups=parse_groups(group) if group else dict(DEFAULT_GROUPS),
+        auto_groups=auto_groups,
+        shared_threshold=shared_threshold,
+        specific_high=specific_high,
+        specific_low=specific_low,
+        n_bootstrap=bootstrap,
+        bootstrap_paired=paired,
+        n_permutations=permutations,
+        exact_limit=exact_limit,
+        seed=seed,
+    )
+    summary = run_analysis(run_dir, cfg, seed_runs=seed_run or [], figures=figures)
+    for finding in summary["findings"]:
+        typer.echo(f"- {finding['text']}")
+    typer.echo(f"wrote {run_dir / 'analysis'}; next: babelmoe report {run_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``analyse`` to the program."""
+    app.command("analyse", epilog=EPILOG)(analyse)

@@ -1,0 +1,62 @@
+"""``babelmoe diff``: how expert activation changes between two profiles of one architecture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from babelmoe.analysis.metrics import METRICS
+
+EPILOG = """Examples:
+
+  babelmoe diff runs/llama3-base runs/llama3-instruct --out runs/llama3-instruct/diff_vs_base
+
+  babelmoe diff runs/gemma3 runs/gemma3-flores --out runs/corpus-diff --top-k 50
+
+Writes tables (CSV + JSON), summary.json, figures/, report.html and report_section.json into
+OUT; with OUT inside a run folder, `babelmoe report` of that run includes the diff. Expert ids
+correspond only when both profiles used the same partition (profile B with A's partition).
+"""
+
+
+def diff(
+    run_a: Annotated[Path, typer.Argument(help="Run folder A (e.g. the base model).")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder B (e.g. the instruction-tuned one).")],
+    out: Annotated[Path, typer.Option(help="Output folder for the diff.")],
+    shared_threshold: Annotated[
+        float, typer.Option(help="Shared: frequency >= this in every language.")
+    ] = 0.05,
+    top_k: Annotated[int, typer.Option(help="Largest changes listed per layer.")] = 20,
+    z_threshold: Annotated[
+        float, typer.Option(help="Changed: |delta| > this x its bootstrap standard error.")
+    ] = 3.0,
+    metric: Annotated[
+        str, typer.Option(help=f"Language distance: {', '.join(METRICS)}.")
+    ] = "jensen_shannon",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (0: none).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutations.")] = 0,
+    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write figures.")] = True,
+) -> None:
+    """Per-layer change of expert frequencies from A to B, experts gained and lost."""
+    from babelmoe.analysis.config import DiffConfig
+    from babelmoe.analysis.runner import run_diff
+
+    cfg = DiffConfig(
+        shared_threshold=shared_threshold,
+        top_k=top_k,
+        z_threshold=z_threshold,
+        primary_metric=metric,
+        n_bootstrap=bootstrap,
+        seed=seed,
+    )
+    summary = run_diff(run_a, run_b, out, cfg, figures=figures)
+    for finding in summary["findings"]:
+        typer.echo(f"- {finding['text']}")
+    typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``diff`` to the program."""
+    app.command("diff", epilog=EPILOG)(diff)

@@ -1,0 +1,93 @@
+"""``babelmoe evaluate``: held-out perplexity per language, and optional multilingual tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from babelmoe.commands import common
+from babelmoe.commands.prune import split_list
+
+EPILOG = """Examples:
+
+  babelmoe evaluate default --run runs/demo
+
+  babelmoe evaluate runs/demo/pruned/sort-en-r0.25-s0 --run runs/demo --udhr-cont
+
+  babelmoe evaluate ./llama2 --run runs/llama --xcsqa data/X-CSQA --mgsm data/mgsm --limit 100
+
+Writes <task>.<lang>.json + <task>.<lang>.items.jsonl and results.json into --out
+(default RUN/eval/<model folder name>).
+"""
+
+
+def evaluate(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL_OR_PRUNED_DIR",
+            help="A folder from babelmoe prune, a model folder, a hub id, a .gguf or 'default'.",
+        ),
+    ],
+    run: Annotated[Path, typer.Option(help="Run folder whose profile says what is held out.")],
+    languages: Annotated[
+        str | None,
+        typer.Option("--languages", "-l", help="Comma-separated (default: every profiled one)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (default RUN/eval/<model folder name>)."),
+    ] = None,
+    max_length: Annotated[int, typer.Option(help="Tokens per perplexity window.")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 4,
+    max_documents: Annotated[
+        int | None, typer.Option(help="At most this many held-out documents per language.")
+    ] = None,
+    udhr_cont: Annotated[
+        bool, typer.Option(help="Also run UDHR-Cont (the project's own task) on held-out text.")
+    ] = False,
+    xcsqa: Annotated[
+        Path | None, typer.Option(help="X-CSQA folder ({lang}/{split}.jsonl) or file.")
+    ] = None,
+    xcsqa_split: Annotated[str, typer.Option(help="X-CSQA split (test has no answers).")] = "dev",
+    mgsm: Annotated[Path | None, typer.Option(help="Folder of mgsm_{lang}.tsv files.")] = None,
+    mgsm_mode: Annotated[str, typer.Option(help="cot or direct.")] = "cot",
+    mgsm_shots: Annotated[int, typer.Option(help="Exemplars per MGSM prompt.")] = 0,
+    mgsm_exemplars: Annotated[
+        Path | None, typer.Option(help="JSON copy of the published MGSM_EXEMPLARS.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="At most this many items per task and language.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace earlier results in --out.")] = False,
+    dtype: str = common.DTYPE,
+    device: str = common.DEVICE,
+    device_map: str | None = common.DEVICE_MAP,
+    architectures: Path | None = common.ARCHITECTURES,
+) -> None:
+    """Evaluate a dense or pruned model on the run's held-out text (never the profiled text)."""
+    from babelmoe.prune.evaluation import EvaluateConfig, run_evaluate
+
+    config = EvaluateConfig(
+        languages=tuple(split_list(languages)) or None,
+        max_length=max_length,
+        batch_size=batch_size,
+        max_documents=max_documents,
+        udhr_cont=udhr_cont,
+        xcsqa=xcsqa,
+        xcsqa_split=xcsqa_split,
+        mgsm=mgsm,
+        mgsm_mode=mgsm_mode,  # type: ignore[arg-type]
+        mgsm_shots=mgsm_shots,
+        mgsm_exemplars=mgsm_exemplars,
+        limit=limit,
+    )
+    spec = common.model_spec(source, dtype, device, device_map, architectures)
+    path = run_evaluate(source, run, config, spec, out=out, overwrite=overwrite)
+    typer.echo(f"results written to {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=EPILOG)(evaluate)

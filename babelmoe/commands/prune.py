@@ -1,0 +1,80 @@
+"""``babelmoe prune``: remove the experts the target languages rarely use; save a smaller model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from babelmoe.commands import common
+
+EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):
+
+  babelmoe prune runs/demo --method sort --ratio 0.25 --languages en
+
+  babelmoe prune runs/demo --method threshold --tau 0.02 --languages en,fr --aggregate max
+
+  babelmoe prune runs/demo --method random --ratio 0.25 --seed 1 --out pruned/random-1
+
+A uniform-width result loads with AutoModelForCausalLM.from_pretrained(OUT); any result
+loads with babelmoe.prune.load_pruned(OUT). OUT/babelmoe_pruning.json says what was removed.
+"""
+
+
+def split_list(value: str | None) -> list[str]:
+    """'en, fr' -> ['en', 'fr']; None -> []."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def prune(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder with partition.* and profile.*.")],
+    method: Annotated[
+        str,
+        typer.Option(help="threshold, sort, sort-per-layer, adaptive, random or norm."),
+    ] = "sort",
+    ratio: Annotated[
+        float | None, typer.Option("--ratio", "-r", help="Share of experts removed, in [0, 1).")
+    ] = None,
+    tau: Annotated[
+        float | None, typer.Option(help="threshold only: remove experts with frequency < tau.")
+    ] = None,
+    languages: Annotated[
+        str | None,
+        typer.Option("--languages", "-l", help="Target language(s), comma-separated, as profiled."),
+    ] = None,
+    aggregate: Annotated[
+        str, typer.Option(help="Several languages: mean or max frequency per expert.")
+    ] = "mean",
+    seed: Annotated[int, typer.Option(help="Seed of random and of the tie-breaking order.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output folder (default RUN/pruned/<method>-<langs>-...)."
+        ),
+    ] = None,
+    model: str = common.MODEL,
+    dtype: str = common.DTYPE,
+    device: str = common.DEVICE,
+    architectures: Path | None = common.ARCHITECTURES,
+    force: bool = common.FORCE,
+) -> None:
+    """Remove experts by activation frequency (or a baseline); save a physically smaller model."""
+    from babelmoe.prune.criteria import PruneConfig
+    from babelmoe.prune.runner import run_prune
+
+    config = PruneConfig(
+        method=method,  # type: ignore[arg-type]
+        ratio=ratio,
+        tau=tau,
+        languages=tuple(split_list(languages)),
+        aggregate=aggregate,  # type: ignore[arg-type]
+        seed=seed,
+    )
+    spec = common.model_spec(model, dtype, device, None, architectures)
+    path = run_prune(run_dir, config, spec, out=out, force=force)
+    typer.echo(f"pruned model written to {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=EPILOG)(prune)

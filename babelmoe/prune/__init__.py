@@ -1,0 +1,34 @@
+"""Pruning by expert activation frequency: selection rules, model surgery, evaluation, sweeps.
+
+* ``criteria``: which experts to remove ([L, E] statistic -> ``Selection``; pure);
+* ``targets``: languages and statistics from a profile;
+* ``surgery``: experts -> neurons -> a physically smaller model; ``save_pruned`` / ``load_pruned``;
+* ``runner``, ``evaluation``, ``sweep``: the runners of ``babelmoe prune``, ``evaluate``, ``sweep``.
+"""
+
+from __future__ import annotations
+
+from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, select_experts
+from babelmoe.prune.surgery import (
+    PRUNING_FILE,
+    kept_neurons,
+    load_pruned,
+    prune_model,
+    read_pruning_record,
+    save_pruned,
+    temporarily_pruned,
+)
+
+__all__ = [
+    "METHODS",
+    "PRUNING_FILE",
+    "PruneConfig",
+    "Selection",
+    "kept_neurons",
+    "load_pruned",
+    "prune_model",
+    "read_pruning_record",
+    "save_pruned",
+    "select_experts",
+    "temporarily_pruned",
+]

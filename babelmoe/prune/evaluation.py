@@ -1,0 +1,315 @@
+"""The evaluate stage's runner: a (pruned or dense) model on the run's held-out text and tasks.
+
+Tasks (each a ``TaskResult`` per language, written by ``write_task_result`` as
+``<task>.<lang>.json`` + ``<task>.<lang>.items.jsonl``), then ``results.json`` with every
+headline number, the model's identity and, for a pruned model, its pruning record:
+
+* ``perplexity``: token-weighted, BOS prepended, on the held-out documents of the run's
+  profile (:mod:`babelmoe.prune.heldout`), never on profiled text;
+* ``udhr-cont`` (``udhr_cont``): the project's own UDHR continuation task, built from the same
+  held-out documents (one item per sentence by default: a handful of held-out articles give
+  too few documents for one item each);
+* ``xcsqa`` / ``mgsm-cot`` / ``mgsm-direct``: the published files, when a folder is given;
+  languages the folder has no file for are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from babelmoe import artifacts
+from babelmoe.errors import BabelmoeError
+from babelmoe.evaluate import (
+    MGSMConfig,
+    MultipleChoiceConfig,
+    PerplexityConfig,
+    TaskResult,
+    UDHRContConfig,
+    evaluate_mgsm,
+    evaluate_udhr_continuation,
+    evaluate_xcsqa,
+    perplexity,
+    read_mgsm,
+    read_mgsm_exemplars,
+    read_xcsqa,
+    write_task_result,
+)
+from babelmoe.models.loading import LoadedModel, ModelSpec, load_model, model_identity
+from babelmoe.profile.artifact import load_profile
+from babelmoe.prune.heldout import heldout_documents
+from babelmoe.prune.surgery import is_pruned_folder, load_pruned, read_pruning_record
+from babelmoe.prune.targets import resolve_languages
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What to evaluate.
+
+    Attributes:
+        languages: languages to evaluate (as profiled); None: every profiled language.
+        max_length: tokens per perplexity window (and longest multiple-choice sequence).
+        batch_size: sequences per forward pass.
+        max_documents: at most this many held-out documents per language (None: all).
+        udhr_cont: also run the project's UDHR continuation task on the held-out documents.
+        udhr_cont_segment: ``sentence`` (one item per sentence) or ``document``.
+        xcsqa: folder (``{lang}/{split}.jsonl``) or file of published X-CSQA questions, or None.
+        xcsqa_split: X-CSQA split (``dev``; ``test`` has no answers).
+        mgsm: folder of published ``mgsm_{lang}.tsv`` files, or None.
+        mgsm_mode: ``cot`` (step-by-step) or ``direct``.
+        mgsm_shots: exemplars per MGSM prompt (needs ``mgsm_exemplars``).
+        mgsm_exemplars: JSON copy of the published ``MGSM_EXEMPLARS``, or None.
+        limit: at most this many items per task and language (None: all); for quick checks.
+    """
+
+    languages: tuple[str, ...] | None = None
+    max_length: int = 1024
+    batch_size: int = 4
+    max_documents: int | None = None
+    udhr_cont: bool = False
+    udhr_cont_segment: Literal["sentence", "document"] = "sentence"
+    xcsqa: Path | None = None
+    xcsqa_split: str = "dev"
+    mgsm: Path | None = None
+    mgsm_mode: Literal["cot", "direct"] = "cot"
+    mgsm_shots: int = 0
+    mgsm_exemplars: Path | None = None
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_documents is not None and self.max_documents < 1:
+            raise BabelmoeError(
+                f"--max-documents must be >= 1, got {self.max_documents}", "omit it for all"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise BabelmoeError(f"--limit must be >= 1, got {self.limit}", "omit it for all items")
+        if self.mgsm_shots and self.mgsm_exemplars is None:
+            raise BabelmoeError(
+                "--mgsm-shots needs --mgsm-exemplars", "pass the exemplars JSON file"
+            )
+        PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)  # validates
+
+    @property
+    def perplexity(self) -> PerplexityConfig:
+        return PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)
+
+
+@dataclass(frozen=True)
+class _DocumentRecord:
+    """Per-document perplexity with the document's id."""
+
+    id: str
+    values: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **self.values}
+
+
+def load_for_evaluation(source: str, spec: ModelSpec) -> tuple[LoadedModel, dict[str, Any] | None]:
+    """A pruned-model folder (through :func:`load_pruned`) or anything ``load_model`` takes;
+    with the pruning record when there is one."""
+    path = Path(source).expanduser()
+    if not is_pruned_folder(path):
+        return load_model(replace(spec, source=source)), None
+    from transformers import AutoTokenizer
+
+    record = read_pruning_record(path)
+    dtype = (
+        None
+        if spec.dtype == "auto" and spec.resolved_device().type == "cpu"
+        else spec.resolved_dtype()
+    )
+    model = load_pruned(path, dtype=dtype, device=spec.resolved_device())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError):
+        raise BabelmoeError(
+            f"{path} has no tokenizer", "re-run babelmoe prune (it saves one)"
+        ) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return LoadedModel(model, tokenizer, model_identity(model, str(path))), record
+
+
+def perplexity_result(
+    loaded: LoadedModel, lang: str, documents: list[Any], config: PerplexityConfig
+) -> TaskResult:
+    """Perplexity of one language's documents (``Document`` objects) as a ``TaskResult``."""
+    result = perplexity(
+        loaded.model,
+        loaded.tokenizer,
+        [d.text for d in documents],
+        config,
+        desc=f"perplexity {lang}",
+    )
+    records = [
+        _DocumentRecord(d.id, r.to_json()) for d, r in zip(documents, result.documents, strict=True)
+    ]
+    return TaskResult(
+        "perplexity",
+        lang,
+        result.metrics(),
+        records,
+        {"perplexity": asdict(config), "documents": [d.id for d in documents]},
+    )
+
+
+def _task_file_langs(lang: str, aliases: list[str]) -> list[str]:
+    return list(dict.fromkeys([lang, *aliases]))
+
+
+def evaluate_languages(
+    loaded: LoadedModel,
+    documents: dict[str, list[Any]],
+    config: EvaluateConfig,
+    aliases: dict[str, list[str]] | None = None,
+) -> list[TaskResult]:
+    """Every task of ``config`` on every language of ``documents`` (held-out ``Document`` lists)."""
+    results = []
+    aliases = aliases or {}
+    for lang, docs in documents.items():
+        results.append(perplexity_result(loaded, lang, docs, config.perplexity))
+        logger.info("perplexity %s: %.3f", lang, results[-1].metrics["ppl"])
+        if config.udhr_cont:
+            task = UDHRContConfig(segment=config.udhr_cont_segment, max_items=config.limit)
+            scoring = MultipleChoiceConfig(
+                batch_size=config.batch_size, max_length=config.max_length
+            )
+            results.append(
+                evaluate_udhr_continuation(
+                    loaded.model, loaded.tokenizer, [d.text for d in docs], lang, task, scoring
+                )
+            )
+        names = _task_file_langs(lang, aliases.get(lang, []))
+        if config.xcsqa is not None:
+            results += _xcsqa(loaded, config, lang, names)
+        if config.mgsm is not None:
+            results += _mgsm(loaded, config, lang, names)
+    return results
+
+
+def _first_existing(names: list[str], path_for) -> str | None:
+    return next((n for n in names if path_for(n).is_file()), None)
+
+
+def _xcsqa(
+    loaded: LoadedModel, config: EvaluateConfig, lang: str, names: list[str]
+) -> list[TaskResult]:
+    from babelmoe.evaluate.tasks.xcsqa import resolve_path
+
+    root = Path(config.xcsqa)  # type: ignore[arg-type]
+    found = (
+        lang
+        if root.is_file()
+        else _first_existing(names, lambda n: resolve_path(root, n, config.xcsqa_split))
+    )
+    if found is None:
+        logger.warning("X-CSQA: no %s file for %s in %s; skipped", config.xcsqa_split, lang, root)
+        return []
+    questions = read_xcsqa(root, None if root.is_file() else found, config.xcsqa_split)[
+        : config.limit
+    ]
+    scoring = MultipleChoiceConfig(batch_size=config.batch_size, max_length=config.max_length)
+    return [evaluate_xcsqa(loaded.model, loaded.tokenizer, questions, lang, scoring)]
+
+
+def _mgsm(
+    loaded: LoadedModel, config: EvaluateConfig, lang: str, names: list[str]
+) -> list[TaskResult]:
+    root = Path(config.mgsm)  # type: ignore[arg-type]
+    found = _first_existing(names, lambda n: root / f"mgsm_{n}.tsv")
+    if found is None:
+        logger.warning("MGSM: no mgsm_%s.tsv in %s; skipped", lang, root)
+        return []
+    problems = read_mgsm(root, found)[: config.limit]
+    exemplars = read_mgsm_exemplars(config.mgsm_exemplars, found) if config.mgsm_exemplars else []
+    mgsm = MGSMConfig(
+        mode=config.mgsm_mode, n_shots=config.mgsm_shots, batch_size=config.batch_size
+    )
+    return [evaluate_mgsm(loaded.model, loaded.tokenizer, problems, found, mgsm, exemplars)]
+
+
+def write_results(
+    out: Path, results: list[TaskResult], meta: dict[str, Any], overwrite: bool
+) -> Path:
+    """Per-task files, then ``results.json`` (``{task: {lang: metrics}}`` and ``meta``)."""
+    task_meta = {**meta}
+    if meta.get("pruning"):  # the per-layer lists stay in results.json only
+        task_meta["pruning"] = {k: v for k, v in meta["pruning"].items() if k != "removed_experts"}
+    for result in results:
+        write_task_result(out, result, meta=task_meta, overwrite=overwrite)
+    table: dict[str, dict[str, Any]] = {}
+    for result in results:
+        table.setdefault(result.task, {})[result.lang] = result.summary()["metrics"]
+    summary = {
+        "schema_version": artifacts.SCHEMA_VERSION,
+        "kind": "evaluation",
+        **meta,
+        "results": table,
+    }
+    path = out / RESULTS_FILE
+    artifacts.atomic_write_json(path, _finite(summary))
+    return path
+
+
+def _finite(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
+
+def default_eval_dir(run_dir: Path, source: str) -> Path:
+    """``RUN/eval/<model folder name>`` (``default`` for the bundled model)."""
+    name = Path(source).expanduser().name or "model"
+    return Path(run_dir) / artifacts.EVAL_DIR / name.replace(":", "_")
+
+
+def run_evaluate(
+    source: str,
+    run_dir: Path,
+    config: EvaluateConfig,
+    spec: ModelSpec,
+    out: Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Evaluate ``source`` (a pruned folder, a model folder, a hub id or ``default``) on
+    ``run_dir``'s held-out text and the asked tasks; write into ``out``; return results.json."""
+    run_dir = Path(run_dir)
+    profile = load_profile(run_dir)
+    indices = resolve_languages(profile, config.languages) if config.languages else None
+    out = Path(out) if out is not None else default_eval_dir(run_dir, source)
+    if (out / RESULTS_FILE).exists() and not overwrite:
+        raise BabelmoeError(
+            f"{out / RESULTS_FILE} already exists", "pass --overwrite or choose another --out"
+        )
+    documents = heldout_documents(profile, indices, config.max_documents)
+    chosen = indices if indices is not None else range(len(profile.languages))
+    aliases = {
+        name: [profile.languages[i].get("bcp47", "").split("-")[0], profile.codes[i]]
+        for name, i in zip(documents, chosen, strict=True)
+    }
+    loaded, record = load_for_evaluation(source, spec)
+    with artifacts.run_lock(out):
+        results = evaluate_languages(loaded, documents, config, aliases)
+        meta = {
+            "model": loaded.identity,
+            "source": source,
+            "run": str(run_dir),
+            "pruning": record,
+            "evaluate_config": _finite(
+                artifacts.jsonable(
+                    {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+                )
+            ),
+        }
+        return write_results(out, results, meta, overwrite)

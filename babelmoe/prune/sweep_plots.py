@@ -1,0 +1,115 @@
+"""Sweep figures (matplotlib, Agg backend; each saved as PNG and SVG)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from babelmoe.prune.sweep import DENSE, RANDOM, SweepConfig
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    _pyplot().close(fig)
+    return paths
+
+
+def plot_curves(
+    points: Sequence[dict[str, Any]], config: SweepConfig, langs: Sequence[str], stem: Path
+) -> list[Path]:
+    """Perplexity vs ratio, one panel per language: a line per method (pruned for that
+    language), random's mean with its min..max band over seeds, the dense model at ratio 0."""
+    plt = _pyplot()
+    ncols = min(3, len(langs))
+    nrows = math.ceil(len(langs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    index = {(p["eval_lang"], p["method"], p["ratio"]): p for p in points}
+    ratios = sorted(config.ratios)
+    for ax, lang in zip(axes.flat, langs, strict=False):
+        dense = index.get((lang, DENSE, 0.0))
+        start = ([0.0], [dense["ppl"]]) if dense else ([], [])
+        rand = [index[(lang, RANDOM, r)] for r in ratios if (lang, RANDOM, r) in index]
+        if rand:
+            xs = start[0] + [p["ratio"] for p in rand]
+            ax.fill_between(
+                xs,
+                start[1] + [p["ppl_min"] for p in rand],
+                start[1] + [p["ppl_max"] for p in rand],
+                color="grey",
+                alpha=0.25,
+                label="random (min–max)",
+            )
+            ax.plot(
+                xs,
+                start[1] + [p["ppl"] for p in rand],
+                color="grey",
+                linestyle="--",
+                marker=".",
+                label="random (mean)",
+            )
+        for method in config.methods:
+            own = [index[(lang, method, r)] for r in ratios if (lang, method, r) in index]
+            if own:
+                ax.plot(
+                    start[0] + [p["ratio"] for p in own],
+                    start[1] + [p["ppl"] for p in own],
+                    marker="o",
+                    label=method,
+                )
+        if dense:
+            ax.axhline(dense["ppl"], color="black", linewidth=0.8, linestyle=":", label="dense")
+        ax.set_title(lang)
+        ax.set_yscale("log")
+        ax.set_xlabel("share of experts removed")
+        ax.set_ylabel("held-out perplexity")
+    for ax in list(axes.flat)[len(langs) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return _save(fig, stem)
+
+
+def plot_specificity(matrix: dict[str, Any], stem: Path) -> list[Path]:
+    """Heatmap of perplexity relative to dense: rows pruned for, columns evaluated on."""
+    import numpy as np
+
+    plt = _pyplot()
+    values = np.asarray(matrix["relative_to_dense"], dtype=float)
+    n = len(matrix["eval_langs"])
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
+    image = ax.imshow(np.log2(values), cmap="magma_r")
+    ax.set_xticks(range(n), matrix["eval_langs"])
+    ax.set_yticks(range(n), matrix["targets"])
+    ax.set_xlabel("evaluated on")
+    ax.set_ylabel("pruned for")
+    for i in range(n):
+        for j in range(n):
+            ax.text(
+                j,
+                i,
+                f"{values[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                fontweight="bold" if i == j else "normal",
+                color="black",
+            )
+    fig.colorbar(image, ax=ax, label="log2(perplexity / dense)")
+    ax.set_title(f"{matrix['method']}, ratio {matrix['ratio']:g}")
+    fig.tight_layout()
+    return _save(fig, stem)
