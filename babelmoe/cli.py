@@ -19,6 +19,7 @@ from babelmoe.errors import BabelmoeError
 
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "run",
     "split",
     "profile",
     "analyse",

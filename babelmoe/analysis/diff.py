@@ -3,12 +3,18 @@
 Both profiles must have the same number of layers and experts; the comparison uses the languages
 they share, in the first profile's order. Per layer and language: mean |delta| of frequencies
 (delta = B - A) and the Pearson correlation of A's and B's frequencies over the experts; "all"
-pools the languages (mean of |delta|; correlation over every language's experts). Intervals
-resample each profile's units independently. An expert "changed" when the language-mean delta
-exceeds ``z_threshold`` bootstrap standard errors; experts "gained"/"lost" cross the shared
-threshold. Expert ids only match when both profiles used the same partition: with different
-partitions (e.g. k-means run on each model) only the per-layer summaries and the language geometry
-are comparable, and the result says so in ``notes``.
+pools the languages (mean of |delta|; correlation over every language's experts).
+
+The bootstrap resamples each profile's units independently. Mean |delta| is compared with its
+noise floor, what sampling noise alone produces (see ``_bootstrap``), which gives a p-value for
+"no change in this layer"; the correlation gets a percentile interval (its sampling spread:
+resampling lowers correlations a little). An expert "changed" when the language-mean delta
+exceeds ``z_threshold`` bootstrap standard errors; experts "gained" or "lost" cross the shared
+threshold.
+
+Expert ids only match when both profiles used the same partition: with different partitions
+(e.g. k-means run on each model) only the per-layer summaries and the language geometry are
+comparable, and the result says so in ``notes``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ class DiffResult:
     freq_a: np.ndarray  # [n, L, E]
     freq_b: np.ndarray  # [n, L, E]
     mean_abs: np.ndarray  # [n + 1, L]; last row pools the languages
-    mean_abs_ci: np.ndarray  # [2, n + 1, L]
+    noise_floor: np.ndarray  # [n + 1, L] mean |delta| that sampling noise alone gives
+    noise_p: np.ndarray  # [n + 1, L] share of noise-only values >= mean_abs
     correlation: np.ndarray  # [n + 1, L]
     correlation_ci: np.ndarray  # [2, n + 1, L]
     pooled_delta: np.ndarray  # [L, E] mean over languages of B - A
@@ -110,44 +117,10 @@ def diff_profiles(a: ProfileData, b: ProfileData, cfg: DiffConfig) -> DiffResult
         log.warning(notes[-1])
     fa, fb = a.frequency.numpy()[ia], b.frequency.numpy()[ib]
     mean_abs, corr = _layer_stats(fa, fb)
-
-    n_boot = cfg.n_bootstrap
-    boot_abs, boot_corr = [], []
-    total = np.zeros(fa.shape[1:])
-    total_sq = np.zeros(fa.shape[1:])
-    if n_boot:
-        rng = np.random.default_rng(cfg.seed)
-        ua, ta = a.unit_counts.numpy()[ia].astype(np.float64), a.unit_tokens.numpy()[ia] * 1.0
-        ub, tb = b.unit_counts.numpy()[ib].astype(np.float64), b.unit_tokens.numpy()[ib] * 1.0
-        for start in range(0, n_boot, cfg.batch_size):
-            batch = min(cfg.batch_size, n_boot - start)
-            ra = resampled_frequency(ua, ta, unit_weights(rng, ta, batch, False))
-            rb = resampled_frequency(ub, tb, unit_weights(rng, tb, batch, False))
-            stats = _layer_stats(ra, rb)
-            boot_abs.append(stats[0])
-            boot_corr.append(stats[1])
-            pooled = (rb - ra).mean(axis=1)  # [B, L, E]
-            total += pooled.sum(axis=0)
-            total_sq += (pooled**2).sum(axis=0)
-    shape2 = (2, *mean_abs.shape)
-    mean_abs_ci = (
-        percentile_interval(np.concatenate(boot_abs), cfg.ci_level)
-        if n_boot
-        else np.full(shape2, np.nan)
-    )
-    corr_ci = (
-        percentile_interval(np.concatenate(boot_corr), cfg.ci_level)
-        if n_boot
-        else np.full(shape2, np.nan)
-    )
+    boot = _bootstrap(a, b, ia, ib, fa, fb, cfg)
     pooled_delta = (fb - fa).mean(axis=0)
-    if n_boot > 1:
-        variance = (total_sq - total**2 / n_boot) / (n_boot - 1)
-        se = np.sqrt(np.maximum(variance, 0.0))
-    else:
-        se = np.full(pooled_delta.shape, np.nan)
     with np.errstate(invalid="ignore"):
-        changed = np.abs(pooled_delta) > cfg.z_threshold * se
+        changed = np.abs(pooled_delta) > cfg.z_threshold * boot["se"]
 
     dist_a = as_distance(
         pairwise(fa.reshape(len(codes), -1), cfg.primary_metric, cfg.kl_epsilon), cfg.primary_metric
@@ -166,11 +139,12 @@ def diff_profiles(a: ProfileData, b: ProfileData, cfg: DiffConfig) -> DiffResult
         freq_a=fa,
         freq_b=fb,
         mean_abs=mean_abs,
-        mean_abs_ci=mean_abs_ci,
+        noise_floor=boot["noise_floor"],
+        noise_p=boot["noise_p"],
         correlation=corr,
-        correlation_ci=corr_ci,
+        correlation_ci=boot["corr_ci"],
         pooled_delta=pooled_delta,
-        pooled_se=se,
+        pooled_se=boot["se"],
         changed=changed,
         shared_a=shared_mask(fa, cfg.shared_threshold),
         shared_b=shared_mask(fb, cfg.shared_threshold),
@@ -180,3 +154,52 @@ def diff_profiles(a: ProfileData, b: ProfileData, cfg: DiffConfig) -> DiffResult
         same_partition=same_partition,
         notes=notes,
     )
+
+
+def _inflation(unit_tokens: np.ndarray) -> np.ndarray:
+    """[n] sqrt(m / (m - 1)) for m non-empty units per language (1 when m < 2)."""
+    m = (unit_tokens > 0).sum(axis=1).astype(np.float64)
+    return np.sqrt(np.where(m > 1, m / np.maximum(m - 1, 1), 1.0))
+
+
+def _bootstrap(a, b, ia, ib, fa, fb, cfg: DiffConfig) -> dict[str, np.ndarray]:
+    """Resample each profile's units independently (same seed, same draws for every metric).
+
+    noise: |(A* - A) - (B* - B)| is what the difference looks like when only sampling noise
+    moves it, so its mean over experts is the noise floor of mean |delta|, and the share of
+    resamples reaching the observed mean |delta| is a p-value for "no change in this layer".
+    """
+    n_boot, n, n_layers = cfg.n_bootstrap, len(ia), fa.shape[1]
+    nan = np.full((n + 1, n_layers), np.nan)
+    if n_boot == 0:
+        return {
+            "noise_floor": nan,
+            "noise_p": nan,
+            "corr_ci": np.stack([nan, nan]),
+            "se": np.full(fa.shape[1:], np.nan),
+        }
+    rng = np.random.default_rng(cfg.seed)
+    ua, ta = a.unit_counts.numpy()[ia].astype(np.float64), a.unit_tokens.numpy()[ia] * 1.0
+    ub, tb = b.unit_counts.numpy()[ib].astype(np.float64), b.unit_tokens.numpy()[ib] * 1.0
+    # A resample of m units has (m - 1) / m of the variance of the data: undo that shrinkage.
+    inflate_a, inflate_b = (_inflation(t)[:, None, None] for t in (ta, tb))
+    noise, corrs = [], []
+    total_sq = np.zeros(fa.shape[1:])
+    for start in range(0, n_boot, cfg.batch_size):
+        batch = min(cfg.batch_size, n_boot - start)
+        ra = resampled_frequency(ua, ta, unit_weights(rng, ta, batch, False))
+        rb = resampled_frequency(ub, tb, unit_weights(rng, tb, batch, False))
+        dev_a, dev_b = (ra - fa) * inflate_a, (rb - fb) * inflate_b
+        wobble = np.abs(dev_a - dev_b).mean(axis=-1)  # [B, n, L]
+        noise.append(np.concatenate([wobble, wobble.mean(axis=1, keepdims=True)], axis=1))
+        corrs.append(_layer_stats(ra, rb)[1])
+        pooled = (dev_b - dev_a).mean(axis=1)  # [B, L, E] deviation of the pooled delta
+        total_sq += (pooled**2).sum(axis=0)
+    null = np.concatenate(noise)  # [B, n + 1, L]
+    observed = _layer_stats(fa, fb)[0]
+    return {
+        "noise_floor": null.mean(axis=0),
+        "noise_p": (1.0 + (null >= observed - 1e-15).sum(axis=0)) / (n_boot + 1.0),
+        "corr_ci": percentile_interval(np.concatenate(corrs), cfg.ci_level),
+        "se": np.sqrt(total_sq / n_boot),  # root mean square deviation of the pooled delta
+    }

@@ -1,6 +1,7 @@
 """Tables and the summary of a model diff, built from a ``DiffResult`` (pure).
 
-Tables: ``diff_layers`` (layer x language incl. "all": mean |delta|, correlation, intervals),
+Tables: ``diff_layers`` (layer x language incl. "all": mean |delta| with its noise floor and
+the p-value of "no change", correlation with its interval),
 ``diff_shared`` (per layer: shared in A, in B, gained, lost, changed beyond noise) and
 ``diff_experts`` (per layer the ``top_k`` largest language-mean changes, plus every expert that
 gained or lost shared status; status = gained | lost | shared | other).
@@ -34,8 +35,8 @@ def diff_tables(result: DiffResult, cfg: DiffConfig) -> dict[str, tuple[str, lis
             "layer": layer,
             "language": lab,
             "mean_abs_delta": result.mean_abs[k, layer],
-            "ci_low": result.mean_abs_ci[0, k, layer],
-            "ci_high": result.mean_abs_ci[1, k, layer],
+            "noise_floor": result.noise_floor[k, layer],
+            "p_no_change": result.noise_p[k, layer],
             "correlation": result.correlation[k, layer],
             "corr_ci_low": result.correlation_ci[0, k, layer],
             "corr_ci_high": result.correlation_ci[1, k, layer],
@@ -92,9 +93,14 @@ def diff_summary(result: DiffResult, cfg: DiffConfig, runs: tuple[str, str]) -> 
     gained, lost = int((~sa & sb).sum()), int((sa & ~sb).sum())
     most = int(np.nanargmax(pooled_abs))
     least = int(np.nanargmin(pooled_corr)) if np.isfinite(pooled_corr).any() else None
+    beyond = [int(x) for x in np.flatnonzero(result.noise_p[-1] < 0.05)]
+    noise = result.noise_floor[-1]
     findings = [
-        f"Frequencies change most in layer {most} (mean |delta| = {fmt(pooled_abs[most])}, "
-        f"CI {fmt(result.mean_abs_ci[0, -1, most])} to {fmt(result.mean_abs_ci[1, -1, most])})"
+        f"Frequencies change most in layer {most}: mean |delta| = {fmt(pooled_abs[most])} "
+        f"against {fmt(noise[most])} from sampling noise alone (p = "
+        f"{fmt(result.noise_p[-1, most])}); the change exceeds the noise (p < 0.05) in "
+        f"{len(beyond)} of {len(pooled_abs)} layers"
+        + (f" ({', '.join(map(str, beyond))})" if beyond else "")
         + (
             ""
             if least is None
@@ -123,6 +129,9 @@ def diff_summary(result: DiffResult, cfg: DiffConfig, runs: tuple[str, str]) -> 
             "same_partition": result.same_partition,
             "config": dataclasses.asdict(cfg),
             "mean_abs_delta_per_layer": pooled_abs,
+            "noise_floor_per_layer": noise,
+            "p_no_change_per_layer": result.noise_p[-1],
+            "layers_beyond_noise": beyond,
             "correlation_per_layer": pooled_corr,
             "layer_most_changed": most,
             "layer_least_correlated": least,

@@ -60,8 +60,10 @@ def kl(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     logp = np.log(p)
     self_term = (p * logp).sum(axis=-1)  # [..., n]
     cross = p @ np.swapaxes(logp, -1, -2)  # [..., n, n]: sum_k p_ik log p_jk
-    out = (self_term[..., :, None] - cross) / _LOG2
-    return np.maximum(out, 0.0)
+    out = np.maximum((self_term[..., :, None] - cross) / _LOG2, 0.0)
+    n = x.shape[-2]
+    out[..., np.arange(n), np.arange(n)] = np.where(np.isnan(self_term), np.nan, 0.0)
+    return out
 
 
 def _plogp(p: np.ndarray) -> np.ndarray:

@@ -101,6 +101,15 @@ def _shared(result: AnalysisResult, cfg: AnalysisConfig) -> tuple[dict[str, Any]
         f"{fmt(ex.centre)} of 0-{n_layers - 1} (relative depth {fmt(ex.centre / depth, 2)}, "
         f"{_ci_text([x / depth for x in ex.centre_ci], cfg.ci_level)})."
     )
+    above = int(np.sum(counts > ex.shared_ci[1]))
+    info["layers_above_interval"] = above
+    if above:
+        text += (
+            f" In {above} of {n_layers} layers the observed count lies above its bootstrap "
+            "interval: resampling adds noise that pulls some languages below the threshold, so "
+            "resampled counts run low; read the interval as sampling spread, and expect more "
+            "tokens to find at least as many shared experts."
+        )
     if total == 0:
         text = f"No expert reaches frequency {cfg.shared_threshold} in every language."
     return info, text

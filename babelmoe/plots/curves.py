@@ -26,7 +26,12 @@ def expert_counts(
     a.plot(layers, shared, marker="o", color="black")
     if np.isfinite(shared_ci).all():
         a.fill_between(
-            layers, shared_ci[0], shared_ci[1], alpha=0.25, color="grey", label="bootstrap interval"
+            layers,
+            shared_ci[0],
+            shared_ci[1],
+            alpha=0.25,
+            color="grey",
+            label="bootstrap percentile interval",
         )
         a.legend(fontsize=7)
     a.set_title(f"shared experts (freq >= {threshold} in all)")
@@ -111,7 +116,7 @@ def seed_stability(
 
 def diff_curves(
     mean_abs: np.ndarray,
-    mean_abs_ci: np.ndarray,
+    noise_floor: np.ndarray,
     corr: np.ndarray,
     corr_ci: np.ndarray,
     labels: Sequence[str],
@@ -119,22 +124,25 @@ def diff_curves(
     shared_b: np.ndarray,
     names: tuple[str, str],
 ) -> Figure:
-    """Model-vs-model per layer: mean |delta| and correlation (pooled line with its band, thin
-    lines per language), shared experts in each model."""
+    """Model-vs-model per layer: mean |delta| (dashed: what sampling noise alone gives) and the
+    correlation (band: bootstrap interval), thin lines per language, black for all languages;
+    shared experts in each model."""
     layers = np.arange(mean_abs.shape[1])
     fig = new_figure(11.0, 3.4)
     a, b, c = fig.subplots(1, 3)
-    for ax, values, ci, title in (
-        (a, mean_abs, mean_abs_ci, "mean |delta frequency|"),
-        (b, corr, corr_ci, "correlation of frequencies"),
+    for ax, values, title in (
+        (a, mean_abs, "mean |delta frequency|"),
+        (b, corr, "correlation of frequencies"),
     ):
         for label, row in zip(labels[:-1], values[:-1], strict=True):
             ax.plot(layers, row, lw=0.8, alpha=0.6, label=label)
         ax.plot(layers, values[-1], color="black", lw=2, label="all languages")
-        if np.isfinite(ci[:, -1]).all():
-            ax.fill_between(layers, ci[0, -1], ci[1, -1], color="grey", alpha=0.3)
         ax.set_title(title)
         ax.set_xlabel("layer")
+    if np.isfinite(noise_floor[-1]).all():
+        a.plot(layers, noise_floor[-1], color="black", ls="--", lw=1, label="noise floor")
+    if np.isfinite(corr_ci[:, -1]).all():
+        b.fill_between(layers, corr_ci[0, -1], corr_ci[1, -1], color="grey", alpha=0.3)
     a.legend(fontsize=6, ncol=2)
     c.plot(layers, shared_a, marker=".", label=names[0])
     c.plot(layers, shared_b, marker=".", label=names[1])

@@ -171,7 +171,7 @@ def diff_figures(
         "diff_curves",
         curves.diff_curves(
             result.mean_abs,
-            result.mean_abs_ci,
+            result.noise_floor,
             result.correlation,
             result.correlation_ci,
             [*result.codes, "all"],
@@ -179,8 +179,9 @@ def diff_figures(
             result.shared_b.sum(-1),
             names,
         ),
-        "Per layer: mean absolute frequency change and the correlation of A's and B's "
-        "frequencies (black: all languages, band: bootstrap interval); shared experts.",
+        "Per layer: mean absolute frequency change (dashed: the level sampling noise alone "
+        "gives) and the correlation of A's and B's frequencies (black: all languages, band: "
+        "bootstrap interval); shared experts in A and B.",
     )
     out.add(
         "diff_similarity",

@@ -8,16 +8,18 @@ to have written ``RUN_DIR/analysis/`` (summary.json, figures.json and the tables
 Section hook (for later stages, e.g. prune/sweep): any ``RUN_DIR/<folder>/report_section.json``
 becomes a section of the report, after the analysis sections and before the configuration::
 
-    {"schema_version": 1,
-     "title": "Pruning sweep",                 # section heading
-     "order": 50,                              # optional; sections sort by (order, folder)
-     "html": "<p>Perplexity rises ...</p>",    # optional trusted HTML fragment, inserted as is
-     "figures": [{"path": "figures/sweep.png", "caption": "..."}, "figures/other.svg"],
-     "tables": [{"path": "sweep_summary.csv", "title": "...", "max_rows": 50}]}
+    {"title": "Pruning sweep",                 # section heading (required)
+     "html": "<p>Perplexity rises ...</p>",    # trusted HTML fragment, inserted as is
+     "figures": [{"path": "sweep/curve.png", "caption": "..."}, "sweep/other.svg"],
+     "tables": [{"path": "curves.csv", "title": "...", "max_rows": 50}],
+     "order": 50,                              # sections sort by (order, folder); default 100
+     "schema_version": 1}                      # optional; when present it must match
 
-Paths are relative to the folder holding the JSON; .png/.jpg are embedded as data URIs, .svg
-inline; tables may be CSV files or JSON tables written by ``analysis.tables.write_table``. A
-section file that cannot be read is reported in the page (and logged), not fatal.
+Everything but ``title`` is optional. A path is looked up relative to the folder holding the
+JSON, then relative to the run folder. .png/.jpg are embedded as data URIs, .svg inline (a PNG
+listed with its SVG twin is embedded once); tables may be CSV files or JSON tables written by
+``analysis.tables.write_table``. A section file that cannot be read is shown as a note in the
+page (and logged), not fatal.
 """
 
 from __future__ import annotations
@@ -161,6 +163,21 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(handle))
 
 
+def _hook_figures(items: list[Any], base: Path, run_dir: Path) -> list[tuple[Path, str]]:
+    """Resolve figure entries; a PNG listed beside its SVG twin is embedded once (as PNG)."""
+    entries = []
+    for item in items:
+        item = {"path": item} if isinstance(item, str) else item
+        path = base / item["path"]
+        if not path.is_file() and (run_dir / item["path"]).is_file():
+            path = run_dir / item["path"]
+        entries.append((path, str(item.get("caption", ""))))
+    pngs = {p.with_suffix("") for p, _ in entries if p.suffix.lower() == ".png"}
+    return [
+        (p, c) for p, c in entries if p.suffix.lower() != ".svg" or p.with_suffix("") not in pngs
+    ]
+
+
 def load_hook_sections(run_dir: Path) -> list[Section]:
     """Sections from every ``RUN_DIR/*/report_section.json`` (see the module docstring)."""
     sections = []
@@ -168,39 +185,26 @@ def load_hook_sections(run_dir: Path) -> list[Section]:
         base = path.parent
         try:
             spec = json.loads(path.read_text(encoding="utf-8"))
-            if spec.get("schema_version") != SCHEMA_VERSION:
-                raise ValueError(f"schema version {spec.get('schema_version')}")
-            figures = []
-            for item in spec.get("figures", []):
-                item = {"path": item} if isinstance(item, str) else item
-                figures.append((base / item["path"], str(item.get("caption", ""))))
+            version = spec.get("schema_version", SCHEMA_VERSION)
+            if version != SCHEMA_VERSION:
+                raise ValueError(f"schema version {version}, this babelmoe reads {SCHEMA_VERSION}")
+            figures = _hook_figures(spec.get("figures", []), base, Path(run_dir))
             tables = "".join(
                 table_html(
                     _read_rows(base / t["path"]),
                     t.get("title", t["path"]),
                     int(t.get("max_rows", 60)),
-                    str(base.name + "/" + t["path"]),
+                    f"{base.name}/{t['path']}",
                 )
                 for t in spec.get("tables", [])
             )
-            sections.append(
-                Section(
-                    str(spec["title"]),
-                    str(spec.get("html", "")) + tables,
-                    figures,
-                    float(spec.get("order", 100)),
-                )
-            )
-        except (OSError, ValueError, KeyError, TypeError, BabelmoeError) as exc:
+            html_part = str(spec.get("html", "")) + tables
+            order = float(spec.get("order", 100))
+            sections.append(Section(str(spec["title"]), html_part, figures, order))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, BabelmoeError) as exc:
             log.warning("report section %s skipped: %s", path, exc)
-            sections.append(
-                Section(
-                    f"{base.name} (unreadable section)",
-                    f"<p class='note'>{esc(path.name)}: {esc(exc)}</p>",
-                    [],
-                    900,
-                )
-            )
+            note = f"<p class='note'>{esc(path.name)}: {esc(exc)}</p>"
+            sections.append(Section(f"{base.name} (unreadable section)", note, [], 900))
     return sections
 
 

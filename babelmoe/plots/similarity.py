@@ -34,15 +34,11 @@ def similarity_matrices(
         if n <= 12:
             for i in range(n):
                 for j in range(n):
-                    ax.text(
-                        j,
-                        i,
-                        f"{m[i, j]:.2g}",
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="white" if image.norm(m[i, j]) < 0.5 else "black",
-                    )
+                    red, green, blue, _ = image.cmap(image.norm(m[i, j]))
+                    light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+                    colour = "black" if light else "white"
+                    text = f"{m[i, j]:.2g}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=6, color=colour)
     for ax in list(axes.flat)[len(matrices) :]:
         ax.set_axis_off()
     return fig

@@ -189,7 +189,8 @@ def save_pruned(model: nn.Module, tokenizer: Any, out: Path, record: Mapping[str
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
+        with _as_plain_float(model):
+            model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         artifacts.atomic_write_json(tmp / PRUNING_FILE, full)
@@ -205,6 +206,38 @@ def save_pruned(model: nn.Module, tokenizer: Any, out: Path, record: Mapping[str
         out,
     )
     return out / PRUNING_FILE
+
+
+def _quant_method(config: Any) -> str | None:
+    qconfig = getattr(config, "quantization_config", None)
+    if qconfig is None:
+        return None
+    method = qconfig.get("quant_method") if isinstance(qconfig, dict) else qconfig.quant_method
+    return str(getattr(method, "value", method))
+
+
+@contextlib.contextmanager
+def _as_plain_float(model: nn.Module) -> Iterator[None]:
+    """Save a GGUF-loaded model as the plain float model it is (transformers de-quantises GGUF on
+    load but keeps a quantizer that makes ``save_pretrained`` refuse); refuse real quantization."""
+    method = _quant_method(model.config)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if method is None and quantizer is None:
+        yield
+        return
+    if method != "gguf":
+        raise BabelmoeError(
+            f"the model is quantized ({method}); its pruned weights cannot be saved as they are",
+            "load the model in float (e.g. --dtype float32 or bfloat16) to prune it",
+        )
+    qconfig = model.config.quantization_config
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    try:
+        yield
+    finally:
+        model.config.quantization_config = qconfig
+        model.hf_quantizer = quantizer
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

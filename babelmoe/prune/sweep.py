@@ -214,10 +214,10 @@ def run_jobs(
     documents: dict[str, list[str]],
     config: SweepConfig,
     done: dict[tuple, dict[str, Any]] | None = None,
-    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
+    on_rows: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the sweep's jobs on ``documents`` (``{language name: held-out texts}``); skip rows in
-    ``done``; call ``on_rows`` with each job's new rows. Returns every row (old and new)."""
+    ``done``; call ``on_rows`` with each new row. Returns every row (old and new)."""
     done = dict(done or {})
     sizes = partition.sizes()  # [L, E]
     jobs = plan_jobs(config, list(documents))
@@ -243,7 +243,6 @@ def run_jobs(
                 "neurons_removed": removed,
                 "neuron_rate": removed / sizes.sum().item(),
             }
-        new = []
         context = (
             temporarily_pruned(loaded.model, partition, selection.drop)
             if selection is not None
@@ -252,27 +251,21 @@ def run_jobs(
         with context:
             for lang in todo:
                 t0 = time.perf_counter()
-                row = {
-                    **base,
-                    "eval_lang": lang,
-                    **pruned,
-                    **_measure(loaded, lang, documents[lang], config),
-                }
+                row = {**base, "eval_lang": lang, **pruned}
+                row.update(_measure(loaded, lang, documents[lang], config))
                 row["seconds"] = time.perf_counter() - t0
-                new.append(row)
+                done[row_key(row)] = row
+                if on_rows is not None:
+                    on_rows(row)
         logger.info(
             "%s r=%g seed=%s target=%s: %d language(s) in %.1fs",
             job.method,
             job.ratio,
             job.seed,
             job.target,
-            len(new),
+            len(todo),
             time.perf_counter() - start,
         )
-        for row in new:
-            done[row_key(row)] = row
-        if on_rows is not None:
-            on_rows(new)
     return list(done.values())
 
 
@@ -320,11 +313,10 @@ def start_rows(path: Path, identity: dict[str, Any], rows: dict[tuple, dict[str,
     artifacts.atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append finished rows (flushed to disk) so an interruption loses at most one job."""
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append a finished row (flushed) so an interruption loses at most one evaluation."""
     with path.open("a", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, allow_nan=True) + "\n")
+        handle.write(json.dumps(row, allow_nan=True) + "\n")
         handle.flush()
 
 
@@ -355,7 +347,7 @@ def run_sweep(run_dir: Path, config: SweepConfig, loaded: LoadedModel, force: bo
             texts,
             config,
             done,
-            on_rows=lambda new: append_rows(path, new),
+            on_rows=lambda row: append_row(path, row),
         )
         seconds = time.perf_counter() - start
         meta = {

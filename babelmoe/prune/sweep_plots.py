@@ -28,6 +28,20 @@ def _save(fig: Any, stem: Path) -> list[Path]:
     return paths
 
 
+def _y_axis(ax: Any) -> None:
+    """Log scale when the curves span more than a factor 2, plain numbers on the ticks."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    low, high = ax.get_ylim()
+    if low > 0 and high / low > 2:
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    formatter.set_useOffset(False)
+    ax.yaxis.set_major_formatter(formatter)
+
+
 def plot_curves(
     points: Sequence[dict[str, Any]], config: SweepConfig, langs: Sequence[str], stem: Path
 ) -> list[Path]:
@@ -73,7 +87,7 @@ def plot_curves(
         if dense:
             ax.axhline(dense["ppl"], color="black", linewidth=0.8, linestyle=":", label="dense")
         ax.set_title(lang)
-        ax.set_yscale("log")
+        _y_axis(ax)
         ax.set_xlabel("share of experts removed")
         ax.set_ylabel("held-out perplexity")
     for ax in list(axes.flat)[len(langs) :]:
@@ -90,26 +104,23 @@ def plot_specificity(matrix: dict[str, Any], stem: Path) -> list[Path]:
 
     plt = _pyplot()
     values = np.asarray(matrix["relative_to_dense"], dtype=float)
+    logs = np.log2(values)
     n = len(matrix["eval_langs"])
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
-    image = ax.imshow(np.log2(values), cmap="magma_r")
+    size = max(4.0, 1.5 + 0.6 * n)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    image = ax.imshow(logs, cmap="magma_r")
     ax.set_xticks(range(n), matrix["eval_langs"])
     ax.set_yticks(range(n), matrix["targets"])
     ax.set_xlabel("evaluated on")
     ax.set_ylabel("pruned for")
+    middle = (logs.min() + logs.max()) / 2
     for i in range(n):
         for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{values[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                fontweight="bold" if i == j else "normal",
-                color="black",
-            )
+            weight = "bold" if i == j else "normal"
+            colour = "white" if logs[i, j] > middle else "black"
+            text = f"{values[i, j]:.3f}" if values[i, j] < 10 else f"{values[i, j]:.1f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, weight=weight, color=colour)
     fig.colorbar(image, ax=ax, label="log2(perplexity / dense)")
-    ax.set_title(f"{matrix['method']}, ratio {matrix['ratio']:g}")
+    ax.set_title(f"perplexity / dense ({matrix['method']}, ratio {matrix['ratio']:g})")
     fig.tight_layout()
     return _save(fig, stem)

@@ -256,7 +256,8 @@ def write_report(
 
 
 def _fmt(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.3g}"
+    """Two decimals (perplexities from ~1 to ~1000 and their spreads), '–' when missing."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:.2f}"
 
 
 _COLOURS = {BEATS: "#d9f2d9", WORSE: "#f7d4d4", WITHIN: ""}

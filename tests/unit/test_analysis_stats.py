@@ -213,6 +213,17 @@ def test_diff_detects_a_planted_change_and_little_else():
     result = diff_profiles(a, b, DiffConfig(n_bootstrap=100))
     assert result.changed[1, :4].all()
     assert result.changed.sum() - 4 <= 3  # sampling noise alone rarely crosses 3 s.e.
-    assert int(np.argmax(result.mean_abs[-1])) == 1
+    assert int(np.argmax(result.mean_abs[-1])) == 1 and result.noise_p[-1, 1] < 0.05
     assert (result.correlation[-1, [0, 2]] > 0.95).all()
     assert result.geometry.statistic > 0.9
+
+
+def test_diff_of_two_samples_of_one_model_stays_within_noise():
+    freq = true_frequency(PAPER_LANGUAGES, 3, 32, seed=4)
+    a = make_profile(frequency=freq, seed=1, tokens_per_unit=300)
+    b = make_profile(frequency=freq, seed=2, tokens_per_unit=300)
+    result = diff_profiles(a, b, DiffConfig(n_bootstrap=100))
+    assert (result.noise_p[-1] > 0.05).all()  # no layer changes beyond sampling noise
+    assert np.allclose(result.mean_abs[-1], result.noise_floor[-1], rtol=0.3)
+    same = diff_profiles(a, a, DiffConfig(n_bootstrap=50))
+    assert (same.mean_abs == 0).all() and (same.noise_p == 1).all() and not same.changed.any()

@@ -38,19 +38,31 @@ def run(tmp_path_factory) -> Path:
     main, other = _run(root / "main", 0), _run(root / "seed1", 1)
     cfg = AnalysisConfig(n_bootstrap=30, n_permutations=99, exact_limit=5000)
     run_analysis(main, cfg, seed_runs=[other])
-    sweep = main / "sweep"  # a later stage adding its own section through the hook
+    sweep = main / "sweep"  # the prune stage's convention: paths relative to the run folder
     sweep.mkdir()
-    shutil.copy(main / "figures" / "expert_counts.png", sweep / "sweep.png")
-    (sweep / "sweep.csv").write_text("rate,perplexity\n0.1,12.5\n0.2,14.0\n")
+    for suffix in ("png", "svg"):
+        shutil.copy(main / "figures" / f"expert_counts.{suffix}", sweep / f"sweep.{suffix}")
     (sweep / SECTION_FILE).write_text(
         json.dumps(
             {
-                "schema_version": artifacts.SCHEMA_VERSION,
                 "title": "Pruning sweep",
-                "order": 75,
                 "html": "<p id='sweep-text'>Perplexity rises with the pruning rate.</p>",
-                "figures": [{"path": "sweep.png", "caption": "sweep curve"}],
-                "tables": [{"path": "sweep.csv", "title": "sweep table"}],
+                "figures": ["sweep/sweep.png", "sweep/sweep.svg"],
+            }
+        )
+    )
+    extra = main / "extra"  # paths relative to the section's folder, captions, a table, order
+    extra.mkdir()
+    shutil.copy(main / "figures" / "dendrograms.png", extra / "extra.png")
+    (extra / "extra.csv").write_text("rate,perplexity\n0.1,12.5\n0.2,14.0\n")
+    (extra / SECTION_FILE).write_text(
+        json.dumps(
+            {
+                "schema_version": artifacts.SCHEMA_VERSION,
+                "title": "Extra stage",
+                "order": 75,
+                "figures": [{"path": "extra.png", "caption": "extra curve"}],
+                "tables": [{"path": "extra.csv", "title": "extra table"}],
             }
         )
     )
@@ -99,7 +111,7 @@ def test_report_is_self_contained_and_complete(run):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched
     assert "<link" not in page and "@import" not in page
     n_figures = len(json.loads((run / "analysis" / "figures.json").read_text())["figures"])
-    assert page.count("data:image/png;base64,") == n_figures + 1  # + the hook's figure
+    assert page.count("data:image/png;base64,") == n_figures + 2  # + one per hook section
     for anchor in (
         "headline-findings",
         "similarity-between-languages",
@@ -110,9 +122,11 @@ def test_report_is_self_contained_and_complete(run):
     ):
         assert f"id='{anchor}'" in page
     assert "Romance (fr, es, pt)" in page and "CI" in page and "p = " in page
-    assert "sweep-text" in page and "sweep table" in page and "14.0" in page
+    assert "sweep-text" in page and "<svg" not in page  # the SVG twin is not embedded again
+    assert "extra table" in page and "14.0" in page and "extra curve" in page
     assert "broken (unreadable section)" in page
     assert "profile.json: config" in page and "top_frac" in page
+    assert page.index("id='extra-stage'") < page.index("id='pruning-sweep'")  # order 75 < 100
     assert page.index("id='pruning-sweep'") < page.index("id='configuration'")
 
 
