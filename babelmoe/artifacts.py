@@ -58,6 +58,17 @@ def sha256_tensors(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_readable(path: Path) -> None:
+    """Give a temporary file (mkstemp makes them 0600) the usual permissions before renaming."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with path.open("wb") as handle:
         handle.write(data)
@@ -73,6 +84,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = Path(tmp_name)
     try:
         _fsync_write(tmp, data)
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -96,7 +108,7 @@ def save_artifact(
     meta: Mapping[str, Any],
     kind: str,
 ) -> Path:
-    """Write ``<folder>/<name>.safetensors`` and ``<name>.json`` atomically; return the JSON path."""
+    """Write ``<folder>/<name>.safetensors`` and ``<name>.json`` atomically; return the JSON."""
     folder.mkdir(parents=True, exist_ok=True)
     tensor_path = folder / f"{name}.safetensors"
     json_path = folder / f"{name}.json"
@@ -107,6 +119,7 @@ def save_artifact(
         contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         save_file(contiguous, str(tmp))
         checksum = sha256_file(tmp)
+        make_readable(tmp)
         os.replace(tmp, tensor_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -177,7 +190,9 @@ def load_artifact(folder: Path, name: str, kind: str) -> tuple[dict[str, torch.T
     return tensors, meta
 
 
-def check_can_write(folder: Path, name: str, kind: str, identity: Mapping[str, Any], force: bool) -> bool:
+def check_can_write(
+    folder: Path, name: str, kind: str, identity: Mapping[str, Any], force: bool
+) -> bool:
     """Decide whether a stage may write ``name`` into ``folder``.
 
     Returns True when the artifact must be (re)computed, False when an identical one exists
@@ -195,7 +210,8 @@ def check_can_write(folder: Path, name: str, kind: str, identity: Mapping[str, A
     differing = sorted(k for k, v in identity.items() if meta.get(k) != jsonable(v))
     if differing:
         raise BabelmoeError(
-            f"{folder} already holds a different {kind} artifact (differs in: {', '.join(differing)})",
+            f"{folder} already holds a different {kind} artifact "
+            f"(differs in: {', '.join(differing)})",
             "choose another output folder or pass --force to replace it",
         )
     return False

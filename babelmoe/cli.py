@@ -78,8 +78,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted; a re-run of the same command resumes or restarts cleanly", 130)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            _fail(f"no space left on the device writing {exc.filename or 'output'}; free space "
-                  "or choose another output folder", 3)
+            _fail(
+                f"no space left on the device writing {exc.filename or 'output'}; free space "
+                "or choose another output folder",
+                3,
+            )
         if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             _fail(f"permission denied: {exc.filename or exc}; choose a folder you can write", 3)
         raise

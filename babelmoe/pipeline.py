@@ -52,7 +52,9 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
     return run_dir / "seeds" / f"seed{seed}"
 
 
-def run_pipeline(spec: ModelSpec, config: PipelineConfig, run_dir: Path, force: bool = False) -> Path:
+def run_pipeline(
+    spec: ModelSpec, config: PipelineConfig, run_dir: Path, force: bool = False
+) -> Path:
     """Run every stage into ``run_dir``; returns the report's path."""
     from babelmoe.analysis.config import AnalysisConfig
     from babelmoe.analysis.runner import run_analysis
@@ -75,14 +77,37 @@ def run_pipeline(spec: ModelSpec, config: PipelineConfig, run_dir: Path, force: 
     seed_runs = []
     for seed in config.extra_seeds:
         folder = seed_dir(run_dir, seed)
-        stage(f"split seed {seed}", run_split, spec, replace(config.split, seed=seed), folder, force=force, loaded=loaded)
-        stage(f"profile seed {seed}", run_profile, spec, config.profile, folder, force=force, loaded=loaded)
+        stage(
+            f"split seed {seed}",
+            run_split,
+            spec,
+            replace(config.split, seed=seed),
+            folder,
+            force=force,
+            loaded=loaded,
+        )
+        stage(
+            f"profile seed {seed}",
+            run_profile,
+            spec,
+            config.profile,
+            folder,
+            force=force,
+            loaded=loaded,
+        )
         seed_runs.append(folder)
     stage("analyse", run_analysis, run_dir, AnalysisConfig(), seed_runs=seed_runs)
     if config.sweep:
         from babelmoe.prune.sweep import SweepConfig, run_sweep
 
-        stage("sweep", run_sweep, run_dir, SweepConfig(ratios=config.sweep_ratios), loaded, force=force)
+        stage(
+            "sweep",
+            run_sweep,
+            run_dir,
+            SweepConfig(ratios=config.sweep_ratios),
+            loaded,
+            force=force,
+        )
     report = stage("report", build_report, run_dir)
     logger.info("timings: %s", ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     return report

@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_device, median, peak_memory, print_table, timed  # noqa: E402
+from common import describe_device, median, peak_memory, print_table, timed
 
-from babelmoe.experts.partition import Partition  # noqa: E402
-from babelmoe.models.ffn import ffns  # noqa: E402
-from babelmoe.models.shapes import SHAPES, shaped_model  # noqa: E402
-from babelmoe.profile.batches import Batch  # noqa: E402
-from babelmoe.profile.core import Scoring, decoder_stack, profile_batches  # noqa: E402
+from babelmoe.experts.partition import Partition
+from babelmoe.models.ffn import ffns
+from babelmoe.models.shapes import SHAPES, shaped_model
+from babelmoe.profile.batches import Batch
+from babelmoe.profile.core import Scoring, compiled_layers, decoder_stack, profile_batches
 
 
 def balanced_labels(n_layers: int, width: int, n_experts: int, seed: int = 0) -> torch.Tensor:
@@ -33,26 +33,48 @@ def balanced_labels(n_layers: int, width: int, n_experts: int, seed: int = 0) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shape", default="tiny-llama", choices=sorted(SHAPES))
     parser.add_argument("--layers", type=int, default=None, help="Override the number of layers.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default=None, help="bfloat16 (GPU default) or float32 (CPU default).")
+    parser.add_argument(
+        "--dtype", default=None, help="bfloat16 (GPU default) or float32 (CPU default)."
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=2048)
     parser.add_argument("--steps", type=int, default=4, help="Batches per timed pass.")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--experts", type=int, default=256)
     parser.add_argument("--attn", default="sdpa")
-    parser.add_argument("--trace", action="store_true", help="Print the kernel table of one profiled step.")
+    parser.add_argument(
+        "--trace", action="store_true", help="Print the kernel table of one profiled step."
+    )
+    parser.add_argument(
+        "--variants",
+        default="eager,fused statistics",
+        help="Comma-separated: eager, fused statistics, compiled layers.",
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
-    model = shaped_model(args.shape, dtype=dtype, device=str(device), num_hidden_layers=args.layers,
-                         attn_implementation=args.attn)
+    dtype = (
+        getattr(torch, args.dtype)
+        if args.dtype
+        else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    )
+    model = shaped_model(
+        args.shape,
+        dtype=dtype,
+        device=str(device),
+        num_hidden_layers=args.layers,
+        attn_implementation=args.attn,
+    )
     layers = ffns(model)
-    partition = Partition(balanced_labels(len(layers), layers[0].width, args.experts), args.experts, meta={})
+    partition = Partition(
+        balanced_labels(len(layers), layers[0].width, args.experts), args.experts, meta={}
+    )
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     batches = []
@@ -63,42 +85,81 @@ def main() -> None:
         batches.append(Batch(ids, torch.ones_like(ids), group.reshape(-1)))
     stack = decoder_stack(model)
     device_batches = [b.input_ids.to(device) for b in batches]
-
-    @torch.inference_mode()
-    def plain() -> None:
-        for ids in device_batches:
-            stack(input_ids=ids, use_cache=False)
-
-    def profiled() -> None:
-        profile_batches(model, partition, batches, 9, 1, Scoring(), sync_every=10**9)
-
     tokens = args.steps * args.batch * args.seq
-    plain_t, prof_t = [], []
-    for _ in range(args.repeats):  # alternate so machine drift affects both
-        plain_t += timed(plain, device, 1)
-        prof_t += timed(profiled, device, 1)
-    plain_mem = peak_memory(device, plain)
-    prof_mem = peak_memory(device, profiled)
-    plain_tps, prof_tps = tokens / median(plain_t), tokens / median(prof_t)
-    params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
-    print(f"# {args.shape} ({len(layers)} layers, FFN {layers[0].width}, E={args.experts}), {dtype}, "
-          f"batch {args.batch}x{args.seq}, {describe_device(device)}, attn={args.attn}")
-    rows = [
-        ("plain forward (no lm_head)", f"{plain_tps:,.0f} tok/s", "reference", "1.000"),
-        ("profile (hooks+z+top-k+counts)", f"{prof_tps:,.0f} tok/s", "plain forward", f"{prof_tps / plain_tps:.3f}"),
-    ]
-    if device.type == "cuda":
-        peak_flops = 2 * params * prof_tps / 1e12
-        rows.append(("profile model FLOP rate", f"{peak_flops:,.0f} TFLOP/s (2 x params)", "-", "-"))
-        rows.append(("peak memory", f"{prof_mem / 2**30:.2f} GiB", f"{plain_mem / 2**30:.2f} GiB",
-                     f"{prof_mem / plain_mem:.3f}"))
-    print_table(rows, ("what", "figure", "measured against", "ratio"))
+    params = sum(
+        p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n
+    )
+    print(
+        f"# {args.shape} ({len(layers)} layers, FFN {layers[0].width}, E={args.experts}), {dtype}, "
+        f"batch {args.batch}x{args.seq}, {args.steps} batches, {describe_device(device)}, "
+        f"attn={args.attn}"
+    )
+    variants = {
+        "eager": (False, Scoring(compile=False)),
+        "fused statistics": (False, Scoring(compile=True)),
+        "compiled layers": (True, Scoring(compile=True, compile_layers=True)),
+    }
+    rows = []
+    for name in args.variants.split(","):
+        compile_plain, scoring = variants[name]
+
+        @torch.inference_mode()
+        def plain(compile_plain: bool = compile_plain) -> None:
+            with compiled_layers(model, compile_plain and device.type == "cuda"):
+                for ids in device_batches:
+                    stack(input_ids=ids, use_cache=False)
+
+        def profiled(scoring: Scoring = scoring) -> None:
+            profile_batches(model, partition, batches, 9, 1, scoring, sync_every=10**9)
+
+        plain_t, prof_t = [], []
+        for _ in range(args.repeats):  # alternate so machine drift affects both
+            plain_t += timed(plain, device, 1)
+            prof_t += timed(profiled, device, 1)
+        plain_mem, prof_mem = peak_memory(device, plain), peak_memory(device, profiled)
+        plain_tps, prof_tps = tokens / median(plain_t), tokens / median(prof_t)
+        mem = (
+            f"{prof_mem / 2**30:.2f} / {plain_mem / 2**30:.2f} GiB = {prof_mem / plain_mem:.3f}"
+            if plain_mem
+            else "-"
+        )
+        rows.append(
+            (
+                name,
+                f"{plain_tps:,.0f}",
+                f"{prof_tps:,.0f}",
+                f"{prof_tps / plain_tps:.3f}",
+                f"{2 * params * prof_tps / 1e12:,.0f}",
+                mem,
+            )
+        )
+    print_table(
+        rows,
+        (
+            "variant",
+            "plain tok/s (reference)",
+            "profile tok/s",
+            "ratio",
+            "profile TFLOP/s (2 x params)",
+            "peak memory profile / plain",
+        ),
+    )
     if args.trace:
         from torch.profiler import ProfilerActivity, profile
 
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        activities = [ProfilerActivity.CPU] + (
+            [ProfilerActivity.CUDA] if device.type == "cuda" else []
+        )
         with profile(activities=activities) as prof:
-            profile_batches(model, partition, batches[:1], 9, 1, Scoring(), sync_every=10**9)
+            profile_batches(
+                model,
+                partition,
+                batches[:1],
+                9,
+                1,
+                variants[args.variants.split(",")[-1]][1],
+                sync_every=10**9,
+            )
         key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
         print(prof.key_averages().table(sort_by=key, row_limit=25))
 

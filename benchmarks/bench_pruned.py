@@ -14,15 +14,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_device, median, print_table, timed  # noqa: E402
+from common import describe_device, median, print_table, timed
 
-from babelmoe.models.ffn import ffns  # noqa: E402
-from babelmoe.models.shapes import SHAPES, shaped_model  # noqa: E402
-from babelmoe.profile.core import decoder_stack  # noqa: E402
+from babelmoe.models.ffn import ffns
+from babelmoe.models.shapes import SHAPES, shaped_model
+from babelmoe.profile.core import compiled_layers, decoder_stack
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shape", default="tiny-llama", choices=sorted(SHAPES))
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -30,7 +32,12 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=2048)
     parser.add_argument("--ratio", type=float, default=0.25, help="Share of FFN neurons removed.")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--multiple", type=int, default=128, help="Round kept widths to this multiple.")
+    parser.add_argument(
+        "--multiple", type=int, default=128, help="Round kept widths to this multiple."
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile every decoder layer (CUDA)."
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -41,22 +48,33 @@ def main() -> None:
 
     @torch.inference_mode()
     def forward() -> None:
-        stack(input_ids=ids, use_cache=False)
+        with compiled_layers(model, args.compile and device.type == "cuda"):
+            stack(input_ids=ids, use_cache=False)
 
     dense = median(timed(forward, device, args.repeats))
     width = ffns(model)[0].width
-    keep = max(args.multiple, int(round(width * (1 - args.ratio) / args.multiple)) * args.multiple)
+    keep = max(args.multiple, round(width * (1 - args.ratio) / args.multiple) * args.multiple)
     g = torch.Generator().manual_seed(0)
     for ffn in ffns(model):
         ffn.select_neurons(torch.sort(torch.randperm(width, generator=g)[:keep]).values)
     pruned = median(timed(forward, device, args.repeats))
     tokens = args.batch * args.seq
-    print(f"# {args.shape}, FFN {width} -> {keep} ({1 - keep / width:.1%} removed), {dtype}, "
-          f"batch {args.batch}x{args.seq}, {describe_device(device)}")
-    print_table([
-        ("dense forward", f"{tokens / dense:,.0f} tok/s", "reference", "1.000"),
-        ("pruned forward", f"{tokens / pruned:,.0f} tok/s", "dense forward", f"{dense / pruned:.3f}"),
-    ], ("what", "figure", "measured against", "ratio"))
+    print(
+        f"# {args.shape}, FFN {width} -> {keep} ({1 - keep / width:.1%} removed), {dtype}, "
+        f"batch {args.batch}x{args.seq}, {describe_device(device)}, compiled={args.compile}"
+    )
+    print_table(
+        [
+            ("dense forward", f"{tokens / dense:,.0f} tok/s", "reference", "1.000"),
+            (
+                "pruned forward",
+                f"{tokens / pruned:,.0f} tok/s",
+                "dense forward",
+                f"{dense / pruned:.3f}",
+            ),
+        ],
+        ("what", "figure", "measured against", "ratio"),
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> list[float]:
+def timed(
+    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1
+) -> list[float]:
     """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls (synchronised)."""
     for _ in range(warmup):
         fn()

@@ -10,6 +10,7 @@ profile's document units (see ``analysis.bootstrap``); p-values come from label 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,12 @@ from scipy.cluster.hierarchy import leaves_list
 from scipy.stats import rankdata
 
 from babelmoe.analysis import experts as ex
-from babelmoe.analysis.bootstrap import check_units, percentile_interval, run_bootstrap
+from babelmoe.analysis.bootstrap import (
+    Statistic,
+    check_units,
+    percentile_interval,
+    run_bootstrap,
+)
 from babelmoe.analysis.clustering import align_tree, cluster
 from babelmoe.analysis.config import AnalysisConfig
 from babelmoe.analysis.genealogy import (
@@ -143,7 +149,10 @@ def _validate(profile: ProfileData) -> None:
         log.warning("unit_counts do not add up to counts: intervals use the units")
 
 
-def _groups(profile: ProfileData, cfg: AnalysisConfig, notes: list[str]) -> dict[str, tuple]:
+Groups = dict[str, tuple[list[int], str]]  # name -> (language indices, "config" | "metadata")
+
+
+def _groups(profile: ProfileData, cfg: AnalysisConfig, notes: list[str]) -> Groups:
     n, out, seen = len(profile.codes), {}, set()
     candidates = [(name, m, "config") for name, m in cfg.groups.items()]
     for name, idx in (metadata_groups(profile.languages) if cfg.auto_groups else {}).items():
@@ -161,7 +170,7 @@ def _groups(profile: ProfileData, cfg: AnalysisConfig, notes: list[str]) -> dict
     return out
 
 
-def _statistic(cfg: AnalysisConfig, metrics: list[str], n_layers: int):
+def _statistic(cfg: AnalysisConfig, metrics: list[str]) -> Statistic:
     def statistic(freq: np.ndarray) -> dict[str, np.ndarray]:  # freq [B, n, L, E]
         batch, n = freq.shape[:2]
         flat = freq.reshape(batch, n, -1)
@@ -197,7 +206,7 @@ def analyse_profile(
     notes: list[str] = []
     langs = profile.languages
     freq = profile.frequency.numpy()  # [n, L, E]
-    n, n_layers, _ = freq.shape
+    n = freq.shape[0]
     flat, by_layer = freq.reshape(n, -1), np.swapaxes(freq, 0, 1)
 
     metrics = {
@@ -230,7 +239,7 @@ def analyse_profile(
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
-            _statistic(cfg, boot_metrics, n_layers),
+            _statistic(cfg, boot_metrics),
             cfg.n_bootstrap,
             cfg.seed,
             cfg.batch_size,
@@ -300,7 +309,13 @@ def analyse_profile(
     )
 
 
-def _experts(freq, cfg: AnalysisConfig, groups, samples, interval) -> ExpertResult:
+def _experts(
+    freq: np.ndarray,
+    cfg: AnalysisConfig,
+    groups: Groups,
+    samples: dict[str, np.ndarray],
+    interval: Callable[[np.ndarray | None], Interval],
+) -> ExpertResult:
     shared = ex.shared_mask(freq, cfg.shared_threshold)
     counts = shared.sum(axis=-1)
     n, n_layers = freq.shape[:2]

@@ -162,7 +162,15 @@ def _inflation(unit_tokens: np.ndarray) -> np.ndarray:
     return np.sqrt(np.where(m > 1, m / np.maximum(m - 1, 1), 1.0))
 
 
-def _bootstrap(a, b, ia, ib, fa, fb, cfg: DiffConfig) -> dict[str, np.ndarray]:
+def _bootstrap(
+    a: ProfileData,
+    b: ProfileData,
+    ia: list[int],
+    ib: list[int],
+    fa: np.ndarray,
+    fb: np.ndarray,
+    cfg: DiffConfig,
+) -> dict[str, np.ndarray]:
     """Resample each profile's units independently (same seed, same draws for every metric).
 
     noise: |(A* - A) - (B* - B)| is what the difference looks like when only sampling noise

@@ -62,7 +62,9 @@ def load_partition_labels(run_dir: Path) -> np.ndarray | None:
     return tensors["labels"].numpy()
 
 
-def _check_same_study(main: ProfileData, other: ProfileData, main_dir: Path, other_dir: Path):
+def _check_same_study(
+    main: ProfileData, other: ProfileData, main_dir: Path, other_dir: Path
+) -> None:
     if (main.n_layers, main.n_experts, main.codes) != (
         other.n_layers,
         other.n_experts,

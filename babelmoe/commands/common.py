@@ -11,15 +11,30 @@ import typer
 
 from babelmoe.models.loading import ModelSpec
 
-MODEL = typer.Option("default", "--model", "-m", help="'default' (bundled Gemma 3 270M), a hub id, a local folder or a .gguf file.")
-DTYPE = typer.Option("auto", "--dtype", help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.")
+MODEL = typer.Option(
+    "default",
+    "--model",
+    "-m",
+    help="'default' (bundled Gemma 3 270M), a hub id, a local folder or a .gguf file.",
+)
+DTYPE = typer.Option(
+    "auto", "--dtype", help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16."
+)
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
-DEVICE_MAP = typer.Option(None, "--device-map", help="'auto' shards a model larger than one GPU (accelerate).")
-ARCHITECTURES = typer.Option(None, "--architectures", help="JSON file registering extra architectures.")
-FORCE = typer.Option(False, "--force", help="Replace an existing artifact made with another configuration.")
+DEVICE_MAP = typer.Option(
+    None, "--device-map", help="'auto' shards a model larger than one GPU (accelerate)."
+)
+ARCHITECTURES = typer.Option(
+    None, "--architectures", help="JSON file registering extra architectures."
+)
+FORCE = typer.Option(
+    False, "--force", help="Replace an existing artifact made with another configuration."
+)
 
 
-def model_spec(model: str, dtype: str, device: str, device_map: str | None, architectures: Path | None) -> ModelSpec:
+def model_spec(
+    model: str, dtype: str, device: str, device_map: str | None, architectures: Path | None
+) -> ModelSpec:
     """Build the model spec, registering user architectures first."""
     if architectures is not None:
         from babelmoe.models.architectures import register_from_file

@@ -8,7 +8,14 @@ import typer
 
 from babelmoe.commands import common
 
-EPILOG = """Example (after babelmoe split --out runs/demo):\n\n  babelmoe profile runs/demo --languages en,fr,es,pt,zh,ar,hi,bn,ur --budget 50000\n\n  babelmoe profile runs/mine --corpus ./my_texts/ --languages de,nl --budget 1000000\n\n  torchrun --nproc_per_node 2 -m babelmoe.cli profile runs/llama --model ./llama2 --device cuda"""
+EPILOG = """Examples (after babelmoe split --out runs/demo):
+
+  babelmoe profile runs/demo --languages en,fr,es,pt,zh,ar,hi,bn,ur --budget 50000
+
+  babelmoe profile runs/mine --corpus ./my_texts/ --languages de,nl --budget 1000000
+
+  torchrun --nproc_per_node 2 -m babelmoe.cli profile runs/llama --model ./llama2 --device cuda
+"""
 
 
 def split_list(value: str) -> list[str]:
@@ -17,21 +24,41 @@ def split_list(value: str) -> list[str]:
 
 
 def profile(
-    run_dir: Path = typer.Argument(..., help="Run folder holding partition.* (from babelmoe split)."),
-    languages: str = typer.Option(",".join(["en", "fr", "es", "pt", "zh", "ar", "hi", "bn", "ur"]),
-                                  "--languages", "-l", help="Comma-separated language codes."),
-    corpus: str = typer.Option("udhr", "--corpus", help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>[:<config>]."),
+    run_dir: Path = typer.Argument(
+        ..., help="Run folder holding partition.* (from babelmoe split)."
+    ),
+    languages: str = typer.Option(
+        ",".join(["en", "fr", "es", "pt", "zh", "ar", "hi", "bn", "ur"]),
+        "--languages",
+        "-l",
+        help="Comma-separated language codes.",
+    ),
+    corpus: str = typer.Option(
+        "udhr", "--corpus", help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>[:<config>]."
+    ),
     budget: int = typer.Option(50_000, "--budget", help="Maximum counted tokens per language."),
-    heldout: float = typer.Option(0.2, "--heldout", help="Share of documents kept out for evaluation."),
+    heldout: float = typer.Option(
+        0.2, "--heldout", help="Share of documents kept out for evaluation."
+    ),
     max_length: int = typer.Option(512, "--max-length", help="Tokens per sequence (BOS included)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Sequences per forward pass."),
-    packing: bool = typer.Option(False, "--packing/--no-packing", help="Pack a language's documents into full rows."),
+    packing: bool = typer.Option(
+        False, "--packing/--no-packing", help="Pack a language's documents into full rows."
+    ),
     norm: str = typer.Option("l2", "--norm", help="Expert score: l2, l1, mean or max."),
-    selection: str = typer.Option("global", "--selection", help="global (across layers) or per_layer."),
-    top_frac: float = typer.Option(0.10, "--top-frac", help="Fraction of experts each token selects."),
-    zscore: bool = typer.Option(True, "--zscore/--no-zscore", help="Z-score per token and layer first."),
+    selection: str = typer.Option(
+        "global", "--selection", help="global (across layers) or per_layer."
+    ),
+    top_frac: float = typer.Option(
+        0.10, "--top-frac", help="Fraction of experts each token selects."
+    ),
+    zscore: bool = typer.Option(
+        True, "--zscore/--no-zscore", help="Z-score per token and layer first."
+    ),
     units: int = typer.Option(32, "--units", help="Bootstrap units per language."),
-    checkpoint_every: int = typer.Option(50, "--checkpoint-every", help="Batches between checkpoints."),
+    checkpoint_every: int = typer.Option(
+        50, "--checkpoint-every", help="Batches between checkpoints."
+    ),
     model: str = common.MODEL,
     dtype: str = common.DTYPE,
     device: str = common.DEVICE,
@@ -43,9 +70,19 @@ def profile(
     from babelmoe.profile.runner import ProfileConfig, run_profile
 
     config = ProfileConfig(
-        languages=split_list(languages), corpus=corpus, token_budget=budget, heldout_frac=heldout,
-        max_length=max_length, batch_size=batch_size, packing=packing, norm=norm, selection=selection,
-        top_frac=top_frac, zscore=zscore, n_units=units, checkpoint_every=checkpoint_every,
+        languages=split_list(languages),
+        corpus=corpus,
+        token_budget=budget,
+        heldout_frac=heldout,
+        max_length=max_length,
+        batch_size=batch_size,
+        packing=packing,
+        norm=norm,
+        selection=selection,
+        top_frac=top_frac,
+        zscore=zscore,
+        n_units=units,
+        checkpoint_every=checkpoint_every,
     )
     spec = common.model_spec(model, dtype, device, device_map, architectures)
     with common.distributed():

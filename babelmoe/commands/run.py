@@ -9,17 +9,30 @@ import typer
 from babelmoe.commands import common
 from babelmoe.commands.profile import split_list
 
-EPILOG = """Example (the README's main command):\n\n  babelmoe run --out runs/demo\n\n  babelmoe run --out runs/llama2 --model meta-llama/Llama-2-7b-hf --device cuda --budget 1000000"""
+EPILOG = """Examples (the first is the README's main command):
+
+  babelmoe run --out runs/demo
+
+  babelmoe run --out runs/llama2 --model meta-llama/Llama-2-7b-hf --device cuda --budget 1000000
+"""
 
 
 def run(
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; an interrupted run resumes)."),
-    languages: str = typer.Option("en,fr,es,pt,zh,ar,hi,bn,ur", "--languages", "-l", help="Comma-separated codes."),
-    corpus: str = typer.Option("udhr", "--corpus", help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Run folder (created; an interrupted run resumes)."
+    ),
+    languages: str = typer.Option(
+        "en,fr,es,pt,zh,ar,hi,bn,ur", "--languages", "-l", help="Comma-separated codes."
+    ),
+    corpus: str = typer.Option(
+        "udhr", "--corpus", help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>."
+    ),
     budget: int = typer.Option(50_000, "--budget", help="Maximum profiled tokens per language."),
     experts: int = typer.Option(256, "--experts", "-e", help="Experts per layer."),
     seed: int = typer.Option(0, "--seed", help="k-means seed of the main run."),
-    extra_seeds: str = typer.Option("1,2", "--extra-seeds", help="More k-means seeds for the stability study ('' for none)."),
+    extra_seeds: str = typer.Option(
+        "1,2", "--extra-seeds", help="More k-means seeds for the stability study ('' for none)."
+    ),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Run the pruning sweep."),
     batch_size: int = typer.Option(8, "--batch-size", help="Sequences per forward pass."),
     model: str = common.MODEL,
@@ -38,11 +51,17 @@ def run(
     try:
         seeds = tuple(int(s) for s in split_list(extra_seeds))
     except ValueError:
-        raise BabelmoeError(f"--extra-seeds must be integers, got {extra_seeds!r}", "pass e.g. 1,2") from None
+        raise BabelmoeError(
+            f"--extra-seeds must be integers, got {extra_seeds!r}", "pass e.g. 1,2"
+        ) from None
     config = PipelineConfig(
         split=SplitConfig(n_experts=experts, seed=seed),
-        profile=ProfileConfig(languages=split_list(languages), corpus=corpus, token_budget=budget,
-                              batch_size=batch_size),
+        profile=ProfileConfig(
+            languages=split_list(languages),
+            corpus=corpus,
+            token_budget=budget,
+            batch_size=batch_size,
+        ),
         extra_seeds=seeds,
         sweep=sweep,
     )

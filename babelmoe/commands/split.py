@@ -8,7 +8,12 @@ import typer
 
 from babelmoe.commands import common
 
-EPILOG = """Example:\n\n  babelmoe split --out runs/demo --experts 256\n\n  babelmoe split --model meta-llama/Llama-2-7b-hf --device cuda --out runs/llama2"""
+EPILOG = """Examples:
+
+  babelmoe split --out runs/demo --experts 256
+
+  babelmoe split --model meta-llama/Llama-2-7b-hf --device cuda --out runs/llama2
+"""
 
 
 def split(

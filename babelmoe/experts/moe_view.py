@@ -95,7 +95,9 @@ class ExpertMixer(nn.Module):
             gate = torch.zeros_like(scores).scatter_(-1, chosen, 1.0)
             h = h * torch.repeat_interleave(gate.to(h.dtype), self.sizes.to(h.device), dim=-1)
         if self.mask is not None:
-            weights = torch.repeat_interleave(self.mask.to(h.device, h.dtype), self.sizes.to(h.device))
+            weights = torch.repeat_interleave(
+                self.mask.to(h.device, h.dtype), self.sizes.to(h.device)
+            )
             h = h * weights
         return self.down(h)
 

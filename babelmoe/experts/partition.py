@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
-
 from babelmoe.models.ffn import FFN, ffns
 
 logger = logging.getLogger(__name__)
@@ -138,7 +137,9 @@ def split_model(model: nn.Module, config: SplitConfig) -> Partition:
         rows = torch.nn.functional.normalize(rows.float(), dim=1)
         from babelmoe.experts.kmeans import balanced_kmeans
 
-        result = balanced_kmeans(rows, config.n_experts, seed=config.seed + ffn.layer, max_iter=config.max_iter)
+        result = balanced_kmeans(
+            rows, config.n_experts, seed=config.seed + ffn.layer, max_iter=config.max_iter
+        )
         labels.append(result.labels.cpu())
         inertia.append(float(result.inertia))
         seconds.append(time.perf_counter() - start)
@@ -163,7 +164,9 @@ def save_partition(folder: Path, partition: Partition, model_identity: dict[str,
         "width": partition.width,
         "partition_sha256": partition.sha256,
     }
-    return artifacts.save_artifact(folder, artifacts.PARTITION, {"labels": partition.labels}, meta, KIND)
+    return artifacts.save_artifact(
+        folder, artifacts.PARTITION, {"labels": partition.labels}, meta, KIND
+    )
 
 
 def load_partition(folder: Path) -> Partition:
@@ -171,7 +174,9 @@ def load_partition(folder: Path) -> Partition:
     tensors, meta = artifacts.load_artifact(Path(folder), artifacts.PARTITION, KIND)
     labels = tensors.get("labels")
     if labels is None or labels.ndim != 2:
-        raise BabelmoeError(f"{folder}/partition.safetensors has no [L, width] labels", "re-run split")
+        raise BabelmoeError(
+            f"{folder}/partition.safetensors has no [L, width] labels", "re-run split"
+        )
     partition = Partition(labels=labels, n_experts=int(meta["n_experts"]), meta=meta)
     if partition.sha256 != meta.get("partition_sha256"):
         raise BabelmoeError(f"{folder}/partition.json does not match its labels", "re-run split")
@@ -183,7 +188,8 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
     layers = ffns(model)
     if partition.n_layers != len(layers) or partition.width != layers[0].width:
         raise BabelmoeError(
-            f"the partition is for {partition.n_layers} layers x {partition.width} neurons, the model "
+            f"the partition is for {partition.n_layers} layers x {partition.width} neurons, "
+            f"the model "
             f"has {len(layers)} x {layers[0].width}",
             "run split on this model first",
         )
@@ -191,6 +197,7 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
     expected = partition.meta.get("weights_sha256")
     if expected and weights_sha256(model, source) != expected:
         raise BabelmoeError(
-            f"the partition was made for other weights ({partition.meta.get('model', {}).get('name', '?')})",
+            "the partition was made for other weights "
+            f"({partition.meta.get('model', {}).get('name', '?')})",
             "run split on this model first",
         )

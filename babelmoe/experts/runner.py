@@ -14,7 +14,11 @@ logger = logging.getLogger(__name__)
 
 
 def run_split(
-    spec: ModelSpec, config: SplitConfig, out: Path, force: bool = False, loaded: LoadedModel | None = None
+    spec: ModelSpec,
+    config: SplitConfig,
+    out: Path,
+    force: bool = False,
+    loaded: LoadedModel | None = None,
 ) -> Path:
     """Write ``out/partition.{safetensors,json}``; reuse an identical existing one."""
     with artifacts.run_lock(out):
@@ -28,7 +32,11 @@ def run_split(
         inertia = partition.meta["inertia"]
         logger.info(
             "split %d layers into %d experts in %.1fs (inertia per layer %.3f .. %.3f) -> %s",
-            partition.n_layers, partition.n_experts, sum(partition.meta["seconds"]),
-            min(inertia), max(inertia), path,
+            partition.n_layers,
+            partition.n_experts,
+            sum(partition.meta["seconds"]),
+            min(inertia),
+            max(inertia),
+            path,
         )
         return path

@@ -66,33 +66,66 @@ ARCHITECTURES: dict[str, Architecture] = {
     "gemma3_text": _LLAMA_LIKE,
     "gemma3": Architecture(
         layers=("model.language_model.layers", "language_model.model.layers"),
-        mlp="mlp", up="up_proj", gate="gate_proj", down="down_proj",
+        mlp="mlp",
+        up="up_proj",
+        gate="gate_proj",
+        down="down_proj",
     ),
     "olmo": _LLAMA_LIKE,
     "olmo2": _LLAMA_LIKE,
     "phi3": Architecture(
-        layers=("model.layers",), mlp="mlp", up="gate_up_proj", down="down_proj",
+        layers=("model.layers",),
+        mlp="mlp",
+        up="gate_up_proj",
+        down="down_proj",
         fused_gate_up=True,
     ),
     "gpt2": Architecture(
-        layers=("transformer.h",), mlp="mlp", up="c_fc", down="c_proj", conv1d=True,
+        layers=("transformer.h",),
+        mlp="mlp",
+        up="c_fc",
+        down="c_proj",
+        conv1d=True,
         width_config_key="n_inner",
     ),
     "gpt_neox": Architecture(
         layers=("gpt_neox.layers",), mlp="mlp", up="dense_h_to_4h", down="dense_4h_to_h"
     ),
     "bloom": Architecture(
-        layers=("transformer.h",), mlp="mlp", up="dense_h_to_4h", down="dense_4h_to_h",
+        layers=("transformer.h",),
+        mlp="mlp",
+        up="dense_h_to_4h",
+        down="dense_4h_to_h",
         width_config_key=None,
     ),
 }
 
 # Families whose FFNs are already mixtures of experts: splitting them again is not meaningful.
 NATIVE_MOE = {
-    "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "dbrx",
-    "jamba", "gpt_oss", "llama4", "llama4_text", "phimoe", "granitemoe", "jetmoe",
-    "switch_transformers", "nllb_moe", "minimax", "qwen3_next", "glm4_moe", "ernie4_5_moe",
-    "hunyuan_v1_moe", "dots1", "bailing_moe", "flex_olmo",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "olmoe",
+    "deepseek_v2",
+    "deepseek_v3",
+    "dbrx",
+    "jamba",
+    "gpt_oss",
+    "llama4",
+    "llama4_text",
+    "phimoe",
+    "granitemoe",
+    "jetmoe",
+    "switch_transformers",
+    "nllb_moe",
+    "minimax",
+    "qwen3_next",
+    "glm4_moe",
+    "ernie4_5_moe",
+    "hunyuan_v1_moe",
+    "dots1",
+    "bailing_moe",
+    "flex_olmo",
 }
 
 
@@ -117,7 +150,9 @@ def architecture_from_dict(entry: dict[str, Any]) -> Architecture:
     try:
         return Architecture(**data)
     except TypeError as exc:
-        raise BabelmoeError(f"incomplete architecture entry: {exc}", "give layers, mlp, up, down") from None
+        raise BabelmoeError(
+            f"incomplete architecture entry: {exc}", "give layers, mlp, up, down"
+        ) from None
 
 
 def register_from_file(path: str | Path) -> list[str]:
@@ -126,7 +161,9 @@ def register_from_file(path: str | Path) -> list[str]:
     try:
         table = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BabelmoeError(f"no such architectures file: {path}", "pass an existing JSON file") from None
+        raise BabelmoeError(
+            f"no such architectures file: {path}", "pass an existing JSON file"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BabelmoeError(f"{path} is not valid JSON ({exc})", "fix the file") from None
     if not isinstance(table, dict):

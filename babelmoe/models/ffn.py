@@ -94,7 +94,9 @@ def _select_out(proj: nn.Module, keep: torch.Tensor, conv1d: bool) -> None:
     new = weight[:, keep] if conv1d else weight[keep]
     proj.weight = nn.Parameter(new.contiguous(), requires_grad=weight.requires_grad)
     if getattr(proj, "bias", None) is not None:
-        proj.bias = nn.Parameter(proj.bias[keep].contiguous(), requires_grad=proj.bias.requires_grad)
+        proj.bias = nn.Parameter(
+            proj.bias[keep].contiguous(), requires_grad=proj.bias.requires_grad
+        )
     if conv1d:
         proj.nf = int(keep.numel())
     elif hasattr(proj, "out_features"):

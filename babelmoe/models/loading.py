@@ -29,9 +29,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
 _DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
     "float64": torch.float64,
 }
 
@@ -74,7 +77,9 @@ class ModelSpec:
         try:
             device = torch.device(self.device)
         except RuntimeError:
-            raise BabelmoeError(f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N") from None
+            raise BabelmoeError(
+                f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N"
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BabelmoeError("CUDA was asked for but no GPU is visible", "use --device cpu")
         return device
@@ -144,7 +149,9 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[nn.Module, Any]:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=dtype
+        )
     except Exception as exc:  # gguf raises many kinds of errors on a damaged file
         raise BabelmoeError(
             f"cannot read GGUF file {path}: {exc.__class__.__name__}: {str(exc)[:200]}",
@@ -193,10 +200,16 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         resolve_architecture(model.config)
         name = path.name
     else:
-        looks_local = source.startswith((".", "/", "~")) or os.sep in source.rstrip("/").split("/", 1)[-1]
+        looks_local = (
+            source.startswith((".", "/", "~")) or os.sep in source.rstrip("/").split("/", 1)[-1]
+        )
         if looks_local and not Path(source).expanduser().exists():
-            raise BabelmoeError(f"no such model folder: {source}", "pass an existing folder or a hub id")
-        model, tokenizer = _from_pretrained(str(Path(source).expanduser()) if looks_local else source, spec, dtype)
+            raise BabelmoeError(
+                f"no such model folder: {source}", "pass an existing folder or a hub id"
+            )
+        model, tokenizer = _from_pretrained(
+            str(Path(source).expanduser()) if looks_local else source, spec, dtype
+        )
         name = source
     if spec.device_map is None:
         model.to(spec.resolved_device())

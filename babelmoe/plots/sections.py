@@ -19,7 +19,9 @@ _PLACES = {
 }
 
 
-def _figures(run_dir: Path, entries: list[dict[str, Any]], names: list[str]):
+def _figures(
+    run_dir: Path, entries: list[dict[str, Any]], names: list[str]
+) -> list[tuple[Path, str]]:
     by_name = {e["name"]: e for e in entries}
     return [(run_dir / by_name[n]["png"], by_name[n]["caption"]) for n in names if n in by_name]
 

@@ -25,8 +25,17 @@ class Totals:
 class Accumulator:
     """Running counts of selected experts, tokens and score sums per group."""
 
-    def __init__(self, n_lang: int, n_units: int, n_layers: int, n_experts: int, device: torch.device,
-                 top_frac: float, selection: Selection, use_zscore: bool) -> None:
+    def __init__(
+        self,
+        n_lang: int,
+        n_units: int,
+        n_layers: int,
+        n_experts: int,
+        device: torch.device,
+        top_frac: float,
+        selection: Selection,
+        use_zscore: bool,
+    ) -> None:
         self.shape = (n_lang, n_units, n_layers, n_experts)
         self.n_groups = n_lang * n_units
         self.top_frac, self.selection, self.use_zscore = top_frac, selection, use_zscore
@@ -41,8 +50,11 @@ class Accumulator:
         return torch.where(group < 0, self.n_groups, group)
 
     def add_layer_scores(self, layer: int, scores: torch.Tensor, rows: torch.Tensor) -> None:
-        """Add one layer's raw scores [T, E] to the score sums (called from the hooks)."""
-        fixed = to_fixed_point(scores.to(self.score_sums.device))
+        """Add one layer's raw scores [T, E] to the score sums."""
+        self.add_layer_fixed(layer, to_fixed_point(scores.to(self.score_sums.device)), rows)
+
+    def add_layer_fixed(self, layer: int, fixed: torch.Tensor, rows: torch.Tensor) -> None:
+        """Add one layer's scores already in fixed point ([T, E] int64; called from the hooks)."""
         self.score_sums[:, layer].index_add_(0, rows, fixed)
 
     def add_batch(self, values: torch.Tensor, rows: torch.Tensor) -> None:
@@ -58,7 +70,11 @@ class Accumulator:
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to checkpoint (on the host)."""
-        return {"counts": self.counts.cpu(), "tokens": self.tokens.cpu(), "score_sums": self.score_sums.cpu()}
+        return {
+            "counts": self.counts.cpu(),
+            "tokens": self.tokens.cpu(),
+            "score_sums": self.score_sums.cpu(),
+        }
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         """Restore from ``state()``."""

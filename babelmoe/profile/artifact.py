@@ -1,14 +1,15 @@
 """The profile artifact: per-language expert activation counts, and the view analyses read.
 
 Tensors (``profile.safetensors``):
-  counts       int64   [n_lang, L, E]     tokens of the language in which (layer, expert) was selected
+  counts       int64   [n_lang, L, E]     tokens of the language that selected (layer, expert)
   tokens       int64   [n_lang]           counted tokens per language (BOS and padding excluded)
   score_sums   float64 [n_lang, L, E]     sum over counted tokens of the raw expert score
   unit_counts  int64   [n_lang, U, L, E]  ``counts`` split into U bootstrap units (groups of whole
                                           documents: a language's j-th document goes to unit j % U)
   unit_tokens  int64   [n_lang, U]        ``tokens`` split the same way
 JSON (``profile.json``): ``languages`` (one dict per language: code, bcp47, name, family, genus,
-script, classification ...), ``n_layers``, ``n_experts``, ``selected_per_token``, ``partition_sha256``,
+script, classification ...), ``n_layers``, ``n_experts``, ``selected_per_token``,
+``partition_sha256``,
 ``model`` (identity), ``corpus`` (identity), ``config`` (the resolved profile config).
 """
 
@@ -53,7 +54,7 @@ class ProfileData:
 
     @property
     def frequency(self) -> torch.Tensor:
-        """[n_lang, L, E] float64: share of a language's tokens in which each expert was selected."""
+        """[n_lang, L, E] float64: share of a language's tokens that selected each expert."""
         return self.counts.double() / self.tokens.clamp_min(1).double()[:, None, None]
 
     @property

@@ -55,9 +55,15 @@ def budget_documents(docs: list[list[int]], budget: int) -> list[list[int]]:
     return kept
 
 
-def language_sequences(docs: list[list[int]], lang: int, n_units: int, bos_id: int | None,
-                       max_length: int, packing: bool) -> list[Sequence]:
-    """Sequences of one language; document j's tokens count towards group lang*n_units + j%n_units."""
+def language_sequences(
+    docs: list[list[int]],
+    lang: int,
+    n_units: int,
+    bos_id: int | None,
+    max_length: int,
+    packing: bool,
+) -> list[Sequence]:
+    """Sequences of one language; document j counts towards group lang * n_units + j % n_units."""
     prefix = [] if bos_id is None else [bos_id]
     room = max_length - len(prefix)
     if packing:
@@ -66,14 +72,18 @@ def language_sequences(docs: list[list[int]], lang: int, n_units: int, bos_id: i
         for j, doc in enumerate(docs):
             ids += prefix + doc
             groups += [-1] * len(prefix) + [lang * n_units + j % n_units] * len(doc)
-        return [Sequence(tuple(ids[s : s + max_length]), tuple(groups[s : s + max_length]))
-                for s in range(0, len(ids), max_length)]
+        return [
+            Sequence(tuple(ids[s : s + max_length]), tuple(groups[s : s + max_length]))
+            for s in range(0, len(ids), max_length)
+        ]
     sequences = []
     for j, doc in enumerate(docs):
         group = lang * n_units + j % n_units
         for start in range(0, len(doc), room):
             chunk = doc[start : start + room]
-            sequences.append(Sequence(tuple(prefix + chunk), tuple([-1] * len(prefix) + [group] * len(chunk))))
+            sequences.append(
+                Sequence(tuple(prefix + chunk), tuple([-1] * len(prefix) + [group] * len(chunk)))
+            )
     return sequences
 
 

@@ -7,8 +7,9 @@ around it does the I/O (corpus, artifacts, checkpoints). Host syncs happen only 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 from babelmoe.errors import BabelmoeError
 from babelmoe.experts.moe_view import expert_layout
 from babelmoe.experts.partition import Partition
-from babelmoe.models.ffn import ffns
+from babelmoe.models.ffn import decoder_layers, ffns
 from babelmoe.profile.accumulate import Accumulator
 from babelmoe.profile.batches import Batch
 from babelmoe.profile.hooks import ScoreRecorder, recording
@@ -35,6 +36,24 @@ class Scoring:
     selection: Selection = "global"
     top_frac: float = 0.10
     zscore: bool = True
+    compile: bool = True  # fuse the per-layer statistics with torch.compile (CUDA only)
+    compile_layers: bool = False  # also torch.compile every decoder layer (CUDA only)
+
+
+@contextlib.contextmanager
+def compiled_layers(model: nn.Module, enabled: bool) -> Iterator[None]:
+    """``torch.compile`` every decoder layer for the block (hooks inside are traced too)."""
+    if not enabled:
+        yield
+        return
+    layers = decoder_layers(model)
+    for layer in layers:
+        layer.compile(dynamic=False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer._compiled_call_impl = None
 
 
 def decoder_stack(model: nn.Module) -> nn.Module:
@@ -80,24 +99,47 @@ def profile_batches(
     """
     layers = ffns(model)
     device = layers[0].down.weight.device
-    accumulator = Accumulator(n_lang, n_units, len(layers), partition.n_experts, device,
-                              scoring.top_frac, scoring.selection, scoring.zscore)
+    accumulator = Accumulator(
+        n_lang,
+        n_units,
+        len(layers),
+        partition.n_experts,
+        device,
+        scoring.top_frac,
+        scoring.selection,
+        scoring.zscore,
+    )
     if state is not None:
         accumulator.load_state(state)
     stack = decoder_stack(model)
     input_device = model.get_input_embeddings().weight.device
     todo = [i for i in range(start, len(batches)) if i % world_size == rank]
     counted = sum(batches[i].n_counted for i in todo)
+    on_cuda = device.type == "cuda"
     with expert_layout(model, partition) as sizes:
-        recorder = ScoreRecorder(layers, sizes, scoring.norm, accumulator, device)
-        with recording(recorder), tqdm(total=counted, unit="tok", desc="profile", disable=rank != 0,
-                                       unit_scale=True, smoothing=0.1) as bar:
+        recorder = ScoreRecorder(
+            layers, sizes, scoring.norm, accumulator, device, scoring.compile and on_cuda
+        )
+        with (
+            recording(recorder),
+            compiled_layers(model, scoring.compile_layers and on_cuda),
+            tqdm(
+                total=counted,
+                unit="tok",
+                desc="profile",
+                disable=rank != 0,
+                unit_scale=True,
+                smoothing=0.1,
+            ) as bar,
+        ):
             for step, index in enumerate(todo, start=1):
                 batch = batches[index]
                 recorder.begin(_to(batch.group, device))
-                stack(input_ids=_to(batch.input_ids, input_device),
-                      attention_mask=None if batch.full else _to(batch.attention_mask, input_device),
-                      use_cache=False)
+                stack(
+                    input_ids=_to(batch.input_ids, input_device),
+                    attention_mask=None if batch.full else _to(batch.attention_mask, input_device),
+                    use_cache=False,
+                )
                 recorder.end()
                 bar.update(batch.n_counted)
                 if step % sync_every == 0 or step == len(todo):

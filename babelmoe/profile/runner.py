@@ -40,14 +40,15 @@ class ProfileConfig:
 
     Attributes:
         languages: language codes (ISO 639-3, BCP 47 or ISO 639-1; UDHR codes for UDHR).
-        corpus: ``udhr``, a folder of ``<lang>.txt``/``<lang>.jsonl``, or ``hf:<dataset>[:<config>]``.
+        corpus: ``udhr``, a folder of ``<lang>.txt``/``<lang>.jsonl``, or
+            ``hf:<dataset>[:<config>]``.
         token_budget: at most this many counted tokens per language (BOS excluded).
         heldout_frac: share of each language's documents kept out for evaluation.
         heldout_seed: seed of the document split (evaluation must use the same).
         max_length: tokens per sequence, BOS included.
         batch_size: sequences per forward pass.
         packing: concatenate a language's documents into full rows instead of one document a row.
-        norm: expert score: l2 (default), l1, mean (mean |h|) or max (max |h|) of its activation slice.
+        norm: expert score: l2 (default), l1, mean (mean |h|) or max (max |h|) of its slice of h.
         selection: ``global`` (top fraction of all L*E z-scores per token) or ``per_layer``.
         top_frac: fraction of experts a token selects (default 0.10).
         zscore: standardise scores per token and layer before selecting (default on).
@@ -73,20 +74,48 @@ class ProfileConfig:
     def __post_init__(self) -> None:
         checks = [
             (len(self.languages) > 0, "no languages given", "pass --languages en,fr,..."),
-            (len(set(self.languages)) == len(self.languages), f"duplicate languages in {self.languages}",
-             "list each language once"),
-            (self.token_budget >= 1, f"--budget must be >= 1 token, got {self.token_budget}", "pass e.g. 50000"),
-            (0.0 <= self.heldout_frac < 1.0, f"--heldout must be in [0, 1), got {self.heldout_frac}",
-             "pass e.g. 0.2"),
-            (self.max_length >= 2, f"--max-length must be >= 2, got {self.max_length}", "pass e.g. 512"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}", "pass e.g. 8"),
+            (
+                len(set(self.languages)) == len(self.languages),
+                f"duplicate languages in {self.languages}",
+                "list each language once",
+            ),
+            (
+                self.token_budget >= 1,
+                f"--budget must be >= 1 token, got {self.token_budget}",
+                "pass e.g. 50000",
+            ),
+            (
+                0.0 <= self.heldout_frac < 1.0,
+                f"--heldout must be in [0, 1), got {self.heldout_frac}",
+                "pass e.g. 0.2",
+            ),
+            (
+                self.max_length >= 2,
+                f"--max-length must be >= 2, got {self.max_length}",
+                "pass e.g. 512",
+            ),
+            (
+                self.batch_size >= 1,
+                f"--batch-size must be >= 1, got {self.batch_size}",
+                "pass e.g. 8",
+            ),
             (self.norm in NORMS, f"unknown --norm {self.norm!r}", f"use one of {', '.join(NORMS)}"),
-            (self.selection in ("global", "per_layer"), f"unknown --selection {self.selection!r}",
-             "use global or per_layer"),
-            (0.0 < self.top_frac <= 1.0, f"--top-frac must be in (0, 1], got {self.top_frac}", "pass e.g. 0.1"),
+            (
+                self.selection in ("global", "per_layer"),
+                f"unknown --selection {self.selection!r}",
+                "use global or per_layer",
+            ),
+            (
+                0.0 < self.top_frac <= 1.0,
+                f"--top-frac must be in (0, 1], got {self.top_frac}",
+                "pass e.g. 0.1",
+            ),
             (self.n_units >= 1, f"--units must be >= 1, got {self.n_units}", "pass e.g. 32"),
-            (self.checkpoint_every >= 1, f"--checkpoint-every must be >= 1, got {self.checkpoint_every}",
-             "pass e.g. 50"),
+            (
+                self.checkpoint_every >= 1,
+                f"--checkpoint-every must be >= 1, got {self.checkpoint_every}",
+                "pass e.g. 50",
+            ),
         ]
         for ok, problem, fix in checks:
             if not ok:
@@ -94,10 +123,14 @@ class ProfileConfig:
 
     @property
     def scoring(self) -> Scoring:
-        return Scoring(norm=self.norm, selection=self.selection, top_frac=self.top_frac, zscore=self.zscore)  # type: ignore[arg-type]
+        return Scoring(
+            norm=self.norm, selection=self.selection, top_frac=self.top_frac, zscore=self.zscore
+        )  # type: ignore[arg-type]
 
 
-def tokenized_corpus(config: ProfileConfig, tokenizer: Any) -> tuple[list[dict], list[list[list[int]]], dict]:
+def tokenized_corpus(
+    config: ProfileConfig, tokenizer: Any
+) -> tuple[list[dict], list[list[list[int]]], dict]:
     """Language metadata, per language the profiling documents' token ids (no BOS, within the
     budget), and the corpus identity."""
     from babelmoe.corpus import heldout_split, load_corpus
@@ -125,9 +158,14 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def run_profile(spec: ModelSpec, config: ProfileConfig, run_dir: Path, force: bool = False,
-                loaded: LoadedModel | None = None) -> Path:
-    """Profile ``config.languages`` with the partition in ``run_dir``; write ``run_dir/profile.*``."""
+def run_profile(
+    spec: ModelSpec,
+    config: ProfileConfig,
+    run_dir: Path,
+    force: bool = False,
+    loaded: LoadedModel | None = None,
+) -> Path:
+    """Profile ``config.languages`` with ``run_dir``'s partition; write ``run_dir/profile.*``."""
     rank, world_size = _distributed()
     partition = load_partition(run_dir)
     loaded = loaded or load_model(spec)
@@ -141,26 +179,46 @@ def run_profile(spec: ModelSpec, config: ProfileConfig, run_dir: Path, force: bo
     }
     lock = artifacts.run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
     with lock:
-        if rank == 0 and not artifacts.check_can_write(run_dir, artifacts.PROFILE, KIND, identity, force):
+        if rank == 0 and not artifacts.check_can_write(
+            run_dir, artifacts.PROFILE, KIND, identity, force
+        ):
             logger.info("%s already holds this profile; keeping it", run_dir)
             return run_dir / f"{artifacts.PROFILE}.json"
         from babelmoe.evaluate.encoding import pad_token_id
 
         n_lang, n_units = len(languages), config.n_units
         bos = loaded.tokenizer.bos_token_id
-        sequences = [s for lang, docs in enumerate(documents)
-                     for s in language_sequences(docs, lang, n_units, bos, config.max_length, config.packing)]
+        sequences = [
+            s
+            for lang, docs in enumerate(documents)
+            for s in language_sequences(docs, lang, n_units, bos, config.max_length, config.packing)
+        ]
         batches = make_batches(sequences, config.batch_size, pad_token_id(loaded.tokenizer))
         state_dir = run_dir / STATE_DIR / f"rank{rank}-of{world_size}"
         start, state = _resume(state_dir, identity, force)
 
         def checkpoint(next_batch: int, accumulator: Accumulator) -> None:
-            artifacts.save_artifact(state_dir, "state", accumulator.state(),
-                                    {**identity, "next_batch": next_batch}, kind="profile_state")
+            artifacts.save_artifact(
+                state_dir,
+                "state",
+                accumulator.state(),
+                {**identity, "next_batch": next_batch},
+                kind="profile_state",
+            )
 
         accumulator = profile_batches(
-            loaded.model, partition, batches, n_lang, n_units, config.scoring, start=start, state=state,
-            rank=rank, world_size=world_size, sync_every=config.checkpoint_every, on_sync=checkpoint,
+            loaded.model,
+            partition,
+            batches,
+            n_lang,
+            n_units,
+            config.scoring,
+            start=start,
+            state=state,
+            rank=rank,
+            world_size=world_size,
+            sync_every=config.checkpoint_every,
+            on_sync=checkpoint,
         )
         if world_size > 1:
             accumulator.all_reduce()
@@ -174,14 +232,23 @@ def run_profile(spec: ModelSpec, config: ProfileConfig, run_dir: Path, force: bo
             unit_counts=totals.unit_counts,
             unit_tokens=totals.unit_tokens,
             languages=languages,
-            meta={**identity, "n_layers": partition.n_layers, "n_experts": partition.n_experts,
-                  "selected_per_token": selected_per_token(partition.n_layers, partition.n_experts,
-                                                           config.top_frac, config.selection)},  # type: ignore[arg-type]
+            meta={
+                **identity,
+                "n_layers": partition.n_layers,
+                "n_experts": partition.n_experts,
+                "selected_per_token": selected_per_token(
+                    partition.n_layers, partition.n_experts, config.top_frac, config.selection
+                ),
+            },  # type: ignore[arg-type]
         )
         path = save_profile(run_dir, data)
         shutil.rmtree(run_dir / STATE_DIR, ignore_errors=True)
-        logger.info("profiled %s: %s tokens -> %s", ", ".join(d["code"] for d in languages),
-                    data.tokens.tolist(), path)
+        logger.info(
+            "profiled %s: %s tokens -> %s",
+            ", ".join(d["code"] for d in languages),
+            data.tokens.tolist(),
+            path,
+        )
         return path
 
 
@@ -192,11 +259,14 @@ def _resume(state_dir: Path, identity: dict, force: bool) -> tuple[int, dict | N
     try:
         tensors, meta = artifacts.load_artifact(state_dir, "state", kind="profile_state")
     except BabelmoeError as exc:
-        logger.warning("ignoring an unreadable checkpoint in %s (%s); starting over", state_dir, exc)
+        logger.warning(
+            "ignoring an unreadable checkpoint in %s (%s); starting over", state_dir, exc
+        )
         return 0, None
     if any(meta.get(k) != artifacts.jsonable(v) for k, v in identity.items()):
-        logger.warning("the checkpoint in %s is for another configuration; starting over", state_dir)
+        logger.warning(
+            "the checkpoint in %s is for another configuration; starting over", state_dir
+        )
         return 0, None
     logger.info("resuming from batch %d (checkpoint in %s)", meta["next_batch"], state_dir)
     return int(meta["next_batch"]), tensors
-

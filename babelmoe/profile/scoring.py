@@ -36,13 +36,18 @@ def zscore(scores: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return (scores - mean) / std.clamp_min(eps)
 
 
-def select(scores: torch.Tensor, top_frac: float, selection: Selection = "global",
-           use_zscore: bool = True) -> torch.Tensor:
+def select(
+    scores: torch.Tensor, top_frac: float, selection: Selection = "global", use_zscore: bool = True
+) -> torch.Tensor:
     """[T, L, E] scores -> [T, k] flat indices (layer * E + expert) of the selected experts."""
-    return select_standardised(zscore(scores) if use_zscore else scores.float(), top_frac, selection)
+    return select_standardised(
+        zscore(scores) if use_zscore else scores.float(), top_frac, selection
+    )
 
 
-def select_standardised(values: torch.Tensor, top_frac: float, selection: Selection = "global") -> torch.Tensor:
+def select_standardised(
+    values: torch.Tensor, top_frac: float, selection: Selection = "global"
+) -> torch.Tensor:
     """Like ``select`` for values already z-scored (or raw, when the z-score is off)."""
     n_tokens, n_layers, n_experts = values.shape
     if selection == "per_layer":

@@ -5,10 +5,13 @@ Written into ``RUN/sweep/``:
   sweep.csv            the tidy table: one row per (method, ratio, seed, target, eval_lang)
   curves.csv           per (eval_lang, method, ratio): the method's perplexity on its own target
                        language, or random's mean / std / min / max over seeds, or dense
-  sweep.json           schema_version, config, identity, rows, curves, verdicts, specificity
-  perplexity_vs_ratio.{png,svg}, specificity.{png,svg}
-  report_section.json  {"title", "html", "figures"}: figures are paths relative to the run
-                       folder, for the HTML report to embed after the section's html
+  sweep.json           schema_version, config, identity, rows, curves, verdicts (per method),
+                       pair_verdicts (per language and ratio, the best frequency-guided
+                       method), specificity, timing
+  curves.{png,svg}     perplexity vs ratio per language, random as a band
+  specificity.{png,svg} the prune-for-A, evaluate-on-B matrix
+  report_section.json  the report hook (``babelmoe.plots.report``): title, html, figures with
+                       captions (paths relative to the run folder), order, schema_version
 
 Verdict per (language, ratio, method): ``beats random`` when the method's perplexity is below
 the *lowest* perplexity of the random seeds, ``worse than random`` when above the highest,
@@ -63,6 +66,16 @@ CURVE_FIELDS = (
     "neuron_rate",
 )
 BEATS, WITHIN, WORSE = "beats random", "within random spread", "worse than random"
+SECTION_ORDER = 60  # after the analysis sections of the report
+CURVES_CAPTION = (
+    "Held-out perplexity against the share of experts removed, one panel per language; each "
+    "method prunes for the language of its panel. Grey band: lowest to highest of the random "
+    "seeds (dashed: their mean). Dotted: the dense model."
+)
+SPECIFICITY_CAPTION = (
+    "Perplexity on the column's language after pruning for the row's language ({method}, ratio "
+    "{ratio:g}), relative to the dense model. Bold: the diagonal (pruned for itself)."
+)
 
 
 def curves(
@@ -126,15 +139,7 @@ def verdicts(
                 own = index.get((lang, method, ratio))
                 if own is None:
                     continue
-                verdict = None
-                if rand is not None and rand["n_seeds"] >= 1:
-                    verdict = (
-                        BEATS
-                        if own["ppl"] < rand["ppl_min"]
-                        else WORSE
-                        if own["ppl"] > rand["ppl_max"]
-                        else WITHIN
-                    )
+                verdict = _verdict(own["ppl"], rand)
                 out.append(
                     {
                         "eval_lang": lang,
@@ -151,6 +156,34 @@ def verdicts(
                     }
                 )
     return out
+
+
+def _verdict(ppl: float, rand: dict[str, Any] | None) -> str | None:
+    if rand is None:
+        return None
+    return BEATS if ppl < rand["ppl_min"] else WORSE if ppl > rand["ppl_max"] else WITHIN
+
+
+def pair_verdicts(judged: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (language, ratio): does frequency-guided pruning (its best method there) beat random
+    beyond the seeds' spread?"""
+    best: dict[tuple, dict[str, Any]] = {}
+    for v in judged:
+        key = (v["eval_lang"], v["ratio"])
+        if v["frequency_guided"] and (key not in best or v["ppl"] < best[key]["ppl"]):
+            best[key] = v
+    return [
+        {
+            "eval_lang": v["eval_lang"],
+            "ratio": v["ratio"],
+            "best_method": v["method"],
+            "ppl": v["ppl"],
+            "random_min": v["random_min"],
+            "random_max": v["random_max"],
+            "verdict": v["verdict"],
+        }
+        for v in best.values()
+    ]
 
 
 def specificity(
@@ -227,10 +260,11 @@ def write_report(
     judged = verdicts(points, config, langs)
     matrix = specificity(rows, config, langs)
     run_dir = folder.parent
-    figures = plot_curves(points, config, langs, folder / "perplexity_vs_ratio")
+    captioned = [(f, CURVES_CAPTION) for f in plot_curves(points, config, langs, folder / "curves")]
     if matrix is not None:
-        figures += plot_specificity(matrix, folder / "specificity")
-    figures = [str(Path(f).relative_to(run_dir)) for f in figures]
+        caption = SPECIFICITY_CAPTION.format(method=matrix["method"], ratio=matrix["ratio"])
+        captioned += [(f, caption) for f in plot_specificity(matrix, folder / "specificity")]
+    figures = [str(Path(f).relative_to(run_dir)) for f, _ in captioned]
     artifacts.atomic_write_text(folder / "sweep.csv", _csv(rows, ROW_FIELDS))
     artifacts.atomic_write_text(folder / "curves.csv", _csv(points, CURVE_FIELDS))
     summary = {
@@ -241,6 +275,7 @@ def write_report(
         "rows": rows,
         "curves": points,
         "verdicts": judged,
+        "pair_verdicts": pair_verdicts(judged),
         "specificity": matrix,
         "figures": figures,
     }
@@ -249,7 +284,11 @@ def write_report(
     section = {
         "title": "Pruning sweep",
         "html": section_html(judged, matrix, config, meta, rows),
-        "figures": figures,
+        "figures": [
+            {"path": p, "caption": c} for p, (_, c) in zip(figures, captioned, strict=True)
+        ],
+        "order": SECTION_ORDER,
+        "schema_version": artifacts.SCHEMA_VERSION,
     }
     artifacts.atomic_write_json(folder / "report_section.json", section)
     return path

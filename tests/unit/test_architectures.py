@@ -8,12 +8,28 @@ import pytest
 import torch
 
 from babelmoe.errors import BabelmoeError
-from babelmoe.models.architectures import ARCHITECTURES, Architecture, register_architecture, resolve_architecture
+from babelmoe.models.architectures import (
+    ARCHITECTURES,
+    Architecture,
+    register_architecture,
+    resolve_architecture,
+)
 from babelmoe.models.ffn import ffns
 from babelmoe.models.shapes import TINY, make_config, tiny_model
 
 DENSE = [t for t in TINY if t != "mixtral"]
-GATED = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo", "olmo2"}
+GATED = {
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "olmo",
+    "olmo2",
+}
 
 
 def _logits(model, ids):
@@ -26,10 +42,12 @@ def _h_zeroing(model, drop: dict[int, torch.Tensor]):
     handles = []
     for ffn in ffns(model):
         if ffn.layer in drop:
+
             def hook(_m, args, idx=drop[ffn.layer]):
                 h = args[0].clone()
                 h[..., idx] = 0
                 return (h,)
+
             handles.append(ffn.down.register_forward_pre_hook(hook))
     return handles
 
@@ -55,7 +73,9 @@ def test_every_family_is_found_and_surgery_is_exact(model_type):
         ffn.select_neurons(torch.argsort(perm))
 
     # Keeping a subset equals the dense model with the other neurons zeroed.
-    keep = torch.sort(torch.randperm(width, generator=torch.Generator().manual_seed(2))[: width * 3 // 4]).values
+    keep = torch.sort(
+        torch.randperm(width, generator=torch.Generator().manual_seed(2))[: width * 3 // 4]
+    ).values
     dropped = torch.tensor(sorted(set(range(width)) - set(keep.tolist())))
     handles = _h_zeroing(model, {0: dropped, 1: dropped})
     masked = _logits(model, ids)
@@ -76,7 +96,7 @@ def test_unknown_architecture_is_refused_with_the_fix():
     class Config:
         model_type = "my_new_lm"
 
-    with pytest.raises(BabelmoeError, match="unknown architecture 'my_new_lm'.*register"):
+    with pytest.raises(BabelmoeError, match=r"unknown architecture 'my_new_lm'.*register"):
         resolve_architecture(Config())
 
 
@@ -85,13 +105,26 @@ def test_users_register_architectures_without_editing_the_package(tmp_path, monk
         model_type = "my_llama_fork"
 
     path = tmp_path / "arch.json"
-    path.write_text(json.dumps({"my_llama_fork": {"layers": "model.layers", "mlp": "mlp", "up": "up_proj",
-                                                  "gate": "gate_proj", "down": "down_proj"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "my_llama_fork": {
+                    "layers": "model.layers",
+                    "mlp": "mlp",
+                    "up": "up_proj",
+                    "gate": "gate_proj",
+                    "down": "down_proj",
+                }
+            }
+        )
+    )
     monkeypatch.setenv("BABELMOE_ARCHITECTURES", str(path))
     try:
         arch = resolve_architecture(Config())
         assert arch.layers == ("model.layers",) and arch.gated
-        register_architecture("my_other_fork", Architecture(layers=("x.layers",), mlp="ffn", up="w1", down="w2"))
+        register_architecture(
+            "my_other_fork", Architecture(layers=("x.layers",), mlp="ffn", up="w1", down="w2")
+        )
         assert not ARCHITECTURES["my_other_fork"].gated
     finally:
         ARCHITECTURES.pop("my_llama_fork", None)
@@ -102,7 +135,9 @@ def test_bad_architecture_file_is_one_clear_error(tmp_path):
     from babelmoe.models.architectures import register_from_file
 
     bad = tmp_path / "a.json"
-    bad.write_text(json.dumps({"x": {"layers": "l", "mlp": "m", "up": "u", "down": "d", "typo": 1}}))
+    bad.write_text(
+        json.dumps({"x": {"layers": "l", "mlp": "m", "up": "u", "down": "d", "typo": 1}})
+    )
     with pytest.raises(BabelmoeError, match="unknown architecture field"):
         register_from_file(bad)
     with pytest.raises(BabelmoeError, match="no such architectures file"):

@@ -20,7 +20,10 @@ def _inputs():
     model = tiny_model("llama", dtype=torch.float64)
     part = balanced_partition(2, 64, 8, seed=5)
     g = torch.Generator().manual_seed(9)
-    docs = [[torch.randint(3, 120, (n,), generator=g).tolist() for n in lens] for lens in [(30, 12, 7), (25, 40)]]
+    docs = [
+        [torch.randint(3, 120, (n,), generator=g).tolist() for n in lens]
+        for lens in [(30, 12, 7), (25, 40)]
+    ]
     seqs = [s for lang, d in enumerate(docs) for s in language_sequences(d, lang, 3, 1, 16, False)]
     return model, part, make_batches(seqs, 2, 0)
 
@@ -31,7 +34,9 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     try:
         torch.set_num_threads(1)
         model, part, batches = _inputs()
-        acc = profile_batches(model, part, batches, 2, 3, Scoring(), rank=rank, world_size=world_size)
+        acc = profile_batches(
+            model, part, batches, 2, 3, Scoring(), rank=rank, world_size=world_size
+        )
         acc.all_reduce()
         if rank == 0:
             torch.save(acc.state(), out)

@@ -23,7 +23,8 @@ def blobs(n: int, d: int, centers: int, spread: float, seed: int = 0) -> torch.T
     """L2-normalised Gaussian blobs: like FFN rows with some cluster structure."""
     gen = torch.Generator().manual_seed(seed)
     mu = torch.randn(centers, d, generator=gen)
-    x = mu[torch.randint(0, centers, (n,), generator=gen)] + spread * torch.randn(n, d, generator=gen)
+    which = torch.randint(0, centers, (n,), generator=gen)
+    x = mu[which] + spread * torch.randn(n, d, generator=gen)
     return torch.nn.functional.normalize(x, dim=1)
 
 

@@ -59,11 +59,17 @@ def test_expert_scores_match_a_scatter_over_labels():
     part = balanced_partition(1, 64, 5, seed=4)
     h = torch.randn(3, 64, dtype=torch.float64)
     model = tiny_model("llama", dtype=torch.float64)
-    with expert_layout(model, Partition(labels=part.labels.repeat(2, 1), n_experts=5, meta={})) as sizes:
+    with expert_layout(
+        model, Partition(labels=part.labels.repeat(2, 1), n_experts=5, meta={})
+    ) as sizes:
         order = part.expert_order(0)
         scores = expert_scores(h[:, order], sizes[0])
     expected = torch.zeros(3, 5, dtype=torch.float64).index_add_(1, part.labels[0], h**2).sqrt()
     torch.testing.assert_close(scores.double(), expected, rtol=1e-6, atol=1e-6)
     l1 = expert_scores(h[:, order], sizes[0], "l1").double()
-    torch.testing.assert_close(l1, torch.zeros(3, 5, dtype=torch.float64).index_add_(1, part.labels[0], h.abs()),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        l1,
+        torch.zeros(3, 5, dtype=torch.float64).index_add_(1, part.labels[0], h.abs()),
+        rtol=1e-6,
+        atol=1e-6,
+    )

@@ -173,3 +173,28 @@ def test_cli_prune_then_evaluate(run: tuple[Path, Path], tmp_path: Path, capsys)
     main(["evaluate", str(out), "--run", str(run_dir), "--out", str(tmp_path / "ev")])
     assert (tmp_path / "ev" / "results.json").is_file()
     assert "results written to" in capsys.readouterr().out
+
+
+def test_evaluate_reads_published_task_files_and_skips_missing_languages(
+    run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run_dir, model_dir = run
+    question = {
+        "id": "q1",
+        "lang": "en",
+        "answerKey": "B",
+        "question": {
+            "stem": "where are fish?",
+            "choices": [{"label": "A", "text": "sky"}, {"label": "B", "text": "sea"}],
+        },
+    }
+    (tmp_path / "xcsqa" / "en").mkdir(parents=True)
+    (tmp_path / "xcsqa" / "en" / "dev.jsonl").write_text(json.dumps(question) + "\n")
+    (tmp_path / "mgsm").mkdir()
+    (tmp_path / "mgsm" / "mgsm_en.tsv").write_text("two plus two?\t4\nthree plus one?\t4\n")
+    config = EvaluateConfig(xcsqa=tmp_path / "xcsqa", mgsm=tmp_path / "mgsm", mgsm_mode="direct")
+    path = run_evaluate(str(model_dir), run_dir, config, spec(model_dir), out=tmp_path / "out")
+    results = json.loads(path.read_text())["results"]
+    assert results["xcsqa"]["en"]["n"] == 1 and "fr" not in results["xcsqa"]
+    assert results["mgsm-direct"]["en"]["n"] == 2 and "fr" not in results["mgsm-direct"]
+    assert (tmp_path / "out" / "mgsm-direct.en.items.jsonl").is_file()

@@ -218,3 +218,24 @@ def test_existing_output_is_never_silently_replaced(tmp_path: Path) -> None:
     assert read_pruning_record(out)["method"] == "norm"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "out"]  # no temporaries left
     assert (out / PRUNING_FILE).is_file()
+
+
+def test_gguf_loaded_models_save_as_plain_float_and_real_quantization_is_refused(
+    tmp_path: Path,
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model, partition, drop = setup("llama", uniform=True)
+    prune_model(model, partition, drop)
+    model.config.quantization_config = {"quant_method": "gguf", "gguf_file": "x.gguf"}
+    model.hf_quantizer = object()  # what save_pretrained refuses for a GGUF-loaded model
+    save_pruned(model, None, tmp_path / "p", RECORD)
+    assert model.config.quantization_config["quant_method"] == "gguf"  # restored afterwards
+    saved = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert "quantization_config" not in saved
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "p")
+    torch.testing.assert_close(logits(reloaded, IDS), logits(model, IDS))
+    model.config.quantization_config = {"quant_method": "bitsandbytes"}
+    with pytest.raises(BabelmoeError, match="quantized"):
+        save_pruned(model, None, tmp_path / "q", RECORD)
+    assert not (tmp_path / "q").exists()

@@ -17,7 +17,15 @@ from babelmoe.models.ffn import ffns
 from babelmoe.prune import sweep as sweep_module
 from babelmoe.prune.surgery import prune_model
 from babelmoe.prune.sweep import SweepConfig, job_selection, plan_jobs, run_jobs, run_sweep
-from babelmoe.prune.sweep_report import BEATS, WITHIN, WORSE, curves, specificity, verdicts
+from babelmoe.prune.sweep_report import (
+    BEATS,
+    WITHIN,
+    WORSE,
+    curves,
+    pair_verdicts,
+    specificity,
+    verdicts,
+)
 
 from .test_prune_support import TEXTS, make_run, random_partition, synthetic_profile, tiny_loaded
 
@@ -167,6 +175,12 @@ def test_verdicts_random_spread_and_specificity() -> None:
     assert judged[("fr", 0.1, "sort")] == BEATS
     assert judged[("en", 0.1, "sort")] == WITHIN  # 21 lies inside [20, 24]
     assert judged[("en", 0.25, "norm")] == WORSE
+    pairs = {
+        (p["eval_lang"], p["ratio"]): p
+        for p in pair_verdicts(verdicts(points, SMALL, ["en", "fr"]))
+    }
+    assert pairs[("fr", 0.1)]["verdict"] == BEATS and pairs[("en", 0.1)]["verdict"] == WITHIN
+    assert pairs[("en", 0.25)]["best_method"] == "sort"  # norm is a baseline, not frequency-guided
     matrix = specificity(rows, SMALL, ["en", "fr"])
     assert matrix["ratio"] == 0.25 and matrix["relative_to_dense"][0] == [1.5, 2.0]
     assert matrix["share_diagonal_best"] == 1.0
@@ -195,9 +209,10 @@ def test_run_sweep_writes_tables_plots_and_report_section_then_resumes(run, monk
     header = (folder / "sweep.csv").read_text().splitlines()[0]
     assert header.startswith("method,ratio,seed,target,eval_lang,ppl")
     section = json.loads((folder / "report_section.json").read_text())
-    assert set(section) == {"title", "html", "figures"} and "<table>" in section["html"]
-    assert {Path(f).suffix for f in section["figures"]} == {".png", ".svg"}
-    assert all((run_dir / f).is_file() for f in section["figures"])
+    assert {"title", "html", "figures"} <= set(section) and "<table>" in section["html"]
+    paths = [f["path"] for f in section["figures"]]
+    assert {Path(f).suffix for f in paths} == {".png", ".svg"} and len(paths) == 4
+    assert all((run_dir / f).is_file() for f in paths) and section["figures"][0]["caption"]
 
     def no_more(*args, **kwargs):
         raise AssertionError("a finished row was recomputed")
