@@ -48,16 +48,18 @@ def main() -> None:
 
     @torch.inference_mode()
     def forward() -> None:
-        with compiled_layers(model, args.compile and device.type == "cuda"):
-            stack(input_ids=ids, use_cache=False)
+        stack(input_ids=ids, use_cache=False)
 
-    dense = median(timed(forward, device, args.repeats))
+    compiled = args.compile and device.type == "cuda"
+    with compiled_layers(model, compiled):
+        dense = median(timed(forward, device, args.repeats, warmup=2))
     width = ffns(model)[0].width
     keep = max(args.multiple, round(width * (1 - args.ratio) / args.multiple) * args.multiple)
     g = torch.Generator().manual_seed(0)
     for ffn in ffns(model):
         ffn.select_neurons(torch.sort(torch.randperm(width, generator=g)[:keep]).values)
-    pruned = median(timed(forward, device, args.repeats))
+    with compiled_layers(model, compiled):
+        pruned = median(timed(forward, device, args.repeats, warmup=2))
     tokens = args.batch * args.seq
     print(
         f"# {args.shape}, FFN {width} -> {keep} ({1 - keep / width:.1%} removed), {dtype}, "

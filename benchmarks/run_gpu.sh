@@ -10,8 +10,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
 for part in $parts; do
   case $part in
-    profile) python3 benchmarks/bench_profile.py --device cuda --shape llama2-7b --batch 8 --seq 2048 --steps 4 \
-               --variants "eager,fused statistics,compiled layers" --trace 2>&1 | grep -v "^profile:" | tee "$out/profile_llama2.txt" ;;
+    profile) python3 benchmarks/bench_profile.py --device cuda --shape llama2-7b --batch 8 --seq 2048 --steps ${STEPS:-4} \
+               --variants "${VARIANTS:-eager,fused statistics,compiled layers}" ${TRACE---trace} 2>&1 | grep -v "^profile:" | tee "$out/profile_llama2.txt" ;;
     pruned) for c in "" --compile; do
               python3 benchmarks/bench_pruned.py --device cuda --shape llama2-7b --batch 8 --seq 2048 $c 2>&1 | tee -a "$out/pruned_llama2.txt"
             done ;;

@@ -378,7 +378,9 @@ def _eps_schedule(cost: torch.Tensor) -> list[float]:
     The final epsilon need not be tiny: the polish makes the result exact.
     """
     spread = float((cost.max(dim=1).values - cost.min(dim=1).values).mean())
-    final = max(spread, 1e-30) * _EPS_FINAL
+    # Flat costs (all rows alike) still need an epsilon well above float32 resolution.
+    spread = max(spread, 1e-4 * (1.0 + float(cost.abs().max())))
+    final = spread * _EPS_FINAL
     eps = final / _EPS_FINAL * _EPS_FIRST
     out = []
     while eps > final:
@@ -678,7 +680,7 @@ def balanced_kmeans(
             inertia = new_inertia
             if converged:
                 break
-        if n_iter >= max_iter and not converged:
+        if k == 1 or (n_iter >= max_iter and not converged):
             break
         # Pair swaps from Lloyd's fixed point, until none helps; then Lloyd again.
         labels, made = _swap_phase(x, sq, gram, labels, k, inertia, tol)

@@ -16,6 +16,7 @@ headline number, the model's identity and, for a pruned model, its pruning recor
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -254,17 +255,16 @@ def write_results(
         "results": table,
     }
     path = out / RESULTS_FILE
-    artifacts.atomic_write_json(path, _finite(summary))
+    artifacts.atomic_write_json(path, finite_json(summary))
     return path
 
 
-def _finite(obj: Any) -> Any:
-    import math
-
+def finite_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by None (standard JSON has neither)."""
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite_json(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
@@ -295,10 +295,16 @@ def run_evaluate(
     documents = heldout_documents(profile, indices, config.max_documents)
     chosen = indices if indices is not None else range(len(profile.languages))
     aliases = {
-        name: [profile.languages[i].get("bcp47", "").split("-")[0], profile.codes[i]]
+        name: [(profile.languages[i].get("bcp47") or "").split("-")[0], profile.codes[i]]
         for name, i in zip(documents, chosen, strict=True)
     }
     loaded, record = load_for_evaluation(source, spec)
+    if record is not None and record.get("profile_sha256") != profile.meta.get("tensors_sha256"):
+        logger.warning(
+            "%s was pruned with another run's profile: this run's held-out documents may have "
+            "been profiled text for that pruning",
+            source,
+        )
     with artifacts.run_lock(out):
         results = evaluate_languages(loaded, documents, config, aliases)
         meta = {
@@ -306,10 +312,8 @@ def run_evaluate(
             "source": source,
             "run": str(run_dir),
             "pruning": record,
-            "evaluate_config": _finite(
-                artifacts.jsonable(
-                    {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
-                )
-            ),
+            "evaluate_config": {
+                k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
+            },
         }
         return write_results(out, results, meta, overwrite)

@@ -32,6 +32,7 @@ from typing import Any
 
 from babelmoe import artifacts
 from babelmoe.prune.criteria import FREQUENCY_METHODS
+from babelmoe.prune.evaluation import finite_json
 from babelmoe.prune.sweep import DENSE, RANDOM, SweepConfig
 
 ROW_FIELDS = (
@@ -230,14 +231,6 @@ def _csv(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
-
-
 def write_report(
     folder: Path, rows: list[dict[str, Any]], config: SweepConfig, meta: dict[str, Any]
 ) -> Path:
@@ -280,7 +273,7 @@ def write_report(
         "figures": figures,
     }
     path = folder / "sweep.json"
-    artifacts.atomic_write_json(path, _finite(summary))
+    artifacts.atomic_write_json(path, finite_json(summary))
     section = {
         "title": "Pruning sweep",
         "html": section_html(judged, matrix, config, meta, rows),

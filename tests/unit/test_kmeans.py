@@ -122,7 +122,7 @@ def test_golden_obvious_clusters() -> None:
     assert res.labels.tolist() == [i % 4 for i in range(20)]  # canonical: group of point 0 first
     expected = torch.stack([x[g::4].mean(0) for g in range(4)])
     torch.testing.assert_close(res.centroids, expected, atol=1e-5, rtol=0)
-    assert res.inertia == pytest.approx(inertia_of(x, res.labels, 4), rel=1e-9)
+    assert res.inertia == pytest.approx(inertia_of(x, res.labels, 4), rel=1e-5)
     assert res.inertia < 20 * 6 * 0.01**2 * 2
 
 
