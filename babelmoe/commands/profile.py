@@ -59,6 +59,9 @@ def profile(
     checkpoint_every: int = typer.Option(
         50, "--checkpoint-every", help="Batches between checkpoints."
     ),
+    compile: bool = typer.Option(
+        True, "--compile/--no-compile", help="On CUDA, torch.compile the layers and statistics."
+    ),
     model: str = common.MODEL,
     dtype: str = common.DTYPE,
     device: str = common.DEVICE,
@@ -83,6 +86,7 @@ def profile(
         zscore=zscore,
         n_units=units,
         checkpoint_every=checkpoint_every,
+        compile=compile,
     )
     spec = common.model_spec(model, dtype, device, device_map, architectures)
     with common.distributed():

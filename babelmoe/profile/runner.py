@@ -54,6 +54,8 @@ class ProfileConfig:
         zscore: standardise scores per token and layer before selecting (default on).
         n_units: bootstrap units per language (documents grouped round-robin), for intervals.
         checkpoint_every: batches between resumable checkpoints (and NaN checks).
+        compile: on CUDA, ``torch.compile`` every decoder layer and the per-layer statistics
+            (the fast path: profiling at ~0.97x of a compiled forward); ignored on CPU.
     """
 
     languages: list[str] = field(default_factory=lambda: list(PAPER_LANGUAGES))
@@ -70,6 +72,7 @@ class ProfileConfig:
     zscore: bool = True
     n_units: int = 32
     checkpoint_every: int = 50
+    compile: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -124,8 +127,13 @@ class ProfileConfig:
     @property
     def scoring(self) -> Scoring:
         return Scoring(
-            norm=self.norm, selection=self.selection, top_frac=self.top_frac, zscore=self.zscore
-        )  # type: ignore[arg-type]
+            norm=self.norm,
+            selection=self.selection,  # type: ignore[arg-type]
+            top_frac=self.top_frac,
+            zscore=self.zscore,
+            compile=self.compile,
+            compile_layers=self.compile,
+        )
 
 
 def tokenized_corpus(
