@@ -24,14 +24,14 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_profile import balanced_labels  # noqa: E402
-from common import print_table  # noqa: E402
+from bench_profile import balanced_labels
+from common import print_table
 
-from babelmoe.experts.partition import Partition  # noqa: E402
-from babelmoe.models.ffn import decoder_layers, ffns  # noqa: E402
-from babelmoe.models.shapes import SHAPES, shaped_model  # noqa: E402
-from babelmoe.profile.batches import Batch  # noqa: E402
-from babelmoe.profile.core import Scoring, profile_batches  # noqa: E402
+from babelmoe.experts.partition import Partition
+from babelmoe.models.ffn import decoder_layers, ffns
+from babelmoe.models.shapes import SHAPES, shaped_model
+from babelmoe.profile.batches import Batch
+from babelmoe.profile.core import Scoring, profile_batches
 
 
 def make_batches(vocab: int, n: int, batch: int, seq: int, n_lang: int = 9) -> list[Batch]:
