@@ -113,9 +113,9 @@ def main() -> None:
         sys.exit(0 if same else 1)
 
     if args.mode == "ddp":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         dist.init_process_group("nccl")
         rank, world = dist.get_rank(), dist.get_world_size()
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         model, partition, batches = build(args, "cuda")
         state, seconds = run(model, partition, batches, rank, world, compile)
         if rank == 0:
