@@ -2,44 +2,64 @@
 
 Stage 1 ("split") cuts every FFN into ``k`` experts of equal size by clustering the rows of
 ``up_proj``. Sizes must be exactly balanced: ``r = n % k`` clusters get ``ceil(n / k)`` rows, the
-other ``k - r`` get ``floor(n / k)``. This is what MoEfication gets from ``k-means-constrained``
-(Lloyd iterations whose assignment step is a min-cost flow); here the same optimisation runs as
-batched tensor code, so it scales to 7B-class layers on a GPU.
+other ``k - r`` get ``floor(n / k)``. MoEfication gets this from ``k-means-constrained`` (Lloyd
+iterations whose assignment step is a min-cost flow, on CPU); here the same optimisation runs
+as batched tensor code, so it scales to 7B-class layers on a GPU, and a swap refinement goes
+past Lloyd's fixed points.
 
-Method
-------
+Method (shapes: ``x`` [n, d], ``cost`` [n, k])
+----------------------------------------------
 1. **Init**: greedy k-means++ (as scikit-learn: ``2 + ln k`` candidates per step, keep the one
-   that lowers the potential most). The random numbers come from an explicitly seeded CPU
-   ``torch.Generator`` and are consumed the same way on every device.
-2. **Lloyd iterations** whose assignment step solves the capacity-constrained transportation
-   problem exactly::
+   that lowers the potential most). The uniforms come from an explicitly seeded CPU
+   ``torch.Generator`` and are used the same way on every device; the global RNG is untouched.
+2. **Lloyd iterations** whose assignment step solves the balanced transportation problem
+   exactly (:func:`balanced_assignment`)::
 
-       minimise  sum_i cost[i, label_i]
-       s.t.      every cluster holds floor(n/k) or ceil(n/k) points,
+       minimise  sum_i cost[i, label_i]      cost[i, j] = |mu_j|^2 - 2 <x_i, mu_j>
+       s.t.      every cluster holds floor(n/k) or ceil(n/k) points
 
-   with ``cost[i, j] = |mu_j|^2 - 2 <x_i, mu_j>`` (the squared distance minus ``|x_i|^2``, which
-   does not depend on the assignment). The update step sets each centroid to its cluster mean.
-   Inertia never increases, and the loop stops when the labels stop changing or the relative
-   inertia improvement drops below ``tol``.
-3. **Assignment, part 1 -- auction** (Bertsekas' auction with epsilon-scaling for transportation
-   problems, Jacobi form, fully vectorised). Every cluster owns ``s = ceil(n/k)`` slots, each with
-   its own price. When ``r > 0`` one slot per cluster is *optional*, and ``k - r`` identical
-   *dummy* bidders (cost 0, allowed only on optional slots) make the problem square, so a
-   complete assignment is always exactly balanced and epsilon-scaling stays valid. In a round
-   every unassigned point bids for the cheapest slot of its best cluster, raising that slot's
-   price by (second-best - best + eps); each cluster matches its bids (highest first) to its
-   slots (cheapest first). Prices are warm-started across Lloyd iterations, so late iterations
-   need only a few rounds. The result is exactly balanced and within ``n * eps`` of optimal.
-4. **Assignment, part 2 -- exact polish by negative-cycle cancelling** on the ``k``-node cluster
-   graph: edge ``j -> l`` costs ``min over points i in j of cost[i, l] - cost[i, j]`` (the
-   cheapest move of one point from j to l); with ``r > 0`` a slack node allows a path from a
-   large cluster to a small one. A point set is optimal iff this graph has no negative cycle.
-   Bellman-Ford (batched over all nodes, one ``[k, k]`` min per step) finds cycles in its
-   predecessor graph; all vertex-disjoint cycles found are applied at once, until none is left
-   (up to a float tolerance). Because the auction ends near the optimum this takes few passes.
+   (``cost`` is the squared distance minus ``|x_i|^2``, which does not depend on the
+   assignment; which clusters get the extra point is part of the optimisation). The update
+   step sets each centroid to its cluster mean, so the inertia never increases. Lloyd stops
+   when no label changes or the inertia falls by less than ``tol`` (relative).
+3. **Swap refinement** (Hartigan-style, exact): from Lloyd's fixed point, swap pairs of points
+   between clusters when that lowers the inertia *with* the centroids moving::
 
-Everything is ``O(n k)`` memory; each auction round and Bellman-Ford step is a handful of batched
-kernels, so the algorithm runs the same way on CPU and GPU.
+       delta(i in A <-> i' in B) = u_i(B) + u_i'(A) - |x_i - x_i'|^2 (1/|A| + 1/|B|)
+       u_i(B) = 2 <x_i, mu_A - mu_B>
+
+   Lloyd sees only the first two terms. The candidates for each point are the members of its
+   8 most promising other clusters ([n, 8 * s] deltas per pass); each pass applies the best
+   swaps greedily, one per cluster, so their deltas add up exactly. Then Lloyd runs again,
+   and so on until neither changes anything. On FFN rows (nearly orthogonal, 8 to 43 rows a
+   cluster) this lowers the inertia by about 2% below the best of k-means-constrained's 10
+   inits.
+
+The exact assignment step, in three parts:
+
+a. **Auction** (cold start only: the first Lloyd iteration). Bertsekas' auction for
+   transportation problems with epsilon-scaling, Jacobi form, vectorised over bidders: every
+   cluster owns ``s = ceil(n/k)`` slots with their own prices ([k, s], rows kept sorted). When
+   ``r > 0`` one slot per cluster is *optional* and ``k - r`` identical *dummy* bidders (cost
+   0, optional slots only) make the problem square, so a complete assignment is exactly
+   balanced and epsilon-scaling stays valid. In a round every unassigned point bids for the
+   cheapest slot of its best cluster, raising its price by (second best - best + eps); each
+   cluster matches its bids (highest first) to its slots (cheapest first). A phase stops once
+   at most n/16 points are unassigned: the rest of a Jacobi auction is long displacement
+   chains, one bid per round, which part c resolves in batched passes.
+b. **Completion**: the few unassigned points take free slots greedily (exactly balanced).
+c. **Polish by negative-cycle cancelling** on the k-node cluster graph ([k, k]): edge
+   ``j -> l`` costs ``min over i in j of cost[i, l] - cost[i, j]``; with ``r > 0`` a slack
+   node lets a large cluster pass its extra point to a small one. An assignment is optimal iff
+   this graph has no negative cycle. Bellman-Ford from potentials (minus the auction prices, or
+   the last iteration's labels), one batched [k, k] min per step, finds cycles in its
+   predecessor graph; all of them (vertex-disjoint) are applied at once, until none is left
+   (float64 weights, relative tolerance 1e-9). Later Lloyd iterations skip a and b: the
+   previous labels are a feasible start a few cycles from the new optimum.
+
+Memory is ``O(n k)`` plus an [n, n] Gram matrix when ``n**2 <= 2**28`` (else dot products are
+computed on the fly); every step is a handful of batched kernels, with a host sync per auction
+round, Bellman-Ford step or swap pass, so CPU and GPU run the same code.
 """
 
 from __future__ import annotations
@@ -87,13 +107,13 @@ class KMeansResult:
 
 
 # --------------------------------------------------------------------------------------------
-# Assignment step: auction (near-optimal, exactly balanced) + negative-cycle polish (exact)
+# Assignment step: auction (near-optimal, balanced) + completion + negative-cycle polish (exact)
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class _AuctionState:
-    """Slots and prices of the auction, kept between Lloyd iterations (warm start).
+    """Slots and prices of the auction.
 
     ``price``, ``holder`` and ``optional`` are ``[k, s]``; every row is kept sorted by price.
     Holders are ``0..n-1`` for points, ``_DUMMY`` for a dummy, ``-1`` for an empty slot.
@@ -443,7 +463,7 @@ def balanced_assignment(cost: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_input(x: torch.Tensor, k: int) -> None:
+def _check_input(x: torch.Tensor, k: int, max_iter: int) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise BabelmoeError(
@@ -451,6 +471,8 @@ def _check_input(x: torch.Tensor, k: int) -> None:
             "pass one weight matrix with one row per item to cluster",
         )
     n = x.shape[0]
+    if max_iter < 1:
+        raise BabelmoeError(f"max_iter must be >= 1, got {max_iter}", "use e.g. max_iter=50")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise BabelmoeError(f"number of clusters must be an integer >= 1, got {k!r}", "use k >= 1")
     if k > n:
@@ -557,8 +579,10 @@ def _swap_phase(
     k: int,
     inertia: float,
     tol: float,
-) -> tuple[torch.Tensor, int]:
-    """Hartigan-style pair swaps from a Lloyd fixed point; returns new labels and swaps made.
+) -> tuple[torch.Tensor, int, float]:
+    """Hartigan-style pair swaps from a Lloyd fixed point.
+
+    Returns the new labels, the number of swaps and the inertia they removed (>= 0).
 
     Swapping point i (cluster A) with point i' (cluster B) keeps the sizes and changes the
     inertia *exactly* (the centroids move with the swap) by::
@@ -580,7 +604,7 @@ def _swap_phase(
     u.scatter_(1, labels[:, None], _INF)
     near = u.topk(t, dim=1, largest=False).indices  # [n, t] candidate clusters B per point
     threshold = _SWAP_TOL * float(sq.mean())
-    swaps = 0
+    swaps, start = 0, inertia
     for _ in range(_SWAP_PASSES):
         members = _members(labels, k)  # [k, s]
         s = members.shape[1]
@@ -623,7 +647,7 @@ def _swap_phase(
         inertia += change
         if -change <= tol * abs(inertia):
             break
-    return labels, swaps
+    return labels, swaps, start - inertia
 
 
 def balanced_kmeans(
@@ -646,9 +670,9 @@ def balanced_kmeans(
         member index).
 
     Raises:
-        BabelmoeError: k < 1, k > n, x not 2-D, or x not finite.
+        BabelmoeError: k < 1, k > n, x not 2-D, x not finite, or max_iter < 1.
     """
-    _check_input(x, k)
+    _check_input(x, k, max_iter)
     x = x.detach().float()
     n, _ = x.shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -683,13 +707,14 @@ def balanced_kmeans(
         if k == 1 or (n_iter >= max_iter and not converged):
             break
         # Pair swaps from Lloyd's fixed point, until none helps; then Lloyd again.
-        labels, made = _swap_phase(x, sq, gram, labels, k, inertia, tol)
+        inertia = float(((x - centroids[labels]) ** 2).sum(dtype=torch.float64))
+        labels, made, gain = _swap_phase(x, sq, gram, labels, k, inertia, tol)
         swaps += made
-        if made == 0 or n_iter >= max_iter:
+        log.debug("balanced k-means: %d swaps, inertia %.6g", made, inertia - gain)
+        if gain <= tol * abs(inertia) or n_iter >= max_iter:
             break
         centroids = _means(x, labels, k)
         warm = (labels, warm[1]) if warm is not None else None
-        log.debug("balanced k-means: %d swaps", made)
     log.debug("balanced k-means: %d Lloyd iterations, %d swaps", n_iter, swaps)
     new_of_old = _canonical(labels, k)
     labels = new_of_old[labels]

@@ -170,3 +170,36 @@ def shaped_model(
     config = make_config(model_type, **overrides)
     config._attn_implementation = attn_implementation
     return random_model(config, dtype=dtype, device=device)
+
+
+def byte_tokenizer() -> Any:
+    """A tokenizer built offline: one token per UTF-8 byte (byte-level BPE without merges), with
+    ``<bos>``, ``<eos>`` and ``<pad>``; any text encodes and decodes exactly."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    core = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+    )
+
+
+def save_tiny_checkpoint(
+    folder: str, model_type: str = "llama", seed: int = 0, **overrides: Any
+) -> str:
+    """Write a tiny random model of ``model_type`` with the byte tokenizer as a local checkpoint
+    that ``babelmoe --model FOLDER`` loads: for fast end-to-end tests of the command line."""
+    tokenizer = byte_tokenizer()
+    vocab = len(tokenizer)
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    model = random_model(make_config(model_type, vocab_size=vocab, **ids, **overrides), seed=seed)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -165,6 +165,14 @@ def test_bad_input_raises_babelmoe_error(x: torch.Tensor, k: int) -> None:
     assert info.value.fix
 
 
+def test_max_iter_must_be_positive() -> None:
+    with pytest.raises(BabelmoeError):
+        balanced_kmeans(torch.randn(10, 4), 2, max_iter=0)
+    res = balanced_kmeans(torch.randn(40, 4), 4, max_iter=1)
+    check_balanced(res.labels, 40, 4)
+    assert res.n_iter == 1
+
+
 def test_assignment_rejects_bad_costs() -> None:
     with pytest.raises(BabelmoeError):
         balanced_assignment(torch.zeros(3, 4))
@@ -206,12 +214,14 @@ def test_swap_phase_lowers_inertia_and_keeps_sizes() -> None:
     labels = torch.arange(160) % 20
     before = inertia_of(x, labels, 20)
     sq = (x * x).sum(1)
-    new, swaps = km._swap_phase(x, sq, x @ x.T, labels, 20, before, 1e-9)
+    new, swaps, gain = km._swap_phase(x, sq, x @ x.T, labels, 20, before, 1e-9)
     assert swaps > 0
     assert torch.equal(torch.bincount(new, minlength=20), torch.bincount(labels, minlength=20))
-    assert inertia_of(x, new, 20) < before
+    after = inertia_of(x, new, 20)
+    assert after < before
+    assert before - after == pytest.approx(gain, rel=1e-3)  # the swap formula is exact
     # The same without a Gram matrix (the path for very large layers).
-    new2, swaps2 = km._swap_phase(x, sq, None, labels, 20, before, 1e-9)
+    new2, swaps2, _ = km._swap_phase(x, sq, None, labels, 20, before, 1e-9)
     assert swaps2 == swaps and torch.equal(new, new2)
 
 
