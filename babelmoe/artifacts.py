@@ -120,6 +120,9 @@ def save_artifact(
         save_file(contiguous, str(tmp))
         checksum = sha256_file(tmp)
         make_readable(tmp)
+        # Retract the old commit marker first: a crash between the two renames then leaves no
+        # artifact (re-run) rather than an old JSON beside new tensors (reported as corrupted).
+        json_path.unlink(missing_ok=True)
         os.replace(tmp, tensor_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -221,13 +224,55 @@ def jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def is_temp_file(path: Path) -> bool:
+    """Whether ``path`` is one of the temporary files the atomic writes above create."""
+    return path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file()
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete temporary files a killed writer left directly in ``folder``; return them.
+
+    Call only while no other process can be writing into ``folder`` (under :func:`run_lock`).
+    """
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if is_temp_file(p)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, deepest first."""
+    created = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise BabelmoeError(
+            f"cannot create the folder {folder}: a file is in the way",
+            "choose another output folder",
+        ) from None
+    return created
+
+
 @contextlib.contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on a run folder; a second writer gets a clear error at once."""
+    """Hold an exclusive lock on a run folder; a second writer gets a clear error at once.
+
+    Temporary files that a killed run left in the folder are removed once the lock is held. A
+    folder this call created is removed again when the block wrote nothing into it (a stage that
+    fails before writing leaves nothing behind).
+    """
     from filelock import FileLock, Timeout
 
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / LOCK_FILE), timeout=0)
+    folder = Path(folder)
+    created = _make_folder(folder)
+    lock_path = folder / LOCK_FILE
+    lock = FileLock(str(lock_path), timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -236,6 +281,15 @@ def run_lock(folder: Path) -> Iterator[None]:
             "wait for it to finish or use another output folder",
         ) from None
     try:
+        remove_stale_temps(folder)
         yield
     finally:
-        lock.release()
+        try:
+            if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+                lock_path.unlink()  # still locked: nobody else can be using this file
+                for path in created:
+                    path.rmdir()  # deepest first; stops at the first folder that is not empty
+        except OSError:
+            pass
+        finally:
+            lock.release()

@@ -1,8 +1,9 @@
 """The ``babelmoe`` program: one subcommand per stage, each defined in ``babelmoe/commands/``.
 
 Every failure the user can fix is reported as one line on stderr with a non-zero exit:
-``BabelmoeError`` (exit 2), usage errors from the option parser (exit 2), a full disk (exit 3)
-and Ctrl-C (exit 130). Anything else is a bug and keeps its traceback.
+``BabelmoeError`` (exit 2), usage errors from the option parser (exit 2), a full disk, a file size
+limit, a folder that cannot be written or created (exit 3) and Ctrl-C (exit 130). Anything else
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -83,8 +84,19 @@ def main(argv: list[str] | None = None) -> None:
                 "or choose another output folder",
                 3,
             )
+        if exc.errno == errno.EFBIG:
+            _fail(
+                f"file too large writing {exc.filename or 'output'} (the file size limit, "
+                "ulimit -f, was reached); raise the limit or choose another output folder",
+                3,
+            )
         if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             _fail(f"permission denied: {exc.filename or exc}; choose a folder you can write", 3)
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
+            _fail(
+                f"cannot create {exc.filename}: a file is in the way; choose another output path",
+                3,
+            )
         raise
 
 

@@ -6,7 +6,7 @@ out=${1:-${OUT:-/tmp}}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpus.txt"
 b=benchmarks/bench_distributed.py
-python3 $b single --out /tmp/single.pt --batches ${BATCHES:-32} 2>&1 | grep -v "profile:" | tail -5
-torchrun --nproc_per_node 2 $b ddp --out /tmp/ddp.pt --batches ${BATCHES:-32} 2>&1 | grep -v "profile:" | tail -5
+python3 $b single --out /tmp/single.pt --batches ${BATCHES:-32} ${DDP_FLAGS:-} 2>&1 | grep -v "profile:" | tail -5
+torchrun --nproc_per_node 2 $b ddp --out /tmp/ddp.pt --batches ${BATCHES:-32} ${DDP_FLAGS:-} 2>&1 | grep -v "profile:" | tail -5
 python3 $b compare /tmp/single.pt /tmp/ddp.pt 2>&1 | tee "$out/ddp.txt"
-python3 $b sharded --shape llama3-70b --layers ${SHARD_LAYERS:-8} --batches 4 --batch 4 2>&1 | grep -v "profile:" | tee "$out/sharded.txt"
+[ -n "${SKIP_SHARDED:-}" ] || python3 $b sharded --shape llama3-70b --layers ${SHARD_LAYERS:-8} --batches 4 --batch 4 2>&1 | grep -v "profile:" | tee "$out/sharded.txt"

@@ -50,6 +50,13 @@ def compiled_layers(model: nn.Module, enabled: bool) -> Iterator[None]:
 
     torch._dynamo.config.suppress_errors = True  # a layer that cannot compile runs eagerly
     layers = decoder_layers(model)
+    # Each layer's hook closes over its own index, so every layer is its own graph: allow that
+    # many (the default limit of 8 would leave the later layers eager).
+    config = torch._dynamo.config
+    config.cache_size_limit = max(config.cache_size_limit, 2 * len(layers) + 8)
+    config.accumulated_cache_size_limit = max(
+        config.accumulated_cache_size_limit, 4 * len(layers) + 64
+    )
     for layer in layers:
         layer.compile(dynamic=False)
     try:

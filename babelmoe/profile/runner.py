@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 PAPER_LANGUAGES = ["en", "fr", "es", "pt", "zh", "ar", "hi", "bn", "ur"]
 STATE_DIR = ".profile_state"
+STATE_SLOTS = ("state-a", "state-b")  # checkpoints alternate between these artifacts
 NORMS = ("l2", "l1", "mean", "max")
 
 
@@ -179,18 +180,14 @@ def run_profile(
     loaded = loaded or load_model(spec)
     check_partition_fits(partition, loaded.model)
     languages, documents, corpus_identity = tokenized_corpus(config, loaded.tokenizer)
-    identity = {
-        "model": loaded.identity,
-        "partition_sha256": partition.sha256,
-        "corpus": corpus_identity,
-        "config": asdict(config),
-    }
+    identity = profile_identity(loaded.identity, partition.sha256, corpus_identity, config)
     lock = artifacts.run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
     with lock:
-        if rank == 0 and not artifacts.check_can_write(
-            run_dir, artifacts.PROFILE, KIND, identity, force
-        ):
+        # Every rank decides alike (a rank that went on alone would wait forever in all_reduce).
+        if not artifacts.check_can_write(run_dir, artifacts.PROFILE, KIND, identity, force):
             logger.info("%s already holds this profile; keeping it", run_dir)
+            if rank == 0:  # a run killed after its final write left its checkpoints
+                shutil.rmtree(run_dir / STATE_DIR, ignore_errors=True)
             return run_dir / f"{artifacts.PROFILE}.json"
         from babelmoe.evaluate.encoding import pad_token_id
 
@@ -203,12 +200,15 @@ def run_profile(
         ]
         batches = make_batches(sequences, config.batch_size, pad_token_id(loaded.tokenizer))
         state_dir = run_dir / STATE_DIR / f"rank{rank}-of{world_size}"
-        start, state = _resume(state_dir, identity, force)
+        start, state, slot = _resume(state_dir, identity, force)
 
         def checkpoint(next_batch: int, accumulator: Accumulator) -> None:
+            # Alternate between two slots: a kill while one is written leaves the other intact.
+            nonlocal slot
+            slot = STATE_SLOTS[1] if slot == STATE_SLOTS[0] else STATE_SLOTS[0]
             artifacts.save_artifact(
                 state_dir,
-                "state",
+                slot,
                 accumulator.state(),
                 {**identity, "next_batch": next_batch},
                 kind="profile_state",
@@ -260,21 +260,42 @@ def run_profile(
         return path
 
 
-def _resume(state_dir: Path, identity: dict, force: bool) -> tuple[int, dict | None]:
-    """The batch to start from and the saved state, when a checkpoint of this run exists."""
-    if force or not artifacts.artifact_exists(state_dir, "state"):
-        return 0, None
-    try:
-        tensors, meta = artifacts.load_artifact(state_dir, "state", kind="profile_state")
-    except BabelmoeError as exc:
-        logger.warning(
-            "ignoring an unreadable checkpoint in %s (%s); starting over", state_dir, exc
-        )
-        return 0, None
-    if any(meta.get(k) != artifacts.jsonable(v) for k, v in identity.items()):
-        logger.warning(
-            "the checkpoint in %s is for another configuration; starting over", state_dir
-        )
-        return 0, None
-    logger.info("resuming from batch %d (checkpoint in %s)", meta["next_batch"], state_dir)
-    return int(meta["next_batch"]), tensors
+def profile_identity(
+    model: dict, partition_sha256: str, corpus: dict, config: ProfileConfig
+) -> dict[str, Any]:
+    """What makes two profiles the same (``checkpoint_every`` does not change the counts)."""
+    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
+    return {
+        "model": model,
+        "partition_sha256": partition_sha256,
+        "corpus": corpus,
+        "config": settings,
+    }
+
+
+def _resume(state_dir: Path, identity: dict, force: bool) -> tuple[int, dict | None, str | None]:
+    """The batch to start from, the saved state and its slot, from this run's latest checkpoint.
+
+    Checkpoints that are unreadable (a kill while writing) or of another configuration are
+    skipped; when none is usable the state folder is cleared and the run starts over.
+    """
+    best: tuple[int, dict, str] | None = None
+    for slot in STATE_SLOTS if not force else ():
+        if not artifacts.artifact_exists(state_dir, slot):
+            continue
+        try:
+            tensors, meta = artifacts.load_artifact(state_dir, slot, kind="profile_state")
+        except BabelmoeError as exc:
+            logger.warning("ignoring an unreadable checkpoint in %s (%s)", state_dir, exc)
+            continue
+        if any(meta.get(k) != artifacts.jsonable(v) for k, v in identity.items()):
+            logger.warning("ignoring %s/%s: another configuration's checkpoint", state_dir, slot)
+            continue
+        if best is None or int(meta["next_batch"]) > best[0]:
+            best = (int(meta["next_batch"]), tensors, slot)
+    if best is None:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        return 0, None, None
+    artifacts.remove_stale_temps(state_dir)
+    logger.info("resuming from batch %d (checkpoint in %s)", best[0], state_dir)
+    return best
