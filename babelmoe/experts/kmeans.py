@@ -156,19 +156,14 @@ def _real_round(cost: torch.Tensor, st: _AuctionState, bidders: torch.Tensor, ep
     c = cost[bidders]  # [u, k]
     qmin = st.price[:, 0]  # [k] cheapest slot per cluster
     q2 = st.price[:, 1] if s > 1 else torch.full_like(qmin, _INF)  # [k] second cheapest
-    val = c + qmin  # [u, k] what each cluster costs the bidder now
-    if k > 1:
-        top = val.topk(2, dim=1, largest=False, sorted=True)
-        best_j = top.indices[:, 0]  # [u]
-        second = top.values[:, 1]  # [u] best other cluster
-    else:
-        best_j = torch.zeros(u, dtype=torch.int64, device=cost.device)
-        second = torch.full((u,), _INF, device=cost.device)
+    val = c + qmin  # [u, k] what each cluster costs the bidder now (k >= 2 here)
+    top = val.topk(2, dim=1, largest=False, sorted=True)
+    best_j = top.indices[:, 0]  # [u]
     c_best = c.gather(1, best_j[:, None]).squeeze(1)  # [u]
-    second = torch.minimum(second, c_best + q2[best_j])  # or the next slot of the same cluster
-    # New price of the slot: the bidder ends up paying its second-best total + eps. When the
-    # bidder has no alternative at all (k == 1 and s == 1), any finite raise is fine.
-    bid = torch.where(torch.isfinite(second), second - c_best, qmin[best_j]) + eps  # [u]
+    # Second best: the best other cluster, or the next slot of the same cluster.
+    second = torch.minimum(top.values[:, 1], c_best + q2[best_j])  # [u]
+    # New price of the slot: the bidder ends up paying its second-best total + eps.
+    bid = second - c_best + eps  # [u]
 
     # Group bids by cluster, highest first: rank t within its cluster goes to slot t.
     order = torch.argsort(bid, descending=True, stable=True)
@@ -263,14 +258,15 @@ def _complete(cost: torch.Tensor, st: _AuctionState) -> torch.Tensor:
     labels = torch.full((n,), -1, dtype=torch.int64, device=dev)
     labels[st.holder[real]] = rows[real]
     free = (st.holder == -1).sum(dim=1)  # [k] empty slots per cluster
-    todo = (labels < 0).nonzero().squeeze(1).tolist()
-    if todo:
+    todo = (labels < 0).nonzero().squeeze(1)  # [u]
+    if todo.numel():
         free_list = free.tolist()
-        c = cost[todo].tolist()  # few points: plain Python
-        for i, row in zip(todo, c, strict=True):
+        chosen = []
+        for row in cost[todo].tolist():  # few points (at most n / 16): plain Python
             j = min((v, j) for j, v in enumerate(row) if free_list[j] > 0)[1]
             free_list[j] -= 1
-            labels[i] = j
+            chosen.append(j)
+        labels[todo] = torch.tensor(chosen, dtype=torch.int64, device=dev)
     return labels
 
 

@@ -196,8 +196,11 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
     source = partition.meta.get("config", {}).get("source", "up")
     expected = partition.meta.get("weights_sha256")
     if expected and weights_sha256(model, source) != expected:
+        made_for = partition.meta.get("model", {}).get("name", "?")
+        given = getattr(getattr(model, "config", None), "_name_or_path", "") or "?"
+        dtype = str(layers[0].up_rows().dtype).removeprefix("torch.")
         raise BabelmoeError(
-            "the partition was made for other weights "
-            f"({partition.meta.get('model', {}).get('name', '?')})",
-            "run split on this model first",
+            f"the partition was made for other weights ({made_for}) than the model given "
+            f"({given}, {dtype}; another --dtype also counts as other weights)",
+            "run split on this model with this --dtype first, or pass the partition's model",
         )

@@ -1,0 +1,132 @@
+"""A profile killed with SIGKILL at many points, re-run each time, ends bit-identical to an
+uninterrupted run; a kill never leaves a half-written artifact under its final name.
+
+The profile runs in a forked child of the test process (babelmoe is imported already, so a run
+starts in well under a second); the child is killed by the test (after a seeded random delay, or
+once its checkpoints show a given batch) or kills itself at an exact point of an atomic write.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from babelmoe import artifacts
+from babelmoe.profile.artifact import load_profile
+from babelmoe.profile.runner import STATE_DIR, STATE_SLOTS
+from tests.cli_helpers import (
+    SPLIT_ARGS,
+    fork_cli,
+    run_cli,
+    temp_files,
+    tiny_checkpoint,
+    write_corpus,
+)
+
+KILLED = -9  # multiprocessing's exit code of a child ended by SIGKILL
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """The tiny model, a corpus of ~30 one-batch documents and a partition."""
+    root = tmp_path_factory.mktemp("resume")
+    model = tiny_checkpoint(tmp_path_factory)
+    corpus = write_corpus(root / "corpus", docs=18, words=40)
+    split = root / "split"
+    result = run_cli(["split", "--model", model, "--out", split, *SPLIT_ARGS])
+    assert result.code == 0, result.stderr
+    return model, corpus, split
+
+
+def _profile_argv(run: Path, model: Path, corpus: Path) -> list:
+    return [
+        "profile", run, "--model", model, "--corpus", corpus, "--languages", "en,fr",
+        "--batch-size", "1", "--checkpoint-every", "1", "--units", "4", "--device", "cpu",
+    ]  # fmt: skip
+
+
+def _new_run(base: Path, split: Path, name: str) -> Path:
+    run = base / name
+    run.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy2(split / f"partition{suffix}", run / f"partition{suffix}")
+    return run
+
+
+def _checkpointed_batch(run: Path) -> int:
+    """The latest batch any readable checkpoint records (0: none)."""
+    best = 0
+    for slot in STATE_SLOTS:
+        path = run / STATE_DIR / "rank0-of1" / f"{slot}.json"
+        try:
+            best = max(best, int(json.loads(path.read_text())["next_batch"]))
+        except (OSError, ValueError, KeyError):
+            pass
+    return best
+
+
+def _assert_no_half_artifact(run: Path) -> None:
+    """Either no profile artifact (no JSON: the commit marker) or a complete, valid one."""
+    if artifacts.artifact_exists(run, artifacts.PROFILE):
+        load_profile(run)  # checks the schema and the tensors' sha256
+
+
+def test_profile_killed_at_many_points_resumes_bit_identical(setup, tmp_path):
+    model, corpus, split = setup
+    reference = _new_run(tmp_path, split, "reference")
+    child = fork_cli(_profile_argv(reference, model, corpus), tmp_path / "reference.log")
+    started = time.perf_counter()
+    child.join(120)
+    seconds = time.perf_counter() - started
+    assert child.exitcode == 0, (tmp_path / "reference.log").read_text()
+
+    run = _new_run(tmp_path, split, "run")
+    rng = random.Random(7)
+    # (how, argument): a timed kill, a kill once the checkpoints reach a batch, or a self-kill at
+    # an exact point of a write (suffix of the renamed file, occurrence, before/after the rename).
+    plan: list[tuple[str, object]] = [
+        ("delay", rng.uniform(0.05, 0.25)),  # loading the model or the corpus
+        ("batch", 3),
+        ("write", ("state-b.safetensors", 1, "after")),  # between a checkpoint's two renames
+        ("batch", 8),
+        ("delay", rng.uniform(0.3, 0.6) * seconds),
+        ("write", ("state-a.json", 2, "before")),
+        ("write", ("profile.safetensors", 1, "before")),  # the final write, first rename
+        ("write", ("profile.safetensors", 1, "after")),  # ... between its two renames
+        ("write", ("profile.json", 1, "after")),  # ... done, checkpoints not yet removed
+    ]
+    kills: list[tuple[str, int]] = []
+    for attempt, (how, arg) in enumerate(plan):
+        log = tmp_path / f"attempt{attempt}.log"
+        kill_at = arg if how == "write" else None
+        child = fork_cli(_profile_argv(run, model, corpus), log, kill_at=kill_at)  # type: ignore[arg-type]
+        if how == "delay":
+            child.join(float(arg))  # type: ignore[arg-type]
+        elif how == "batch":
+            while child.is_alive() and _checkpointed_batch(run) < int(arg):  # type: ignore[call-overload]
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.03))  # somewhere in the next batch or its checkpoint
+        if child.is_alive():
+            child.kill()
+        child.join(120)
+        assert child.exitcode in (0, KILLED), log.read_text()
+        if child.exitcode == KILLED:
+            kills.append((how, _checkpointed_batch(run)))
+        _assert_no_half_artifact(run)
+    # Then the same command once more: it completes.
+    child = fork_cli(_profile_argv(run, model, corpus), tmp_path / "final.log")
+    child.join(120)
+    assert child.exitcode == 0, (tmp_path / "final.log").read_text()
+
+    assert len(set(kills)) >= 5, kills
+    for suffix in (".safetensors", ".json"):
+        done = (run / f"profile{suffix}").read_bytes()
+        expected = (reference / f"profile{suffix}").read_bytes()
+        assert done == expected, f"profile{suffix} differs from the uninterrupted run"
+    assert not (run / STATE_DIR).exists()
+    assert temp_files(run) == []
