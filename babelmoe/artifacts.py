@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -117,7 +118,10 @@ def save_artifact(
     tmp = Path(tmp_name)
     try:
         contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-        save_file(contiguous, str(tmp))
+        try:
+            save_file(contiguous, str(tmp))
+        except SafetensorError as exc:  # a full disk arrives as "... (os error 28)"
+            raise _os_error(exc, tensor_path) from None
         checksum = sha256_file(tmp)
         make_readable(tmp)
         # Retract the old commit marker first: a crash between the two renames then leaves no
@@ -132,10 +136,20 @@ def save_artifact(
         "kind": kind,
         "tensors_file": tensor_path.name,
         "tensors_sha256": checksum,
-        **meta,
     }
+    # The header wins over ``meta`` (which may come from a loaded artifact, old checksum and all).
+    header.update({k: v for k, v in meta.items() if k not in header})
     atomic_write_json(json_path, header)
     return json_path
+
+
+def _os_error(exc: Exception, path: Path) -> Exception:
+    """The ``OSError`` behind a safetensors I/O error (so the CLI reports it), else ``exc``."""
+    found = re.search(r"os error (\d+)", str(exc))
+    if found is None:
+        return exc
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def artifact_exists(folder: Path, name: str) -> bool:

@@ -8,6 +8,7 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import logging
@@ -55,6 +56,23 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"babelmoe.commands.{_name}").register(app)
 
 
+def _parser_exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """The option parser's exception class ``name``: click's, and the copy in the click that
+    newer typer versions vendor (``typer._click``), whichever exist."""
+    modules = [click.exceptions]
+    with contextlib.suppress(ImportError):
+        from typer._click import exceptions as vendored
+
+        modules.append(vendored)
+    found = (getattr(module, name, None) for module in modules)
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
+NO_ARGS_ERRORS = _parser_exceptions("NoArgsIsHelpError")
+USAGE_ERRORS = _parser_exceptions("UsageError")
+ABORTS = (*_parser_exceptions("Abort"), typer.Abort)
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"babelmoe: error: {' '.join(message.split())}", err=True)
     sys.exit(code)
@@ -66,14 +84,16 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, standalone_mode=False)
     except BabelmoeError as exc:
         _fail(exc.one_line(), 2)
-    except click.exceptions.NoArgsIsHelpError:
+    except NO_ARGS_ERRORS as exc:  # `babelmoe` alone: the help
+        click.echo(exc.format_message())  # type: ignore[attr-defined]
         sys.exit(0)
-    except click.UsageError as exc:
-        where = f"babelmoe {exc.ctx.info_name} --help" if exc.ctx else "babelmoe --help"
-        if exc.ctx and exc.ctx.parent is None:
+    except USAGE_ERRORS as exc:
+        ctx = exc.ctx  # type: ignore[attr-defined]
+        where = f"babelmoe {ctx.info_name} --help" if ctx else "babelmoe --help"
+        if ctx and ctx.parent is None:
             where = "babelmoe --help"
-        _fail(f"{exc.format_message()} (see {where})", 2)
-    except click.exceptions.Abort:
+        _fail(f"{exc.format_message()} (see {where})", 2)  # type: ignore[attr-defined]
+    except ABORTS:
         _fail("interrupted", 130)
     except KeyboardInterrupt:
         _fail("interrupted; a re-run of the same command resumes or restarts cleanly", 130)

@@ -98,13 +98,14 @@ def source(shape: str, layers: str) -> Iterator[tuple[str, np.ndarray]]:
     yield from random_layers((n, d), layers)
 
 
-def inertia64(x: np.ndarray, labels: np.ndarray, k: int) -> float:
+def inertia64(x: np.ndarray, labels: np.ndarray, k: int, device: str = "cpu") -> float:
     """Sum of squared distances to the cluster means, in float64 (same formula for both)."""
-    x = x.astype(np.float64)
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, labels, x)
-    means = sums / np.bincount(labels, minlength=k)[:, None]
-    return float(((x - means[labels]) ** 2).sum())
+    xt = torch.from_numpy(x).to(device, torch.float64)
+    lab = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+    size = torch.bincount(lab, minlength=k).double()
+    means = torch.zeros(k, xt.shape[1], dtype=torch.float64, device=device).index_add_(0, lab, xt)
+    means /= size[:, None]
+    return float(((xt - means[lab]) ** 2).sum())
 
 
 def run_ours(x: np.ndarray, k: int, device: str, seed: int) -> tuple[float, np.ndarray, int]:
@@ -185,7 +186,7 @@ def main() -> None:
                 t, labels, iters = run_ours(x, args.k, dev, args.seed)
                 sizes = np.bincount(labels, minlength=args.k)
                 assert sizes.max() - sizes.min() <= 1, "unbalanced result"
-                ours = inertia64(x, labels, args.k)
+                ours = inertia64(x, labels, args.k, dev)
                 totals[dev] = totals.get(dev, 0.0) + t
                 ref_s = f"{ref_t:9.2f}" if ref_t is not None else f"{'-':>9}"
                 ref_i = f"{ref_inertia:15.3f}" if ref_inertia is not None else f"{'-':>15}"

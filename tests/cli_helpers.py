@@ -90,6 +90,11 @@ KillPoint = tuple[str, int, str]  # (suffix of the destination, occurrence, "bef
 def _child(argv: list[str], log: str, kill_at: KillPoint | None) -> None:
     import logging
 
+    import torch
+
+    # The parent's OpenMP/MKL thread pool does not survive fork (a GEMM would wait forever for
+    # its workers); one thread never touches it.
+    torch.set_num_threads(1)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
+CONVERSION_VERSION = 2  # bump when the conversion changes, so caches are rebuilt
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -108,7 +109,7 @@ class LoadedModel:
 
 def default_model_dir() -> Path:
     """The cached safetensors conversion of the bundled default model (made on first use)."""
-    target = cache_dir() / "models" / DEFAULT_MODEL_NAME
+    target = cache_dir() / "models" / f"{DEFAULT_MODEL_NAME}-v{CONVERSION_VERSION}"
     if (target / "config.json").is_file():
         return target
     try:
@@ -131,7 +132,10 @@ def _save_converted(model: nn.Module, tokenizer: Any, target: Path, extra: dict)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        rebuilt = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+        config = model.config
+        if hasattr(config, "quantization_config"):  # de-quantised: a plain float checkpoint now
+            del config.quantization_config
+        rebuilt = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         rebuilt.load_state_dict(model.state_dict())
         rebuilt.config.babelmoe_source = extra
         rebuilt.save_pretrained(tmp)

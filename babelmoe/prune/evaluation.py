@@ -94,6 +94,8 @@ class EvaluateConfig:
             raise BabelmoeError(
                 "--mgsm-shots needs --mgsm-exemplars", "pass the exemplars JSON file"
             )
+        if self.mgsm_mode not in ("cot", "direct"):
+            raise BabelmoeError(f"unknown --mgsm-mode {self.mgsm_mode!r}", "use cot or direct")
         PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)  # validates
 
     @property
@@ -285,6 +287,13 @@ def run_evaluate(
     """Evaluate ``source`` (a pruned folder, a model folder, a hub id or ``default``) on
     ``run_dir``'s held-out text and the asked tasks; write into ``out``; return results.json."""
     run_dir = Path(run_dir)
+    for option, path in (
+        ("--xcsqa", config.xcsqa),
+        ("--mgsm", config.mgsm),
+        ("--mgsm-exemplars", config.mgsm_exemplars),
+    ):
+        if path is not None and not Path(path).exists():
+            raise BabelmoeError(f"{option} {path}: no such file or folder", "pass an existing path")
     profile = load_profile(run_dir)
     indices = resolve_languages(profile, config.languages) if config.languages else None
     out = Path(out) if out is not None else default_eval_dir(run_dir, source)

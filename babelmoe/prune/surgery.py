@@ -148,17 +148,19 @@ def is_pruned_folder(path: Path) -> bool:
 def check_can_write_pruned(out: Path, identity: Mapping[str, Any], force: bool) -> bool:
     """True: write ``out``; False: it already holds this pruned model (same ``identity`` keys).
 
-    Raises for a folder holding something else (another pruned model, or any other files)
-    unless ``force``.
+    Raises for a folder holding another pruned model unless ``force``, and for anything else
+    (a file, a folder of other files) even with ``force``: that is never replaced.
     """
     out = Path(out)
-    if force or not out.exists() or (out.is_dir() and not any(out.iterdir())):
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return True
     if not is_pruned_folder(out):
         raise BabelmoeError(
-            f"{out} exists and is not a pruned model",
-            "choose another --out or pass --force to replace it",
+            f"{out} exists and is not a pruned model (it is never replaced)",
+            "choose another --out",
         )
+    if force:
+        return True
     record = read_pruning_record(out)
     differing = sorted(k for k, v in identity.items() if record.get(k) != artifacts.jsonable(v))
     if differing:

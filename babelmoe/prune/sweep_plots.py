@@ -28,14 +28,17 @@ def _save(fig: Any, stem: Path) -> list[Path]:
     return paths
 
 
-def _y_axis(ax: Any) -> None:
-    """Log scale when the curves span more than a factor 2, plain numbers on the ticks."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+def _y_axis(ax: Any, values: Sequence[float]) -> None:
+    """Log scale when the plotted ``values`` span more than a factor 3 (random pruning can blow
+    perplexity up by orders of magnitude), plain numbers on the ticks."""
+    from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter
 
-    low, high = ax.get_ylim()
-    if low > 0 and high / low > 2:
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > 3:
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
         ax.yaxis.set_minor_formatter(NullFormatter())
+        return
     formatter = ScalarFormatter()
     formatter.set_scientific(False)
     formatter.set_useOffset(False)
@@ -87,7 +90,7 @@ def plot_curves(
         if dense:
             ax.axhline(dense["ppl"], color="black", linewidth=0.8, linestyle=":", label="dense")
         ax.set_title(lang)
-        _y_axis(ax)
+        _y_axis(ax, [v for line in ax.get_lines() for v in line.get_ydata()])
         ax.set_xlabel("share of experts removed")
         ax.set_ylabel("held-out perplexity")
     for ax in list(axes.flat)[len(langs) :]:

@@ -72,7 +72,8 @@ def check_profile_matches(profile: ProfileData, partition: Partition) -> None:
     expected = profile.meta.get("partition_sha256")
     if expected is not None and expected != partition.sha256:
         raise BabelmoeError(
-            "the profile was counted with another partition than the run folder's",
+            f"the profile was counted with partition {str(expected)[:12]}, but the run "
+            f"folder's partition is {partition.sha256[:12]}",
             "re-run babelmoe profile after babelmoe split",
         )
     if (profile.n_layers, profile.n_experts) != (partition.n_layers, partition.n_experts):

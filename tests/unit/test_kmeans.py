@@ -125,6 +125,12 @@ def test_deterministic_for_a_seed() -> None:
     assert torch.equal(state, torch.random.get_rng_state())  # the global RNG is left alone
 
 
+def test_cpu_thread_setting_is_restored() -> None:
+    torch.set_num_threads(2)  # the autouse fixture restores the original afterwards
+    balanced_kmeans(unit_rows(200, 16), 10)
+    assert torch.get_num_threads() == 2
+
+
 def test_golden_obvious_clusters() -> None:
     # Four tight groups of 5 points around the axes, interleaved: point i is in group i % 4.
     gen = torch.Generator().manual_seed(0)
@@ -226,14 +232,15 @@ def test_swap_phase_lowers_inertia_and_keeps_sizes() -> None:
     labels = torch.arange(160) % 20
     before = inertia_of(x, labels, 20)
     sq = (x * x).sum(1)
-    new, swaps, gain = km._swap_phase(x, sq, x @ x.T, labels, 20, before, 1e-9)
+    p = x @ km._means(x, labels, 20).T
+    new, swaps, gain = km._swap_phase(x, sq, x @ x.T, labels, p, before, 1e-9)
     assert swaps > 0
     assert torch.equal(torch.bincount(new, minlength=20), torch.bincount(labels, minlength=20))
     after = inertia_of(x, new, 20)
     assert after < before
     assert before - after == pytest.approx(gain, rel=1e-3)  # the swap formula is exact
     # The same without a Gram matrix (the path for very large layers).
-    new2, swaps2, _ = km._swap_phase(x, sq, None, labels, 20, before, 1e-9)
+    new2, swaps2, _ = km._swap_phase(x, sq, None, labels, p, before, 1e-9)
     assert swaps2 == swaps and torch.equal(new, new2)
 
 

@@ -181,5 +181,5 @@ def test_norm_ranks_by_mean_score_and_frequency_methods_by_frequency() -> None:
 def test_profile_from_another_partition_is_refused() -> None:
     profile, partition = make_profile()
     check_profile_matches(profile, partition)
-    with pytest.raises(BabelmoeError, match="another partition"):
+    with pytest.raises(BabelmoeError, match="profile was counted with partition"):
         check_profile_matches(profile, random_partition(L, 32, E, seed=1))

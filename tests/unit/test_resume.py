@@ -8,6 +8,7 @@ once its checkpoints show a given batch) or kills itself at an exact point of an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -63,10 +64,8 @@ def _checkpointed_batch(run: Path) -> int:
     best = 0
     for slot in STATE_SLOTS:
         path = run / STATE_DIR / "rank0-of1" / f"{slot}.json"
-        try:
+        with contextlib.suppress(OSError, ValueError, KeyError):
             best = max(best, int(json.loads(path.read_text())["next_batch"]))
-        except (OSError, ValueError, KeyError):
-            pass
     return best
 
 
@@ -87,43 +86,48 @@ def test_profile_killed_at_many_points_resumes_bit_identical(setup, tmp_path):
 
     run = _new_run(tmp_path, split, "run")
     rng = random.Random(7)
-    # (how, argument): a timed kill, a kill once the checkpoints reach a batch, or a self-kill at
-    # an exact point of a write (suffix of the renamed file, occurrence, before/after the rename).
+    # (how, argument): a kill after a delay, a kill once the checkpoints reach a batch (plus a
+    # random part of the next batch), or a self-kill at an exact point of an atomic write
+    # (suffix of the file being renamed, occurrence, before/after the rename).
     plan: list[tuple[str, object]] = [
-        ("delay", rng.uniform(0.05, 0.25)),  # loading the model or the corpus
+        ("delay", rng.uniform(0.05, 0.25) * seconds),  # loading the model or the corpus
         ("batch", 3),
         ("write", ("state-b.safetensors", 1, "after")),  # between a checkpoint's two renames
-        ("batch", 8),
-        ("delay", rng.uniform(0.3, 0.6) * seconds),
+        ("batch", 9),
         ("write", ("state-a.json", 2, "before")),
-        ("write", ("profile.safetensors", 1, "before")),  # the final write, first rename
+        ("batch", 16),
+        ("write", ("profile.safetensors", 1, "before")),  # the final write, before any rename
         ("write", ("profile.safetensors", 1, "after")),  # ... between its two renames
         ("write", ("profile.json", 1, "after")),  # ... done, checkpoints not yet removed
     ]
-    kills: list[tuple[str, int]] = []
+    killed_at: list[int] = []  # the checkpointed batch right after each kill
     for attempt, (how, arg) in enumerate(plan):
         log = tmp_path / f"attempt{attempt}.log"
+        resume_from = _checkpointed_batch(run)
         kill_at = arg if how == "write" else None
         child = fork_cli(_profile_argv(run, model, corpus), log, kill_at=kill_at)  # type: ignore[arg-type]
         if how == "delay":
             child.join(float(arg))  # type: ignore[arg-type]
         elif how == "batch":
             while child.is_alive() and _checkpointed_batch(run) < int(arg):  # type: ignore[call-overload]
-                time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.03))  # somewhere in the next batch or its checkpoint
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, 0.5) * seconds / 30)  # into the next batch or checkpoint
+        else:  # it kills itself
+            child.join(120)
         if child.is_alive():
             child.kill()
         child.join(120)
-        assert child.exitcode in (0, KILLED), log.read_text()
-        if child.exitcode == KILLED:
-            kills.append((how, _checkpointed_batch(run)))
+        assert child.exitcode == KILLED, f"attempt {attempt} ({how}) was not killed"
+        killed_at.append(_checkpointed_batch(run))
+        if how != "delay" and resume_from:  # it went on from the last checkpoint
+            assert f"resuming from batch {resume_from} " in log.read_text()
         _assert_no_half_artifact(run)
     # Then the same command once more: it completes.
     child = fork_cli(_profile_argv(run, model, corpus), tmp_path / "final.log")
     child.join(120)
     assert child.exitcode == 0, (tmp_path / "final.log").read_text()
 
-    assert len(set(kills)) >= 5, kills
+    assert len(set(killed_at)) >= 5, killed_at
     for suffix in (".safetensors", ".json"):
         done = (run / f"profile{suffix}").read_bytes()
         expected = (reference / f"profile{suffix}").read_bytes()

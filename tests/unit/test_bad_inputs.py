@@ -1,0 +1,378 @@
+"""The bad-input catalogue: every subcommand, fed something wrong, answers with one line.
+
+Each case runs ``babelmoe ARGV`` (in this process, which costs no imports; a subprocess only for
+a resource limit) inside a fresh workspace holding a copy of a tiny run folder, and checks: a
+non-zero exit, exactly one line on stderr (progress bars aside) that starts with
+``babelmoe: error:``, says what is wrong (``match``) and what to do, no traceback, and nothing
+new or changed anywhere in the workspace (no partial output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import resource
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import (
+    PROFILE_ARGS,
+    SPLIT_ARGS,
+    run_cli,
+    subprocess_cli,
+    tiny_checkpoint,
+    tiny_corpus,
+    tiny_run,
+    tree,
+)
+
+# What follows the problem: "(what to do)", "; what to do" or usage's "(see babelmoe X --help)".
+FIX = re.compile(r"\(.{8,}\)$|; .{8,}$")
+
+
+@dataclass
+class Workspace:
+    """Paths a case may use; ``root`` is snapshotted before and after the case."""
+
+    root: Path
+    model: Path  # the tiny model the run was made with
+    other_model: Path  # same shapes, other weights
+    corpus: Path  # en.txt, fr.txt (a copy a case may spoil)
+    run: Path  # partition (4 experts) + profile (a copy a case may spoil)
+    other_split: Path  # a partition of the same model with another k-means seed
+    empty: Path  # an empty folder
+    file: Path  # a regular file
+
+    @property
+    def out(self) -> Path:
+        """An output folder that does not exist yet."""
+        return self.root / "out"
+
+
+@dataclass
+class Case:
+    """One bad input: the command line, an optional spoiler run first, the expected message."""
+
+    id: str
+    argv: Callable[[Workspace], list]
+    match: str
+    setup: Callable[[Workspace], object] | None = None
+    subprocess: Callable[[Workspace], Callable[[], None]] | None = None  # -> preexec_fn
+
+
+def model_args(w: Workspace) -> list:
+    return ["--model", w.model, "--device", "cpu"]
+
+
+def profile_argv(w: Workspace, *extra) -> list:
+    return ["profile", w.run, *model_args(w), "--corpus", w.corpus, *PROFILE_ARGS, *extra]
+
+
+def split_argv(w: Workspace, *extra) -> list:
+    return ["split", "--out", w.out, *model_args(w), *SPLIT_ARGS, *extra]
+
+
+def truncate(path: Path, keep: int = 100) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def flip_byte(path: Path, offset: int = -5) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def edit_json(path: Path, **changes) -> None:
+    meta = json.loads(path.read_text())
+    meta.update(changes)
+    path.write_text(json.dumps(meta))
+
+
+def swap_partition(w: Workspace) -> None:
+    """Put another partition beside the run's profile (the profile no longer matches it)."""
+    for suffix in (".json", ".safetensors"):
+        shutil.copy2(w.other_split / f"partition{suffix}", w.run / f"partition{suffix}")
+
+
+def more_experts_run(w: Workspace) -> Path:
+    """A run folder whose profile has 8 experts per layer (made from the run's, no model)."""
+    import torch
+
+    from babelmoe.profile.artifact import load_profile, save_profile
+
+    profile = load_profile(w.run)
+    for name in ("counts", "score_sums", "unit_counts"):
+        value = getattr(profile, name)
+        setattr(profile, name, torch.cat([value, value], dim=-1))
+    save_profile(w.root / "run8", profile)
+    return w.root / "run8"
+
+
+def file_size_limit() -> None:
+    """In the child: no file may grow beyond 512 bytes (writes then fail with EFBIG)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+
+
+CASES: list[Case] = [
+    # --- model inputs
+    Case("model-missing-folder", lambda w: split_argv(w, "--model", w.root / "nope"),
+         r"no such model folder"),
+    Case("model-missing-gguf", lambda w: split_argv(w, "--model", w.root / "nope.gguf"),
+         r"no such GGUF file"),
+    Case("model-corrupt-gguf", lambda w: split_argv(w, "--model", w.root / "bad.gguf"),
+         r"cannot read GGUF file .*bad\.gguf",
+         setup=lambda w: (w.root / "bad.gguf").write_bytes(b"GGUF\x03\x00junk" * 100)),
+    Case("model-empty-folder", lambda w: split_argv(w, "--model", w.empty),
+         r"cannot load model"),
+    Case("model-binary-config", lambda w: split_argv(w, "--model", w.root / "m"),
+         r"cannot load model",
+         setup=lambda w: ((w.root / "m").mkdir(), (w.root / "m/config.json").write_bytes(
+             b"\x00\xff\xfe binary")),
+         ),
+    Case("model-unknown-architecture", lambda w: split_argv(w, "--model", w.root / "bert"),
+         r"unknown architecture 'bert'",
+         setup=lambda w: ((w.root / "bert").mkdir(), (w.root / "bert/config.json").write_text(
+             json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"]}))),
+         ),
+    Case("model-bad-dtype", lambda w: split_argv(w, "--dtype", "float8"), r"unknown dtype"),
+    Case("model-bad-device", lambda w: split_argv(w, "--device", "tpu"), r"unknown device"),
+    Case("model-missing-architectures-file",
+         lambda w: split_argv(w, "--architectures", w.root / "nope.json"),
+         r"no such architectures file"),
+    Case("model-binary-architectures-file",
+         lambda w: split_argv(w, "--architectures", w.file), r"is not valid JSON"),
+    # --- split
+    Case("split-experts-0", lambda w: split_argv(w, "--experts", "0"), r"--experts must be >= 1"),
+    Case("split-experts-wider-than-ffn", lambda w: split_argv(w, "--experts", "1000"),
+         r"--experts 1000 is larger than the FFN width 64"),
+    Case("split-experts-not-a-number", lambda w: split_argv(w, "--experts", "many"),
+         r"Invalid value for '--experts'"),
+    Case("split-bad-source", lambda w: split_argv(w, "--source", "down"), r"unknown --source"),
+    Case("split-max-iter-0", lambda w: split_argv(w, "--max-iter", "0"), r"--max-iter must be"),
+    Case("split-out-under-a-file", lambda w: split_argv(w, "--out", w.file / "sub"),
+         r"a file is in the way"),
+    Case("split-out-is-a-file", lambda w: split_argv(w, "--out", w.file), r"a file is in the way"),
+    Case("split-out-holds-another-partition",
+         lambda w: split_argv(w, "--out", w.run, "--seed", "3"),
+         r"already holds a different partition artifact \(differs in: config\).*--force"),
+    Case("split-missing-out", lambda w: ["split", *model_args(w)], r"Missing option '--out'"),
+    # --- profile
+    Case("profile-unknown-language", lambda w: profile_argv(w, "--languages", "en,xx"),
+         r"no xx\.txt or xx\.jsonl in .*corpus \(available: en, fr\)"),
+    Case("profile-language-not-in-corpus", lambda w: profile_argv(w, "--languages", "en,de"),
+         r"\bde\b|German"),
+    Case("profile-missing-corpus", lambda w: profile_argv(w, "--corpus", w.root / "nope"),
+         r"unknown corpus source"),
+    Case("profile-empty-corpus-file", lambda w: profile_argv(w), r"en\.txt is empty",
+         setup=lambda w: (w.corpus / "en.txt").write_text("\n\n")),
+    Case("profile-binary-corpus-file", lambda w: profile_argv(w), r"NUL byte",
+         setup=lambda w: (w.corpus / "fr.txt").write_bytes(b"\x7fELF\x00\x01\x02" * 64)),
+    Case("profile-non-utf8-corpus-file", lambda w: profile_argv(w), r"not valid UTF-8",
+         setup=lambda w: (w.corpus / "fr.txt").write_bytes("été".encode("latin-1"))),
+    Case("profile-duplicate-languages", lambda w: profile_argv(w, "--languages", "en,en"),
+         r"duplicate languages"),
+    Case("profile-top-frac-0", lambda w: profile_argv(w, "--top-frac", "0"),
+         r"--top-frac must be in \(0, 1\]"),
+    Case("profile-budget-0", lambda w: profile_argv(w, "--budget", "0"), r"--budget must be >= 1"),
+    Case("profile-batch-size-0", lambda w: profile_argv(w, "--batch-size", "0"),
+         r"--batch-size must be >= 1"),
+    Case("profile-heldout-1", lambda w: profile_argv(w, "--heldout", "1.0"),
+         r"--heldout must be in \[0, 1\)"),
+    Case("profile-bad-norm", lambda w: profile_argv(w, "--norm", "l3"), r"unknown --norm 'l3'"),
+    Case("profile-no-partition", lambda w: ["profile", w.empty, *model_args(w)],
+         r"no partition artifact"),
+    Case("profile-partition-of-another-model",
+         lambda w: profile_argv(w, "--model", w.other_model),
+         r"partition was made for other weights \(.*llama\) than the model given \(.*llama"),
+    Case("profile-truncated-partition", lambda w: profile_argv(w), r"truncated or corrupted",
+         setup=lambda w: truncate(w.run / "partition.safetensors")),
+    Case("profile-flipped-byte-partition", lambda w: profile_argv(w), r"truncated or corrupted",
+         setup=lambda w: flip_byte(w.run / "partition.safetensors")),
+    Case("profile-partition-schema-version", lambda w: profile_argv(w),
+         r"schema version 99, this babelmoe reads 1",
+         setup=lambda w: edit_json(w.run / "partition.json", schema_version=99)),
+    Case("profile-run-holds-another-profile", lambda w: profile_argv(w, "--budget", "300"),
+         r"already holds a different profile artifact \(differs in: .*config.*--force"),
+    # --- analyse, report, diff
+    Case("analyse-truncated-profile", lambda w: ["analyse", w.run], r"truncated or corrupted",
+         setup=lambda w: truncate(w.run / "profile.safetensors", 300)),
+    Case("analyse-flipped-byte-profile", lambda w: ["analyse", w.run], r"truncated or corrupted",
+         setup=lambda w: flip_byte(w.run / "profile.safetensors")),
+    Case("analyse-profile-schema-version", lambda w: ["analyse", w.run], r"schema version 2",
+         setup=lambda w: edit_json(w.run / "profile.json", schema_version=2)),
+    Case("analyse-profile-json-not-json", lambda w: ["analyse", w.run],
+         r"profile.json is corrupted",
+         setup=lambda w: (w.run / "profile.json").write_bytes(b"\x00\x01garbage")),
+    Case("analyse-partition-passed-as-profile", lambda w: ["analyse", w.run],
+         r"not a profile artifact \(kind: partition\)",
+         setup=lambda w: shutil.copy2(w.run / "partition.json", w.run / "profile.json")),
+    Case("analyse-no-profile", lambda w: ["analyse", w.empty], r"no profile artifact"),
+    Case("analyse-bad-group", lambda w: ["analyse", w.run, "--group", "Romance"],
+         r"bad --group 'Romance'"),
+    Case("analyse-seed-run-of-other-shape",
+         lambda w: ["analyse", w.run, "--seed-run", more_experts_run(w)],
+         r"seed run .*run8 does not match"),
+    Case("report-not-analysed", lambda w: ["report", w.run], r"analys"),
+    Case("diff-missing-run", lambda w: ["diff", w.run, w.root / "nope", "--out", w.out],
+         r"no profile artifact"),
+    Case("diff-other-expert-count",
+         lambda w: ["diff", w.run, more_experts_run(w), "--out", w.out],
+         r"4 experts but .*run8 has 2 layers x 8 experts"),
+    # --- prune, sweep, evaluate
+    Case("prune-ratio-1", lambda w: ["prune", w.run, "--ratio", "1.0", "-l", "en", *model_args(w)],
+         r"ratio"),
+    Case("prune-unprofiled-language",
+         lambda w: ["prune", w.run, "--ratio", "0.25", "-l", "zh", *model_args(w)],
+         r"'zh' was not profiled \(profiled: en, fr\)"),
+    Case("prune-unknown-method",
+         lambda w: ["prune", w.run, "--method", "magic", "--ratio", "0.25", *model_args(w)],
+         r"magic"),
+    Case("prune-profile-of-another-partition",
+         lambda w: ["prune", w.run, "--ratio", "0.25", "-l", "en", *model_args(w)],
+         r"profile was counted with partition \w+, but the run folder's partition is \w+",
+         setup=swap_partition),
+    Case("sweep-ratio-not-a-number", lambda w: ["sweep", w.run, "--ratios", "0.1,abc"],
+         r"not a list of numbers: '0.1,abc'"),
+    Case("sweep-ratio-1", lambda w: ["sweep", w.run, "--ratios", "1.0", *model_args(w)],
+         r"ratio"),
+    Case("sweep-profile-of-another-partition", lambda w: ["sweep", w.run, *model_args(w)],
+         r"profile was counted with partition", setup=swap_partition),
+    Case("evaluate-run-without-profile", lambda w: ["evaluate", w.model, "--run", w.empty],
+         r"no profile artifact"),
+    Case("evaluate-unprofiled-language",
+         lambda w: ["evaluate", w.model, "--run", w.run, "-l", "zh", "--out", w.out],
+         r"'zh' was not profiled"),
+    Case("evaluate-bad-mgsm-mode",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--mgsm-mode", "fast", "--out", w.out],
+         r"fast"),
+    # --- the pipeline and the program
+    Case("run-seed-among-extra-seeds",
+         lambda w: ["run", "--out", w.out, "--seed", "1", "--extra-seeds", "1,2"],
+         r"--seed 1 is also among the extra seeds"),
+    Case("run-extra-seeds-not-numbers", lambda w: ["run", "--out", w.out, "--extra-seeds", "a"],
+         r"--extra-seeds must be integers"),
+    Case("run-folder-holds-another-partition",
+         lambda w: ["run", "--out", w.run, *model_args(w), "--corpus", w.corpus,
+                    "--languages", "en,fr", "--experts", "8"],
+         r"already holds a different partition artifact.*--force"),
+    Case("unknown-subcommand", lambda w: ["frobnicate"], r"No such command 'frobnicate'"),
+    # --- the disk
+    Case("file-size-limit", lambda w: split_argv(w), r"file too large writing .*ulimit -f",
+         subprocess=lambda w: file_size_limit),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """Inputs made once: two tiny models, a corpus, a run folder, another partition."""
+    model = tiny_checkpoint(tmp_path_factory)
+    other_model = tiny_checkpoint(tmp_path_factory, seed=1)
+    corpus = tiny_corpus(tmp_path_factory)
+    run = tiny_run(tmp_path_factory)
+    other_split = tmp_path_factory.mktemp("other-split")
+    result = run_cli(["split", "--model", model, "--out", other_split, *SPLIT_ARGS, "--seed", "1"])
+    assert result.code == 0, result.stderr
+    return model, other_model, corpus, run, other_split
+
+
+@pytest.fixture
+def workspace(shared, tmp_path) -> Workspace:
+    model, other_model, corpus, run, other_split = shared
+    w = Workspace(
+        root=tmp_path,
+        model=model,
+        other_model=other_model,
+        corpus=tmp_path / "corpus",
+        run=tmp_path / "run",
+        other_split=other_split,
+        empty=tmp_path / "empty",
+        file=tmp_path / "file.bin",
+    )
+    shutil.copytree(corpus, w.corpus)
+    shutil.copytree(run, w.run)
+    w.empty.mkdir()
+    w.file.write_bytes(bytes(range(256)))
+    return w
+
+
+def check_one_line(code: int, stderr: str, lines: list[str], match: str) -> None:
+    assert code != 0
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    line = lines[0]
+    assert line.startswith("babelmoe: error: "), line
+    assert re.search(match, line), f"{match!r} not in {line!r}"
+    assert FIX.search(line), f"no 'what to do' in {line!r}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_one_line_and_leaves_nothing(case: Case, workspace: Workspace):
+    if case.setup is not None:
+        case.setup(workspace)
+    argv = case.argv(workspace)  # may build inputs too (before the snapshot)
+    before = tree(workspace.root)
+    if case.subprocess is not None:
+        result = subprocess_cli(["-q", *argv], preexec=case.subprocess(workspace))
+    else:
+        result = run_cli(argv)
+    check_one_line(result.code, result.stderr, result.error_lines, case.match)
+    assert tree(workspace.root) == before, "the failed command left files behind"
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(folder: Path, size: str = "64k"):
+    """A tmpfs of ``size`` mounted on ``folder`` (skips the test where mounting is not allowed)."""
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_full_disk_gives_one_line_and_leaves_nothing(workspace: Workspace):
+    """A tmpfs filled to the last byte: the split's write fails with ENOSPC."""
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    with tiny_tmpfs(workspace.root / "disk") as disk:
+        with contextlib.suppress(OSError), (disk / "filler").open("wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        before = tree(disk)
+        result = run_cli(split_argv(workspace, "--out", disk / "run"))
+        check_one_line(result.code, result.stderr, result.error_lines, r"no space left")
+        assert result.code == 3
+        assert tree(disk) == before
+
+
+def test_the_catalogue_is_large_and_covers_every_subcommand():
+    assert len(CASES) + 1 >= 30
+    commands = {
+        "run",
+        "split",
+        "profile",
+        "analyse",
+        "report",
+        "diff",
+        "prune",
+        "evaluate",
+        "sweep",
+    }
+    seen = set()
+    for case in CASES:
+        w = Workspace(*(Path("/x"),) * 8)
+        with contextlib.suppress(Exception):
+            seen.add(str(case.argv(w)[0]))
+    assert commands <= seen, commands - seen
