@@ -277,15 +277,16 @@ def _make_folder(folder: Path) -> list[Path]:
 def run_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on a run folder; a second writer gets a clear error at once.
 
-    Temporary files that a killed run left in the folder are removed once the lock is held. A
-    folder this call created is removed again when the block wrote nothing into it (a stage that
-    fails before writing leaves nothing behind).
+    Temporary files that a killed run left in the folder are removed once the lock is held. When
+    the block wrote nothing into the folder, the lock file and any folders this call created are
+    removed again: a stage that fails before writing leaves nothing behind.
     """
     from filelock import FileLock, Timeout
 
     folder = Path(folder)
     created = _make_folder(folder)
     lock_path = folder / LOCK_FILE
+    before = None if lock_path.exists() else set(os.listdir(folder))
     lock = FileLock(str(lock_path), timeout=0)
     try:
         lock.acquire()
@@ -299,8 +300,8 @@ def run_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         try:
-            if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
-                lock_path.unlink()  # still locked: nobody else can be using this file
+            if before is not None and set(os.listdir(folder)) - {LOCK_FILE} == before:
+                lock_path.unlink()  # nothing written: leave no trace (we still hold the lock)
                 for path in created:
                     path.rmdir()  # deepest first; stops at the first folder that is not empty
         except OSError:

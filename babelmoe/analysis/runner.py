@@ -12,15 +12,12 @@ to ``RUN_DIR/figures/``. A re-run replaces the previous analysis (it is derived 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from babelmoe import artifacts
 from babelmoe.analysis.compare import AnalysisResult, analyse_profile
@@ -38,27 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def load_partition_labels(run_dir: Path) -> np.ndarray | None:
-    """[L, width] expert labels of a run's partition, or None when it has none."""
-    path = Path(run_dir) / f"{artifacts.PARTITION}.safetensors"
-    if not path.is_file():
+    """[L, width] expert labels of a run's partition, or None when it has none (checked)."""
+    run_dir = Path(run_dir)
+    if not artifacts.artifact_exists(run_dir, artifacts.PARTITION):
         return None
-    meta_path = path.with_suffix(".json")
-    if meta_path.is_file():
-        try:
-            expected = json.loads(meta_path.read_text(encoding="utf-8")).get("tensors_sha256")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise BabelmoeError(f"{meta_path} is corrupted", "re-run split") from None
-        if expected and artifacts.sha256_file(path) != expected:
-            raise BabelmoeError(
-                f"{path} is truncated or corrupted (checksum mismatch)",
-                "delete it and re-run split",
-            )
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise BabelmoeError(f"{path} cannot be read: {exc}", "re-run split") from None
+    tensors, _ = artifacts.load_artifact(run_dir, artifacts.PARTITION, kind="partition")
     if "labels" not in tensors:
-        raise BabelmoeError(f"{path} has no 'labels' tensor", "re-run split")
+        raise BabelmoeError(f"{run_dir}/partition.safetensors has no labels", "re-run split")
     return tensors["labels"].numpy()
 
 
