@@ -80,8 +80,11 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
+    interrupted = "interrupted; a re-run of the same command resumes or restarts cleanly"
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode, typer returns (not raises) the code of an Exit; it turns
+        # Ctrl-C into Exit(130) itself.
+        code = app(args=argv, standalone_mode=False)
     except BabelmoeError as exc:
         _fail(exc.one_line(), 2)
     except NO_ARGS_ERRORS as exc:  # `babelmoe` alone: the help
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     except ABORTS:
         _fail("interrupted", 130)
     except KeyboardInterrupt:
-        _fail("interrupted; a re-run of the same command resumes or restarts cleanly", 130)
+        _fail(interrupted, 130)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             _fail(
@@ -118,6 +121,10 @@ def main(argv: list[str] | None = None) -> None:
                 3,
             )
         raise
+    if code == 130:
+        _fail(interrupted, 130)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 
 _INF = float("inf")
 _GRAM_MAX = 1 << 28  # keep an [n, n] Gram matrix (1 GiB in float32) up to this many entries
+_CHUNK = 1 << 24  # entries of a temporary [rows, c, d] block when there is no Gram matrix
 _EPS_FIRST = 1 / 16  # first epsilon of a cold start, as a fraction of the cost spread
 _EPS_FINAL = 1e-3  # last epsilon, as a fraction of the cost spread
 _EPS_FACTOR = 4.0  # epsilon shrinks by this factor per phase
@@ -493,6 +494,9 @@ def _kmeans_pp(
 ) -> torch.Tensor:
     """Greedy k-means++ seeding: [n, d] -> [k, d] centroids (rows of x).
 
+    ``gram`` is ``x @ x.T`` [n, n] if the caller keeps one (row gathers instead of k skinny
+    matrix products).
+
     The uniforms come from ``gen`` on the CPU and are mapped to rows by inverse-CDF search on
     x's device, so the choice depends only on the seed (and float rounding), not on the device.
     """
@@ -500,8 +504,6 @@ def _kmeans_pp(
     trials = 2 + int(math.log(k))
     u = torch.rand(k * trials + 1, generator=gen, dtype=torch.float64).to(x.device)
     sq = (x * x).sum(dim=1)  # [n]
-    # Small n: one big Gram matmul beats k skinny ones (and costs at most 64 MiB).
-    gram = x @ x.T if n * n <= _GRAM_MAX else None  # [n, n]
 
     def sq_dist(rows: torch.Tensor) -> torch.Tensor:  # [t] row ids -> [t, n]
         dots = gram[rows] if gram is not None else (x @ x[rows].T).T
@@ -537,12 +539,18 @@ def _canonical(labels: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _means(x: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """[n, d], [n] -> [k, d] cluster means (every cluster is non-empty)."""
+    """[n, d], [n] -> [k, d] cluster means (every cluster is non-empty).
+
+    On GPU a one-hot matrix product instead of ``index_add_``, whose float atomics would make
+    the sums, and so the labels, vary from run to run.
+    """
     size = torch.bincount(labels, minlength=k).to(x.dtype)  # [k]
-    return (
-        torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, labels, x)
-        / (size[:, None])
-    )
+    if x.device.type == "cpu":
+        sums = torch.zeros(k, x.shape[1], dtype=x.dtype).index_add_(0, labels, x)  # [k, d]
+    else:
+        one_hot = labels[None, :] == torch.arange(k, device=x.device)[:, None]  # [k, n]
+        sums = one_hot.to(x.dtype) @ x  # [k, d]
+    return sums / size[:, None]
 
 
 def _members(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -563,7 +571,7 @@ def _pair_dots(x: torch.Tensor, gram: torch.Tensor | None, partner: torch.Tensor
     if gram is not None:
         return gram.gather(1, partner)
     out = torch.empty(n, c, dtype=x.dtype, device=x.device)
-    rows = max(1, _GRAM_MAX // max(1, c * x.shape[1]))  # keep [rows, c, d] near 64 MiB
+    rows = max(1, _CHUNK // max(1, c * x.shape[1]))  # keep [rows, c, d] near 64 MiB
     for s in range(0, n, rows):
         e = min(n, s + rows)
         out[s:e] = torch.bmm(x[partner[s:e]], x[s:e, :, None]).squeeze(2)  # [rows, c]
@@ -750,7 +758,7 @@ def _balanced_kmeans(x: torch.Tensor, k: int, seed: int, max_iter: int, tol: flo
         if gain <= tol * abs(inertia) or n_iter >= max_iter:
             break
         centroids = _means(x, labels, k)
-        warm = (labels, warm[1]) if warm is not None else None
+        warm = (labels, potential)  # the swapped labels are feasible too
     log.debug("balanced k-means: %d Lloyd iterations, %d swaps", n_iter, swaps)
     new_of_old = _canonical(labels, k)
     labels = new_of_old[labels]

@@ -401,7 +401,7 @@ def test_full_disk_gives_one_line_and_leaves_nothing(workspace: Workspace):
 
 
 def test_the_catalogue_is_large_and_covers_every_subcommand():
-    assert len(CASES) + 1 >= 30
+    assert len(CASES) >= 30
     commands = {
         "run",
         "split",
@@ -413,9 +413,4 @@ def test_the_catalogue_is_large_and_covers_every_subcommand():
         "evaluate",
         "sweep",
     }
-    seen = set()
-    for case in CASES:
-        w = Workspace(*(Path("/x"),) * 8)
-        with contextlib.suppress(Exception):
-            seen.add(str(case.argv(w)[0]))
-    assert commands <= seen, commands - seen
+    assert commands <= {case.id.split("-")[0] for case in CASES}

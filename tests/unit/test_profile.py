@@ -153,3 +153,16 @@ def test_nonfinite_activations_stop_with_the_layer_named():
     part = Partition(labels=torch.stack([torch.arange(64) % 8] * 2), n_experts=8, meta={})
     with pytest.raises(BabelmoeError, match=r"layer 1.*bfloat16"):
         _run(model, part, [_docs(7)], batch_size=2)
+
+
+def test_a_partition_made_for_another_model_is_refused():
+    from babelmoe.errors import BabelmoeError
+    from babelmoe.experts.partition import SplitConfig, check_partition_fits, split_model
+
+    model = tiny_model("llama")
+    partition = split_model(model, SplitConfig(n_experts=8))
+    check_partition_fits(partition, model)  # its own model: fine
+    with pytest.raises(BabelmoeError, match="made for other weights"):
+        check_partition_fits(partition, tiny_model("llama", seed=1))
+    with pytest.raises(BabelmoeError, match="2 layers x 64 neurons"):
+        check_partition_fits(partition, tiny_model("llama", intermediate_size=96))
