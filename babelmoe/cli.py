@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
                 3,
             )
         if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            _fail(f"permission denied: {exc.filename or exc}; choose a folder you can write", 3)
+            _fail(
+                f"cannot write {exc.filename or 'the output'} ({exc.strerror}); choose a folder "
+                "you can write",
+                3,
+            )
         if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
             _fail(
                 f"cannot create {exc.filename}: a file is in the way; choose another output path",

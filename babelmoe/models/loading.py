@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from babelmoe.errors import BabelmoeError
@@ -181,7 +182,7 @@ def _from_pretrained(source: str, spec: ModelSpec, dtype: torch.dtype) -> tuple[
     try:
         model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # a damaged weights file: SafetensorError
         raise BabelmoeError(
             f"cannot load model {source!r}: {str(exc).splitlines()[0][:200]}",
             "check the folder holds config.json, weights and a tokenizer",

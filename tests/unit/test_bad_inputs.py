@@ -94,6 +94,12 @@ def edit_json(path: Path, **changes) -> None:
     path.write_text(json.dumps(meta))
 
 
+def spoil_model(w: Workspace, damage: Callable[[Path], object]) -> None:
+    """A copy of the model at ``root/m`` with its weights file damaged."""
+    shutil.copytree(w.model, w.root / "m")
+    damage(w.root / "m" / "model.safetensors")
+
+
 def swap_partition(w: Workspace) -> None:
     """Put another partition beside the run's profile (the profile no longer matches it)."""
     for suffix in (".json", ".safetensors"):
@@ -140,6 +146,15 @@ CASES: list[Case] = [
          setup=lambda w: ((w.root / "bert").mkdir(), (w.root / "bert/config.json").write_text(
              json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"]}))),
          ),
+    Case("model-corrupt-weights", lambda w: split_argv(w, "--model", w.root / "m"),
+         r"cannot load model .*header",
+         setup=lambda w: spoil_model(w, lambda p: p.write_bytes(b"junk" * 10))),
+    Case("model-truncated-weights", lambda w: split_argv(w, "--model", w.root / "m"),
+         r"cannot load model .*header",
+         setup=lambda w: spoil_model(w, lambda p: p.write_bytes(p.read_bytes()[:2000]))),
+    Case("model-missing-weights", lambda w: split_argv(w, "--model", w.root / "m"),
+         r"cannot load model .*no file named model\.safetensors",
+         setup=lambda w: spoil_model(w, lambda p: p.unlink())),
     Case("model-bad-dtype", lambda w: split_argv(w, "--dtype", "float8"), r"unknown dtype"),
     Case("model-bad-device", lambda w: split_argv(w, "--device", "tpu"), r"unknown device"),
     Case("model-missing-architectures-file",
@@ -181,6 +196,9 @@ CASES: list[Case] = [
          setup=lambda w: (w.corpus / "fr.txt").write_bytes(b"\x7fELF\x00\x01\x02" * 64)),
     Case("profile-non-utf8-corpus-file", lambda w: profile_argv(w), r"not valid UTF-8",
          setup=lambda w: (w.corpus / "fr.txt").write_bytes("été".encode("latin-1"))),
+    Case("profile-corpus-file-is-a-folder", lambda w: profile_argv(w),
+         r"no en\.txt or en\.jsonl in .*corpus \(available: fr\)",
+         setup=lambda w: ((w.corpus / "en.txt").unlink(), (w.corpus / "en.txt").mkdir())),
     Case("profile-duplicate-languages", lambda w: profile_argv(w, "--languages", "en,en"),
          r"duplicate languages"),
     Case("profile-top-frac-0", lambda w: profile_argv(w, "--top-frac", "0"),
@@ -369,11 +387,13 @@ def test_bad_input_gives_one_line_and_leaves_nothing(case: Case, workspace: Work
 
 
 @contextlib.contextmanager
-def tiny_tmpfs(folder: Path, size: str = "64k"):
+def tiny_tmpfs(folder: Path, size: str = "64k", options: str = "rw"):
     """A tmpfs of ``size`` mounted on ``folder`` (skips the test where mounting is not allowed)."""
     folder.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},{options}", "tmpfs", str(folder)],
         capture_output=True,
     )
     if mounted.returncode != 0:
@@ -386,8 +406,6 @@ def tiny_tmpfs(folder: Path, size: str = "64k"):
 
 def test_full_disk_gives_one_line_and_leaves_nothing(workspace: Workspace):
     """A tmpfs filled to the last byte: the split's write fails with ENOSPC."""
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
     with tiny_tmpfs(workspace.root / "disk") as disk:
         with contextlib.suppress(OSError), (disk / "filler").open("wb") as filler:
             while True:
@@ -398,6 +416,20 @@ def test_full_disk_gives_one_line_and_leaves_nothing(workspace: Workspace):
         check_one_line(result.code, result.stderr, result.error_lines, r"no space left")
         assert result.code == 3
         assert tree(disk) == before
+
+
+def test_read_only_folder_gives_one_line(workspace: Workspace):
+    """A read-only file system (root ignores chmod, not a read-only mount)."""
+    with tiny_tmpfs(workspace.root / "ro", options="ro") as disk:
+        result = run_cli(split_argv(workspace, "--out", disk / "run"))
+        check_one_line(
+            result.code,
+            result.stderr,
+            result.error_lines,
+            r"cannot write .*\(Read-only file system\)",
+        )
+        assert result.code == 3
+        assert tree(disk) == {}
 
 
 def test_the_catalogue_is_large_and_covers_every_subcommand():

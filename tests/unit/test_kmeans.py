@@ -273,10 +273,12 @@ def test_inertia_within_one_percent_of_k_means_constrained(case: str) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu_quality() -> None:
+def test_cuda_matches_cpu_quality_and_is_repeatable() -> None:
     x = blobs(2048, 64, 50, 0.7, seed=9)
     cpu = balanced_kmeans(x, 64)
     gpu = balanced_kmeans(x.cuda(), 64)
     assert gpu.labels.device.type == "cuda"
     check_balanced(gpu.labels.cpu(), 2048, 64)
     assert gpu.inertia == pytest.approx(cpu.inertia, rel=0.01)
+    again = balanced_kmeans(x.cuda(), 64)
+    assert torch.equal(gpu.labels, again.labels)  # no float atomics: repeatable on GPU too

@@ -96,6 +96,20 @@ def test_profile_keeps_an_identical_profile_refuses_another_and_replaces_it_with
     }
 
 
+def test_every_artifact_names_its_schema_and_what_it_was_made_from(run):
+    partition = json.loads((run / "partition.json").read_text())
+    profile = json.loads((run / "profile.json").read_text())
+    for meta, kind in ((partition, "partition"), (profile, "profile")):
+        assert meta["schema_version"] == artifacts.SCHEMA_VERSION
+        assert meta["kind"] == kind
+        assert len(meta["tensors_sha256"]) == 64
+        assert meta["model"]["name"].endswith("llama")
+    assert partition["weights_sha256"] and partition["partition_sha256"]
+    assert profile["partition_sha256"] == partition["partition_sha256"]
+    assert profile["corpus"]["source"] and len(profile["corpus"]["sha256"]) == 64
+    assert profile["config"]["token_budget"] == 400
+
+
 # --- one writer per folder ---------------------------------------------------------------------
 
 
