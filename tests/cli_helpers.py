@@ -79,7 +79,6 @@ def subprocess_cli(
         cwd=REPO,
         preexec_fn=preexec,
         timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 

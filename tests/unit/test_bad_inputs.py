@@ -379,7 +379,7 @@ def test_bad_input_gives_one_line_and_leaves_nothing(case: Case, workspace: Work
     argv = case.argv(workspace)  # may build inputs too (before the snapshot)
     before = tree(workspace.root)
     if case.subprocess is not None:
-        result = subprocess_cli(["-q", *argv], preexec=case.subprocess(workspace))
+        result = subprocess_cli(argv, preexec=case.subprocess(workspace))
     else:
         result = run_cli(argv)
     check_one_line(result.code, result.stderr, result.error_lines, case.match)

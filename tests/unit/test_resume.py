@@ -14,6 +14,7 @@ import random
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,7 @@ from tests.cli_helpers import (
 )
 
 KILLED = -9  # multiprocessing's exit code of a child ended by SIGKILL
+TIMEOUT = 120  # seconds; a run takes about one
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +77,28 @@ def _assert_no_half_artifact(run: Path) -> None:
         load_profile(run)  # checks the schema and the tensors' sha256
 
 
+def _complete(argv: list, log: Path) -> float:
+    """Run to the end in a forked child; returns the seconds it took."""
+    started = time.perf_counter()
+    child = fork_cli(argv, log)
+    child.join(TIMEOUT)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, log.read_text()
+    return time.perf_counter() - started
+
+
 def test_profile_killed_at_many_points_resumes_bit_identical(setup, tmp_path):
     model, corpus, split = setup
     reference = _new_run(tmp_path, split, "reference")
-    child = fork_cli(_profile_argv(reference, model, corpus), tmp_path / "reference.log")
-    started = time.perf_counter()
-    child.join(120)
-    seconds = time.perf_counter() - started
-    assert child.exitcode == 0, (tmp_path / "reference.log").read_text()
+    seconds = _complete(_profile_argv(reference, model, corpus), tmp_path / "reference.log")
 
     run = _new_run(tmp_path, split, "run")
     rng = random.Random(7)
     # (how, argument): a kill after a delay, a kill once the checkpoints reach a batch (plus a
     # random part of the next batch), or a self-kill at an exact point of an atomic write
     # (suffix of the file being renamed, occurrence, before/after the rename).
-    plan: list[tuple[str, object]] = [
+    plan: list[tuple[str, Any]] = [
         ("delay", rng.uniform(0.05, 0.25) * seconds),  # loading the model or the corpus
         ("batch", 3),
         ("write", ("state-b.safetensors", 1, "after")),  # between a checkpoint's two renames
@@ -104,28 +113,26 @@ def test_profile_killed_at_many_points_resumes_bit_identical(setup, tmp_path):
     for attempt, (how, arg) in enumerate(plan):
         log = tmp_path / f"attempt{attempt}.log"
         resume_from = _checkpointed_batch(run)
-        kill_at = arg if how == "write" else None
-        child = fork_cli(_profile_argv(run, model, corpus), log, kill_at=kill_at)  # type: ignore[arg-type]
+        child = fork_cli(
+            _profile_argv(run, model, corpus), log, kill_at=arg if how == "write" else None
+        )
         if how == "delay":
-            child.join(float(arg))  # type: ignore[arg-type]
+            child.join(arg)
         elif how == "batch":
-            while child.is_alive() and _checkpointed_batch(run) < int(arg):  # type: ignore[call-overload]
+            while child.is_alive() and _checkpointed_batch(run) < arg:
                 time.sleep(0.002)
             time.sleep(rng.uniform(0.0, 0.5) * seconds / 30)  # into the next batch or checkpoint
         else:  # it kills itself
-            child.join(120)
+            child.join(TIMEOUT)
         if child.is_alive():
             child.kill()
-        child.join(120)
+        child.join(TIMEOUT)
         assert child.exitcode == KILLED, f"attempt {attempt} ({how}) was not killed"
         killed_at.append(_checkpointed_batch(run))
         if how != "delay" and resume_from:  # it went on from the last checkpoint
             assert f"resuming from batch {resume_from} " in log.read_text()
         _assert_no_half_artifact(run)
-    # Then the same command once more: it completes.
-    child = fork_cli(_profile_argv(run, model, corpus), tmp_path / "final.log")
-    child.join(120)
-    assert child.exitcode == 0, (tmp_path / "final.log").read_text()
+    _complete(_profile_argv(run, model, corpus), tmp_path / "final.log")  # the same command again
 
     assert len(set(killed_at)) >= 5, killed_at
     for suffix in (".safetensors", ".json"):
