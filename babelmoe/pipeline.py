@@ -31,6 +31,10 @@ class PipelineConfig:
         extra_seeds: further k-means seeds profiled for the stability study (empty: none).
         sweep: run the pruning sweep (frequency-guided vs random) and put it in the report.
         sweep_ratios: pruning ratios of the sweep.
+        sweep_methods: frequency-guided (and norm-baseline) methods compared with random.
+        sweep_documents: held-out documents per language the sweep evaluates (None: all).
+        specificity: also prune for each language and evaluate on every other (9 x 9 more
+            evaluations: off by default in the main job, on in ``babelmoe sweep``).
     """
 
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -38,6 +42,9 @@ class PipelineConfig:
     extra_seeds: tuple[int, ...] = (1, 2)
     sweep: bool = True
     sweep_ratios: tuple[float, ...] = (0.1, 0.25, 0.4)
+    sweep_methods: tuple[str, ...] = ("sort", "norm")
+    sweep_documents: int | None = 3
+    specificity: bool = False
 
     def __post_init__(self) -> None:
         if self.split.seed in self.extra_seeds:
@@ -104,7 +111,12 @@ def run_pipeline(
             "sweep",
             run_sweep,
             run_dir,
-            SweepConfig(ratios=config.sweep_ratios),
+            SweepConfig(
+                methods=config.sweep_methods,
+                ratios=config.sweep_ratios,
+                max_documents=config.sweep_documents,
+                specificity=config.specificity,
+            ),
             loaded,
             force=force,
         )

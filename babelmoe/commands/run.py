@@ -34,6 +34,12 @@ def run(
         "1,2", "--extra-seeds", help="More k-means seeds for the stability study ('' for none)."
     ),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Run the pruning sweep."),
+    specificity: bool = typer.Option(
+        False, "--specificity/--no-specificity", help="Sweep: prune for A, evaluate on B too."
+    ),
+    sweep_documents: int = typer.Option(
+        3, "--sweep-documents", help="Held-out documents per language in the sweep (0: all)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", help="Sequences per forward pass."),
     model: str = common.MODEL,
     dtype: str = common.DTYPE,
@@ -64,6 +70,8 @@ def run(
         ),
         extra_seeds=seeds,
         sweep=sweep,
+        specificity=specificity,
+        sweep_documents=sweep_documents or None,
     )
     spec = common.model_spec(model, dtype, device, device_map, architectures)
     report = run_pipeline(spec, config, out, force=force)
