@@ -82,9 +82,9 @@ def dendrograms(
         ax.set_yticks([])
     middle.set_xlim(0, 1)
     middle.set_axis_off()
-    left.set_title(f"activation ({metric_label})")
+    left.set_title(f"activation\n({metric_label})")
     left.set_xlabel("distance")
-    right.set_title("family tree (classification)")
+    right.set_title("family tree\n(classification)")
     right.set_xlabel("genealogical distance")
     return fig
 
