@@ -38,6 +38,11 @@ REPORT_FILE = "report.html"
 PRUNED_DIR = "pruned"
 EVAL_DIR = "eval"
 LOCK_FILE = ".babelmoe.lock"
+SWEEP_DIR = "sweep"
+SUMMARY_FILE = "summary.json"  # headline numbers of a stage folder (analysis/, diff output)
+SECTION_FILE = "report_section.json"  # a stage's section of the HTML report
+PRUNING_FILE = "babelmoe_pruning.json"  # what a pruned checkpoint lost, and why
+SWEEP_ROWS_FILE = "rows.jsonl"  # one sweep evaluation per line (resumable)
 
 
 def sha256_file(path: Path) -> str:

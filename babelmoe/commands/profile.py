@@ -14,7 +14,7 @@ EPILOG = """Examples (after babelmoe split --out runs/demo):
 
   babelmoe profile runs/mine --corpus ./my_texts/ --languages de,nl --budget 1000000
 
-  torchrun --standalone --nproc_per_node 2 -m babelmoe.cli profile runs/llama --model ./llama2 --device cuda
+  torchrun --standalone --nproc_per_node 2 -m babelmoe.cli profile runs/llama --model ./llama2
 """
 
 

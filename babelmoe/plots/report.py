@@ -34,13 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import babelmoe.artifacts as artifacts_names
 from babelmoe.analysis.tables import read_json
 from babelmoe.artifacts import REPORT_FILE, SCHEMA_VERSION, atomic_write_text
 from babelmoe.errors import BabelmoeError
 
 log = logging.getLogger(__name__)
 
-SECTION_FILE = "report_section.json"
+SECTION_FILE = artifacts_names.SECTION_FILE
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d232a;

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+import babelmoe.artifacts as artifacts_names
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
 from babelmoe.experts.partition import Partition
@@ -50,7 +51,7 @@ from babelmoe.models.ffn import ffns, set_width_in_config
 
 logger = logging.getLogger(__name__)
 
-PRUNING_FILE = "babelmoe_pruning.json"
+PRUNING_FILE = artifacts_names.PRUNING_FILE
 KIND = "pruned_model"
 LOADER_TRANSFORMERS = "transformers"
 LOADER_BABELMOE = "babelmoe"

@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+import babelmoe.artifacts as artifacts_names
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate import (
@@ -46,7 +47,7 @@ from babelmoe.prune.targets import language_names, resolve_languages, statistic
 logger = logging.getLogger(__name__)
 
 SWEEP_DIR = "sweep"
-ROWS_FILE = "rows.jsonl"
+ROWS_FILE = artifacts_names.SWEEP_ROWS_FILE
 DENSE, RANDOM = "dense", "random"
 
 
