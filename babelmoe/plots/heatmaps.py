@@ -24,58 +24,45 @@ def _sorted(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     return np.take_along_axis(values, order, axis=-1)
 
 
-def frequency_heatmaps(freq: np.ndarray, titles: Sequence[str]) -> Figure:
-    """One panel per language; colour = frequency, one scale for all panels."""
-    order = expert_order(freq)
+def _panels(
+    values: np.ndarray,
+    titles: Sequence[str],
+    order: np.ndarray,
+    scale: dict,
+    label: str,
+    extend: str,
+) -> Figure:
+    """[k, L, E] values, one panel each, experts in ``order`` [L, E], one colour ``scale``."""
     rows, cols = grid(len(titles))
-    n_layers = freq.shape[1]
+    n_layers = values.shape[1]
     fig = new_figure(3.6 * cols + 0.8, max(1.6, 0.08 * n_layers + 1.2) * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
-    vmax = float(np.quantile(freq, 0.995)) or float(freq.max()) or 1.0
     image = None
     for k, ax in enumerate(axes.flat):
         if k >= len(titles):
             ax.set_axis_off()
             continue
         image = ax.imshow(
-            _sorted(freq[k], order),
-            aspect="auto",
-            cmap="magma",
-            vmin=0.0,
-            vmax=vmax,
-            interpolation="nearest",
+            _sorted(values[k], order), aspect="auto", interpolation="nearest", **scale
         )
         ax.set_title(titles[k])
         ax.set_xlabel("experts (by mean frequency)")
         ax.set_ylabel("layer")
-    fig.colorbar(image, ax=axes, label="activation frequency", extend="max", shrink=0.8)
+    fig.colorbar(image, ax=axes, label=label, extend=extend, shrink=0.8)
     return fig
+
+
+def frequency_heatmaps(freq: np.ndarray, titles: Sequence[str]) -> Figure:
+    """One panel per language; colour = frequency, one scale for all panels."""
+    vmax = float(np.quantile(freq, 0.995)) or float(freq.max()) or 1.0
+    scale = {"cmap": "magma", "vmin": 0.0, "vmax": vmax}
+    return _panels(freq, titles, expert_order(freq), scale, "activation frequency", "max")
 
 
 def difference_heatmaps(
     delta: np.ndarray, titles: Sequence[str], order: np.ndarray, label: str
 ) -> Figure:
     """[k, L, E] differences with experts in ``order`` [L, E]; one symmetric diverging scale."""
-    rows, cols = grid(len(titles))
-    n_layers = delta.shape[1]
-    fig = new_figure(3.6 * cols + 0.8, max(1.6, 0.08 * n_layers + 1.2) * rows)
-    axes = fig.subplots(rows, cols, squeeze=False)
     bound = float(np.quantile(np.abs(delta), 0.995)) or float(np.abs(delta).max()) or 1.0
-    image = None
-    for k, ax in enumerate(axes.flat):
-        if k >= len(titles):
-            ax.set_axis_off()
-            continue
-        image = ax.imshow(
-            _sorted(delta[k], order),
-            aspect="auto",
-            cmap="RdBu_r",
-            vmin=-bound,
-            vmax=bound,
-            interpolation="nearest",
-        )
-        ax.set_title(titles[k])
-        ax.set_xlabel("experts (by mean frequency)")
-        ax.set_ylabel("layer")
-    fig.colorbar(image, ax=axes, label=label, extend="both", shrink=0.8)
-    return fig
+    scale = {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}
+    return _panels(delta, titles, order, scale, label, "both")
