@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -114,8 +115,28 @@ def weights_sha256(model: nn.Module, source: Source) -> str:
     return digest.hexdigest()
 
 
-def split_model(model: nn.Module, config: SplitConfig) -> Partition:
-    """Cluster every FFN into ``config.n_experts`` balanced experts (pure: no I/O)."""
+@dataclass
+class SplitProgress:
+    """Layers already clustered: what a resumed split starts from (layer i uses seed + i, so
+    layers are independent and a resumed split equals an uninterrupted one)."""
+
+    weights_sha256: str
+    labels: list[torch.Tensor] = field(default_factory=list)  # [width] int64 per finished layer
+    inertia: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def split_model(
+    model: nn.Module,
+    config: SplitConfig,
+    progress: SplitProgress | None = None,
+    on_layer: Callable[[SplitProgress], None] | None = None,
+) -> Partition:
+    """Cluster every FFN into ``config.n_experts`` balanced experts (no I/O).
+
+    ``progress``: layers done by an interrupted run of the same split (ignored when it was made
+    from other weights); ``on_layer(progress)`` is called after every layer, for checkpoints.
+    """
     layers = ffns(model)
     widths = {f.width for f in layers}
     if len(widths) != 1:
@@ -128,8 +149,15 @@ def split_model(model: nn.Module, config: SplitConfig) -> Partition:
             f"--experts {config.n_experts} is larger than the FFN width {width}",
             f"pass at most {width} (e.g. 256)",
         )
-    labels, inertia, seconds = [], [], []
-    for ffn in tqdm(layers, desc="split", unit="layer"):
+    digest = weights_sha256(model, config.source)
+    if progress is None or progress.weights_sha256 != digest:
+        progress = SplitProgress(weights_sha256=digest)
+    elif progress.labels:
+        logger.info("resuming the split at layer %d", len(progress.labels))
+    labels, inertia, seconds = progress.labels, progress.inertia, progress.seconds
+    for ffn in tqdm(
+        layers[len(labels) :], desc="split", unit="layer", initial=len(labels), total=len(layers)
+    ):
         start = time.perf_counter()
         rows = clustering_rows(ffn, config.source).detach()
         if config.device != "auto":
@@ -144,10 +172,12 @@ def split_model(model: nn.Module, config: SplitConfig) -> Partition:
         inertia.append(float(result.inertia))
         seconds.append(time.perf_counter() - start)
         logger.debug("layer %d: inertia %.4f in %.2fs", ffn.layer, inertia[-1], seconds[-1])
+        if on_layer is not None:
+            on_layer(progress)
     meta = {
         "method": "balanced_kmeans",
         "config": asdict(config),
-        "weights_sha256": weights_sha256(model, config.source),
+        "weights_sha256": digest,
         "inertia": inertia,
         "seconds": seconds,
     }
