@@ -58,5 +58,6 @@ def distributed() -> Iterator[None]:
     dist.init_process_group(backend)
     try:
         yield
+        dist.barrier()  # every rank done (rank 0 has written) before the group is torn down
     finally:
         dist.destroy_process_group()
