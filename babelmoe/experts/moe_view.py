@@ -38,21 +38,26 @@ def expert_scores(h: torch.Tensor, sizes: torch.Tensor, norm: str = "l2") -> tor
     parts = [(h[..., : n_big * big], n_big, big)]
     if n_big < sizes.numel():
         parts.append((h[..., n_big * big :], int(sizes.numel()) - n_big, small))
-    scores = []
-    wide = torch.promote_types(h.dtype, torch.float32)
-    for chunk, n, size in parts:
-        blocks = chunk.unflatten(-1, (n, size))  # [..., n, size]
-        if norm == "l2":
-            scores.append(torch.linalg.vector_norm(blocks, ord=2, dim=-1, dtype=wide))
-        elif norm == "l1":
-            scores.append(blocks.to(wide).abs().sum(-1))
-        elif norm == "mean":
-            scores.append(blocks.to(wide).abs().mean(-1))
-        elif norm == "max":
-            scores.append(blocks.to(wide).abs().amax(-1))
-        else:
-            raise ValueError(f"unknown norm {norm!r}")
+    scores = [block_scores(chunk.unflatten(-1, (n, size)), norm) for chunk, n, size in parts]
     return torch.cat(scores, dim=-1) if len(scores) > 1 else scores[0]
+
+
+def block_scores(blocks: torch.Tensor, norm: str = "l2") -> torch.Tensor:
+    """[..., n, size] equal-size expert slices -> [..., n] scores, in at least float32.
+
+    ``norm``: l2, l1, mean (mean |h|), max (max |h|). No data-dependent shapes, so
+    ``torch.compile`` can fuse it (``babelmoe.profile.fused``).
+    """
+    wide = torch.promote_types(blocks.dtype, torch.float32)
+    if norm == "l2":
+        return torch.linalg.vector_norm(blocks, ord=2, dim=-1, dtype=wide)
+    if norm == "l1":
+        return blocks.to(wide).abs().sum(-1)
+    if norm == "mean":
+        return blocks.to(wide).abs().mean(-1)
+    if norm == "max":
+        return blocks.to(wide).abs().amax(-1)
+    raise ValueError(f"unknown norm {norm!r}")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from babelmoe.experts.moe_view import expert_scores
+from babelmoe.experts.moe_view import block_scores, expert_scores
 from babelmoe.profile.scoring import to_fixed_point, zscore
 
 logger = logging.getLogger(__name__)
@@ -35,18 +35,9 @@ def _equal_sizes_statistics(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``layer_statistics`` for experts of one size, written for the compiler (no data-dependent
     shapes: the expert size is width // n_experts)."""
-    blocks = h.unflatten(-1, (n_experts, h.shape[-1] // n_experts)).float()
-    if norm == "l2":
-        scores = blocks.square().sum(-1).sqrt()
-    elif norm == "l1":
-        scores = blocks.abs().sum(-1)
-    elif norm == "mean":
-        scores = blocks.abs().mean(-1)
-    else:
-        scores = blocks.abs().amax(-1)
+    scores = block_scores(h.unflatten(-1, (n_experts, h.shape[-1] // n_experts)), norm)
     values = zscore(scores) if use_zscore else scores
-    fixed = torch.round(scores.double() * 2.0**16).to(torch.int64)
-    return fixed, values
+    return to_fixed_point(scores), values.float()
 
 
 @functools.cache
