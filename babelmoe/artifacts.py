@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -26,6 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from babelmoe.errors import BabelmoeError
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -229,7 +232,7 @@ def check_can_write(
             f"{folder / (name + '.json')} exists but is not a readable {kind} artifact",
             "choose another output folder or pass --force to replace it",
         ) from None
-    differing = sorted(k for k, v in identity.items() if meta.get(k) != jsonable(v))
+    differing = differing_fields(meta, identity)
     if differing:
         raise BabelmoeError(
             f"{folder} already holds a different {kind} artifact "
@@ -237,6 +240,29 @@ def check_can_write(
             "choose another output folder or pass --force to replace it",
         )
     return False
+
+
+def differing_fields(meta: Mapping[str, Any], identity: Mapping[str, Any]) -> list[str]:
+    """The ``identity`` fields whose values differ from those recorded in ``meta`` (sorted)."""
+    return sorted(k for k, v in identity.items() if meta.get(k) != jsonable(v))
+
+
+def load_checkpoint(
+    folder: Path, name: str, kind: str, identity: Mapping[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """A resumable checkpoint of this configuration, or None (with a warning) when it is
+    missing, unreadable (a kill while writing) or was made with another ``identity``."""
+    if not artifact_exists(folder, name):
+        return None
+    try:
+        tensors, meta = load_artifact(folder, name, kind)
+    except BabelmoeError as exc:
+        logger.warning("ignoring an unreadable checkpoint %s/%s (%s)", folder, name, exc)
+        return None
+    if differing_fields(meta, identity):
+        logger.warning("ignoring %s/%s: another configuration's checkpoint", folder, name)
+        return None
+    return tensors, meta
 
 
 def jsonable(value: Any) -> Any:

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
 from babelmoe.experts.partition import (
     KIND,
     SplitConfig,
@@ -27,18 +26,10 @@ STATE_DIR = ".split_state"  # per-layer checkpoint of an unfinished split
 
 def _resume(state_dir: Path, identity: dict) -> SplitProgress | None:
     """The layers an interrupted split of the same model and config already finished."""
-    if not artifacts.artifact_exists(state_dir, "state"):
+    checkpoint = artifacts.load_checkpoint(state_dir, "state", "split_state", identity)
+    if checkpoint is None:
         return None
-    try:
-        tensors, meta = artifacts.load_artifact(state_dir, "state", kind="split_state")
-    except BabelmoeError as exc:
-        logger.warning("ignoring an unreadable split checkpoint (%s); starting over", exc)
-        return None
-    if any(meta.get(k) != artifacts.jsonable(v) for k, v in identity.items()):
-        logger.warning(
-            "the split checkpoint in %s is for another configuration; starting over", state_dir
-        )
-        return None
+    tensors, meta = checkpoint
     return SplitProgress(
         weights_sha256=meta["weights_sha256"],
         labels=list(tensors["labels"].unbind(0)),

@@ -281,16 +281,10 @@ def _resume(state_dir: Path, identity: dict, force: bool) -> tuple[int, dict | N
     """
     best: tuple[int, dict, str] | None = None
     for slot in STATE_SLOTS if not force else ():
-        if not artifacts.artifact_exists(state_dir, slot):
+        checkpoint = artifacts.load_checkpoint(state_dir, slot, "profile_state", identity)
+        if checkpoint is None:
             continue
-        try:
-            tensors, meta = artifacts.load_artifact(state_dir, slot, kind="profile_state")
-        except BabelmoeError as exc:
-            logger.warning("ignoring an unreadable checkpoint in %s (%s)", state_dir, exc)
-            continue
-        if any(meta.get(k) != artifacts.jsonable(v) for k, v in identity.items()):
-            logger.warning("ignoring %s/%s: another configuration's checkpoint", state_dir, slot)
-            continue
+        tensors, meta = checkpoint
         if best is None or int(meta["next_batch"]) > best[0]:
             best = (int(meta["next_batch"]), tensors, slot)
     if best is None:
