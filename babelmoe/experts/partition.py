@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
+from babelmoe.experts import kmeans
 from babelmoe.models.ffn import FFN, ffns
 
 logger = logging.getLogger(__name__)
@@ -163,9 +164,7 @@ def split_model(
         if config.device != "auto":
             rows = rows.to(config.device)
         rows = torch.nn.functional.normalize(rows.float(), dim=1)
-        from babelmoe.experts.kmeans import balanced_kmeans
-
-        result = balanced_kmeans(
+        result = kmeans.balanced_kmeans(
             rows, config.n_experts, seed=config.seed + ffn.layer, max_iter=config.max_iter
         )
         labels.append(result.labels.cpu())
