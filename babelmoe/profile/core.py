@@ -48,19 +48,21 @@ def compiled_layers(model: nn.Module, enabled: bool) -> Iterator[None]:
         return
     import torch._dynamo
 
-    torch._dynamo.config.suppress_errors = True  # a layer that cannot compile runs eagerly
     layers = decoder_layers(model)
     # Each layer's hook closes over its own index, so every layer is its own graph: allow that
-    # many (the default limit of 8 would leave the later layers eager).
+    # many (the default limit of 8 would leave the later layers eager); a layer that cannot
+    # compile runs eagerly. The settings hold for the block only.
     config = torch._dynamo.config
-    config.cache_size_limit = max(config.cache_size_limit, 2 * len(layers) + 8)
-    config.accumulated_cache_size_limit = max(
-        config.accumulated_cache_size_limit, 4 * len(layers) + 64
+    settings = config.patch(
+        suppress_errors=True,
+        cache_size_limit=max(config.cache_size_limit, 2 * len(layers) + 8),
+        accumulated_cache_size_limit=max(config.accumulated_cache_size_limit, 4 * len(layers) + 64),
     )
     for layer in layers:
         layer.compile(dynamic=False)
     try:
-        yield
+        with settings:
+            yield
     finally:
         for layer in layers:
             layer._compiled_call_impl = None
