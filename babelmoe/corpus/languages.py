@@ -11,6 +11,13 @@ Every field comes from maintained data, never from a table written here:
   (``fontTools.unicodedata``, which ships Unicode's Scripts.txt), or the BCP 47 script subtag
   when there is no text.
 
+A text's script is a distribution, not one label: ``scripts`` holds the share of its letters in
+each Unicode script (Japanese UDHR: about half Han, the rest Hiragana and Katakana), and
+``script`` is the majority label of that distribution, kept for tables and figures that need one
+name. Letters are characters of Unicode general category L*; characters whose Script is Common,
+Inherited or Unknown (``Zyyy``, ``Zinh``, ``Zzzz``: the prolonged sound mark, combining marks)
+count for no script. :func:`script_overlap_distance` compares two distributions.
+
 Definitions:
 
 * ``classification``: the Glottolog lineage from the top-level family down to the language's
@@ -92,6 +99,9 @@ class LanguageInfo:
         direction: writing direction, ``ltr``, ``rtl`` or ``ttb``.
         glottocode: Glottolog identifier of the language (``stan1293``), ``None`` when unknown.
         script_code: ISO 15924 code of ``script`` (``Latn``, ``Hani``), ``None`` when unknown.
+        scripts: ISO 15924 code -> share of the text's letters in that script, largest first,
+            summing to 1 (``{'Hani': 0.47, 'Hira': 0.43, 'Kana': 0.10}``); ``{script_code: 1.0}``
+            when only a script subtag is known, empty when nothing is.
     """
 
     code: str
@@ -104,6 +114,7 @@ class LanguageInfo:
     direction: str = "ltr"
     glottocode: str | None = None
     script_code: str | None = None
+    scripts: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of all fields (for artifact metadata)."""
@@ -114,6 +125,7 @@ class LanguageInfo:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known["classification"] = list(known.get("classification") or [])
+        known["scripts"] = {str(k): float(v) for k, v in (known.get("scripts") or {}).items()}
         return cls(**known)
 
 
@@ -359,6 +371,47 @@ def script_counts(text: str) -> Counter:
     return counts
 
 
+def script_shares(text: str, digits: int = 4) -> dict[str, float]:
+    """ISO 15924 code -> share of the text's letters in that script, largest share first.
+
+    Shares are rounded to ``digits`` decimals (for stable JSON); scripts whose share rounds to 0
+    are dropped. Empty when the text has no letter of a script.
+    ``script_shares("日本の人権")`` -> ``{'Hani': 0.8, 'Hira': 0.2}``.
+    """
+    counts = script_counts(text)
+    total = sum(counts.values())
+    if not total:
+        return {}
+    order = sorted(counts, key=lambda code: (-counts[code], code))
+    shares = {code: round(counts[code] / total, digits) for code in order}
+    return {code: share for code, share in shares.items() if share > 0}
+
+
+def script_distribution(language: dict[str, Any] | LanguageInfo) -> dict[str, float]:
+    """A language's script distribution: its ``scripts`` field, or a one-hot distribution on its
+    majority ``script_code`` (metadata written before ``scripts`` existed), or empty."""
+    data = language.to_dict() if isinstance(language, LanguageInfo) else language
+    shares = data.get("scripts") or {}
+    if shares:
+        total = float(sum(shares.values()))
+        return {str(k): float(v) / total for k, v in shares.items()}
+    code = data.get("script_code") or data.get("script")
+    return {str(code): 1.0} if code else {}
+
+
+def script_overlap_distance(a: dict[str, float], b: dict[str, float]) -> float:
+    """1 - sum over scripts of min(share in a, share in b): the total variation distance.
+
+    0 for identical distributions, 1 for disjoint scripts, 0.53 for a Japanese text (47% Han)
+    against a Chinese one (100% Han). An empty distribution (unknown script) is at distance 1
+    from everything, itself included, so an unknown script is never taken as shared.
+    """
+    if not a or not b:
+        return 1.0
+    overlap = sum(min(share, b.get(code, 0.0)) for code, share in a.items())
+    return float(min(1.0, max(0.0, 1.0 - overlap)))
+
+
 def detect_script(text: str) -> str | None:
     """ISO 15924 code of the Unicode script most of the text's letters are in, ``None`` if none.
 
@@ -430,9 +483,11 @@ def language_info(
         logger.warning("language code %r is not in ISO 639; no genealogy for it", code)
         code3, iso_name = split_bcp47(code)[0] or code, code
     _, subtag_script = split_bcp47(bcp47 or code)
-    script_code = detect_script(text) if text else None
+    shares = script_shares(text) if text else {}
+    script_code = next(iter(shares), None)  # the majority script (ties: alphabetical code)
     if script_code is None and subtag_script is not None:
         script_code = subtag_script
+        shares = {subtag_script: 1.0}
     if bcp47 is None:
         bcp47 = code if subtag_script else bcp47_for(code3)
     gen = genealogy(code3)
@@ -447,4 +502,5 @@ def language_info(
         direction=direction or script_direction(script_code),
         glottocode=gen.glottocode,
         script_code=script_code,
+        scripts=shares,
     )

@@ -21,11 +21,22 @@ partial translations (from 29 documents down to a single article).
 Picking a version: a request is matched against, in order, the exact UDHR code (``cmn_hant``,
 ``urd_2``, ``007``), the ISO 639-3 code, the BCP 47 tag, the BCP 47 primary subtag (so ISO 639-1
 ``en``, ``zh``, ``pt`` work), and the members of an ISO 639-3 macrolanguage (``zho``, ``ara``).
-When several versions match, the default is the highest ``stage`` (the most complete encoding),
-then the version whose UDHR code equals its ISO 639-3 code (the unmarked one, ``urd`` over
-``urd_2``), then the first in the package's order (``zh`` -> ``cmn_hans``, Mandarin in
-simplified characters; ``pt`` -> ``por_BR``). Ask for an exact UDHR code to get another one;
-:func:`list_udhr` lists them all.
+When several versions match, the default is the current standard variety, by these rules in
+order:
+
+1. the highest ``stage`` (the most complete encoding);
+2. the version whose UDHR code equals its ISO 639-3 code (the unmarked one, ``urd`` over
+   ``urd_2``, ``jpn`` over ``jpn_osaka``);
+3. the newest orthography: versions whose code ends in a year (``deu_1901``, ``deu_1996``;
+   ``ron_1953``, ``ron_1993``, ``ron_2006``) are dated spelling standards, and the latest year
+   wins (``de`` -> ``deu_1996``, ``ro`` -> ``ron_2006``); an undated version ranks after dated
+   ones;
+4. the first in the package's order (``zh`` -> ``cmn_hans``, Mandarin in simplified characters;
+   ``pt`` -> ``por_BR``; ``sr`` -> ``srp_cyrl``; ``el`` -> ``ell_monotonic``, the official
+   orthography since 1982).
+
+Which version was taken, by which rule, and what else was available is logged (INFO). Ask for an
+exact UDHR code to get another one; :func:`list_udhr` lists them all.
 """
 
 from __future__ import annotations
@@ -395,8 +406,37 @@ def parse_declaration(html: str) -> list[Document]:
 # Picking versions
 
 
-def _rank(version: UdhrVersion, index: int) -> tuple[int, int, int]:
-    return (-version.stage, 0 if version.code == version.iso6393 else 1, index)
+_YEAR_SUFFIX = re.compile(r"[_-]((?:1[5-9]|2[0-9])[0-9]{2})$")
+
+
+def orthography_year(code: str) -> int | None:
+    """The year of a dated orthography in a UDHR code (``deu_1996`` -> 1996), else ``None``."""
+    match = _YEAR_SUFFIX.search(code)
+    return int(match.group(1)) if match else None
+
+
+def _rank(version: UdhrVersion, index: int) -> tuple[int, int, int, int]:
+    """Sort key of the default among matching versions (smallest wins; module docstring)."""
+    year = orthography_year(version.code)
+    return (
+        -version.stage,
+        0 if version.code == version.iso6393 else 1,
+        -(year if year is not None else -1),
+        index,
+    )
+
+
+def _why(chosen: UdhrVersion, others: list[UdhrVersion]) -> str:
+    """Which rule of the module docstring decided between ``chosen`` and ``others``."""
+    if any(v.stage < chosen.stage for v in others):
+        return "highest encoding stage"
+    if chosen.code == chosen.iso6393:
+        return "unmarked version"
+    if orthography_year(chosen.code) is not None and any(
+        v.stage == chosen.stage and v.code != v.iso6393 for v in others
+    ):
+        return "newest orthography"
+    return "first in the package's order"
 
 
 def resolve_udhr(request: str, versions: list[UdhrVersion]) -> UdhrVersion:
@@ -427,9 +467,14 @@ def resolve_udhr(request: str, versions: list[UdhrVersion]) -> UdhrVersion:
         if matches:
             chosen = min(matches, key=lambda iv: _rank(iv[1], iv[0]))[1]
             if len(matches) > 1:
-                others = ", ".join(v.code for _, v in matches if v is not chosen)
+                others = [v for _, v in matches if v is not chosen]
                 logger.info(
-                    "udhr: %r -> %s (%s); also available: %s", req, chosen.code, chosen.name, others
+                    "udhr: %r -> %s (%s; default by rule: %s); also available: %s",
+                    req,
+                    chosen.code,
+                    chosen.name,
+                    _why(chosen, others),
+                    ", ".join(v.code for v in others),
                 )
             return chosen
     keys = {}
