@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -43,6 +44,10 @@ EVAL_DIR = "eval"
 LOCK_FILE = ".babelmoe.lock"
 SWEEP_DIR = "sweep"
 SUMMARY_FILE = "summary.json"  # headline numbers of a stage folder (analysis/, diff output)
+FIGURES_FILE = "figures.json"  # names and captions of a stage's figures
+CLUSTERING_FILE = "clustering.json"  # linkage of the languages (analysis/)
+SWEEP_FILE = "sweep.json"  # the sweep's summary (sweep/)
+RESULTS_FILE = "results.json"  # an evaluation's summary (eval/<model>/)
 SECTION_FILE = "report_section.json"  # a stage's section of the HTML report
 PRUNING_FILE = "babelmoe_pruning.json"  # what a pruned checkpoint lost, and why
 SWEEP_ROWS_FILE = "rows.jsonl"  # one sweep evaluation per line (resumable)
@@ -103,6 +108,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically write UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def finite_json(value: Any) -> Any:
+    """A JSON-safe plain Python value: numpy scalars unwrapped, arrays -> lists, NaN and
+    infinities -> None (standard JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):  # numpy array or scalar
+        return finite_json(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -19,13 +19,6 @@ from scipy.cluster.hierarchy import leaves_list
 from scipy.stats import rankdata
 
 from babelmoe.analysis import experts as ex
-from babelmoe.analysis.bootstrap import (
-    Statistic,
-    check_units,
-    percentile_interval,
-    run_bootstrap,
-)
-from babelmoe.analysis.clustering import align_tree, cluster
 from babelmoe.analysis.config import AnalysisConfig
 from babelmoe.analysis.genealogy import (
     category_distance,
@@ -34,8 +27,15 @@ from babelmoe.analysis.genealogy import (
     resolve_members,
     script_distance,
 )
-from babelmoe.analysis.metrics import as_distance, pairwise
-from babelmoe.analysis.permutation import (
+from babelmoe.analysis.stats.bootstrap import (
+    Statistic,
+    check_units,
+    percentile_interval,
+    run_bootstrap,
+)
+from babelmoe.analysis.stats.clustering import align_tree, cluster
+from babelmoe.analysis.stats.metrics import as_distance, pairwise
+from babelmoe.analysis.stats.permutation import (
     LabelPermutations,
     TestResult,
     group_statistic,

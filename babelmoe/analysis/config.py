@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from babelmoe.analysis.metrics import METRICS
+from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.errors import require
 
 # The paper's three Romance languages; resolved against code, BCP 47 tag or name of the profile.

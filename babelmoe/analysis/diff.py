@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from babelmoe.analysis.bootstrap import percentile_interval, resampled_frequency, unit_weights
 from babelmoe.analysis.config import DiffConfig
 from babelmoe.analysis.experts import shared_mask
-from babelmoe.analysis.metrics import as_distance, pairwise
-from babelmoe.analysis.permutation import LabelPermutations, TestResult, mantel
+from babelmoe.analysis.stats.bootstrap import percentile_interval, resampled_frequency, unit_weights
+from babelmoe.analysis.stats.metrics import as_distance, pairwise
+from babelmoe.analysis.stats.permutation import LabelPermutations, TestResult, mantel
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData
 

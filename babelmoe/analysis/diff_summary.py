@@ -16,8 +16,8 @@ import numpy as np
 
 from babelmoe.analysis.config import DiffConfig
 from babelmoe.analysis.diff import DiffResult
+from babelmoe.analysis.io import Row, clean
 from babelmoe.analysis.summary import fmt, fmt_p
-from babelmoe.analysis.tables import Row, clean
 from babelmoe.artifacts import SCHEMA_VERSION
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from babelmoe.analysis.compare import AnalysisResult, GroupResult
-from babelmoe.analysis.stability import partition_agreement, spread
-from babelmoe.analysis.tables import Row
+from babelmoe.analysis.io import Row
+from babelmoe.analysis.stats.stability import partition_agreement, spread
 
 
 @dataclass

@@ -16,10 +16,10 @@ import numpy as np
 
 from babelmoe.analysis.compare import AnalysisResult, GroupResult
 from babelmoe.analysis.config import AnalysisConfig
-from babelmoe.analysis.metrics import METRICS
-from babelmoe.analysis.permutation import TestResult
+from babelmoe.analysis.io import clean
 from babelmoe.analysis.seeds import SeedStudy
-from babelmoe.analysis.tables import clean
+from babelmoe.analysis.stats.metrics import METRICS
+from babelmoe.analysis.stats.permutation import TestResult
 from babelmoe.artifacts import SCHEMA_VERSION
 
 

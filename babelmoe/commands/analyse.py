@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from babelmoe.analysis.config import DEFAULT_GROUPS, AnalysisConfig
-from babelmoe.analysis.metrics import METRICS
+from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.errors import BabelmoeError
 
 EPILOG = """Examples:
@@ -98,7 +98,7 @@ def analyse(
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write figures.")] = True,
 ) -> None:
     """Compare languages' expert activation patterns, with intervals and permutation tests."""
-    from babelmoe.analysis.runner import run_analysis
+    from babelmoe.stages.analyse import run_analysis
 
     cfg = AnalysisConfig(
         primary_metric=metric,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from babelmoe.analysis.metrics import METRICS
+from babelmoe.analysis.stats.metrics import METRICS
 
 EPILOG = """Examples:
 
@@ -41,7 +41,7 @@ def diff(
 ) -> None:
     """Per-layer change of expert frequencies from A to B, experts gained and lost."""
     from babelmoe.analysis.config import DiffConfig
-    from babelmoe.analysis.runner import run_diff
+    from babelmoe.stages.diff import run_diff
 
     cfg = DiffConfig(
         shared_threshold=shared_threshold,

@@ -68,7 +68,7 @@ def evaluate(
     architectures: Path | None = common.ARCHITECTURES,
 ) -> None:
     """Evaluate a dense or pruned model on the run's held-out text (never the profiled text)."""
-    from babelmoe.prune.evaluation import EvaluateConfig, run_evaluate
+    from babelmoe.stages.evaluate import EvaluateConfig, run_evaluate
 
     config = EvaluateConfig(
         languages=tuple(split_list(languages)) or None,

@@ -70,7 +70,7 @@ def profile(
     force: bool = common.FORCE,
 ) -> None:
     """Count how often each expert is among a token's top experts, per language."""
-    from babelmoe.profile.runner import ProfileConfig, run_profile
+    from babelmoe.stages.profile import ProfileConfig, run_profile
 
     config = ProfileConfig(
         languages=split_list(languages),

@@ -61,7 +61,7 @@ def prune(
 ) -> None:
     """Remove experts by activation frequency (or a baseline); save a physically smaller model."""
     from babelmoe.prune.criteria import PruneConfig
-    from babelmoe.prune.runner import run_prune
+    from babelmoe.stages.prune import run_prune
 
     config = PruneConfig(
         method=method,  # type: ignore[arg-type]

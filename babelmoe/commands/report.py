@@ -25,7 +25,7 @@ def report(
     ] = None,
 ) -> None:
     """Write RUN_DIR/report.html: findings with p-values and intervals, figures, configuration."""
-    from babelmoe.plots.report import build_report
+    from babelmoe.stages.report import build_report
 
     typer.echo(f"wrote {build_report(run_dir, out)}")
 

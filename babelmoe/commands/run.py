@@ -51,8 +51,8 @@ def run(
     """Run every stage on one model and write RUN/report.html."""
     from babelmoe.errors import BabelmoeError
     from babelmoe.experts.partition import SplitConfig
-    from babelmoe.pipeline import PipelineConfig, run_pipeline
-    from babelmoe.profile.runner import ProfileConfig
+    from babelmoe.stages.profile import ProfileConfig
+    from babelmoe.stages.run import PipelineConfig, run_pipeline
 
     try:
         seeds = tuple(int(s) for s in split_list(extra_seeds))

@@ -31,7 +31,7 @@ def split(
 ) -> None:
     """Split every FFN into E equal-size experts by balanced k-means over its input projection."""
     from babelmoe.experts.partition import SplitConfig
-    from babelmoe.experts.runner import run_split
+    from babelmoe.stages.split import run_split
 
     config = SplitConfig(n_experts=experts, source=source, seed=seed, max_iter=max_iter)  # type: ignore[arg-type]
     spec = common.model_spec(model, dtype, device, device_map, architectures)

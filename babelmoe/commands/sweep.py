@@ -68,7 +68,7 @@ def sweep(
 ) -> None:
     """Compare frequency-guided pruning with random pruning on held-out perplexity."""
     from babelmoe.models.loading import load_model
-    from babelmoe.prune.sweep import SweepConfig, run_sweep
+    from babelmoe.stages.sweep import SweepConfig, run_sweep
 
     config = SweepConfig(
         methods=tuple(split_list(methods)),

@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from babelmoe.artifacts import SCHEMA_VERSION, atomic_write_json, atomic_write_text
+from babelmoe.artifacts import (
+    SCHEMA_VERSION,
+    atomic_write_json,
+    atomic_write_text,
+    finite_json,
+)
 from babelmoe.errors import BabelmoeError
 
 SUMMARY_SUFFIX = ".json"
@@ -114,10 +119,11 @@ def write_task_result(
             "pass overwrite=True (CLI: --overwrite) or write into another folder",
         )
     lines = (
-        json.dumps(_clean(r.to_json()), ensure_ascii=False, allow_nan=False) for r in result.records
+        json.dumps(finite_json(r.to_json()), ensure_ascii=False, allow_nan=False)
+        for r in result.records
     )
     atomic_write_text(items_path, "".join(line + "\n" for line in lines))
-    atomic_write_json(summary_path, _clean(result.summary(meta)))
+    atomic_write_json(summary_path, finite_json(result.summary(meta)))
     return summary_path
 
 
@@ -135,14 +141,3 @@ def read_task_summary(folder: Path, task: str, lang: str) -> dict[str, Any] | No
     if not isinstance(data, dict) or data.get("kind") != "task_result":
         raise BabelmoeError(f"{summary_path} is not a task result", "pass the right folder")
     return data
-
-
-def _clean(obj: Any) -> Any:
-    """Recursively replace non-finite floats (not JSON) by None."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from babelmoe.analysis.compare import AnalysisResult
 from babelmoe.analysis.diff import DiffResult
-from babelmoe.analysis.metrics import METRICS
 from babelmoe.analysis.seeds import SeedStudy
+from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.plots import curves, heatmaps, similarity
 from babelmoe.plots.base import save_figure
 

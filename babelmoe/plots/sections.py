@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from babelmoe.analysis.tables import read_json, read_table
-from babelmoe.artifacts import ANALYSIS_DIR, PARTITION, PROFILE
-from babelmoe.plots.report import Section, esc, table_html
+from babelmoe.analysis.io import read_json, read_table
+from babelmoe.artifacts import ANALYSIS_DIR, FIGURES_FILE, PARTITION, PROFILE, SUMMARY_FILE
+from babelmoe.plots.html import Section, esc, table_html
 
 # Which analysis figures go in which section (others land in "More figures").
 _PLACES = {
@@ -35,8 +35,8 @@ def findings_html(findings: list[dict[str, str]]) -> str:
 
 def analysis_sections(run_dir: Path) -> list[Section]:
     folder = run_dir / ANALYSIS_DIR
-    summary = read_json(folder / "summary.json")
-    figures_path = folder / "figures.json"
+    summary = read_json(folder / SUMMARY_FILE)
+    figures_path = folder / FIGURES_FILE
     entries = read_json(figures_path)["figures"] if figures_path.is_file() else []
     metric = summary["primary_metric"]
     src = f"{ANALYSIS_DIR}/"
@@ -154,7 +154,7 @@ def config_section(run_dir: Path) -> Section:
         for key, value in keep.items():
             parts.append(_json_block(f"{path.name}: {key}", value))
         parts.append(_json_block(f"{path.name}: other fields", rest))
-    summary_path = run_dir / ANALYSIS_DIR / "summary.json"
+    summary_path = run_dir / ANALYSIS_DIR / SUMMARY_FILE
     if summary_path.is_file():
         parts.append(_json_block("analysis config", read_json(summary_path).get("config")))
     return Section("Configuration", "".join(parts), [], 1000)

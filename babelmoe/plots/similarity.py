@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.cluster.hierarchy import dendrogram
 
-from babelmoe.analysis.metrics import METRICS
+from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.plots.base import grid, new_figure
 
 

@@ -1,53 +1,29 @@
-"""Pruning sweeps: methods x ratios x target languages, against random seeds and the dense model.
+"""The design of a pruning sweep: methods x ratios x target languages, against random seeds and
+the dense model (pure: which models to build and where to evaluate them; no run folder).
 
-Every configuration prunes the one loaded model *in memory* (``temporarily_pruned``: the FFNs
-are cut, evaluated, and the original parameters put back; nothing is copied or written) and
-evaluates held-out perplexity (and UDHR-Cont accuracy when asked). Jobs:
+Jobs:
 
 * ``dense``: the unpruned model, on every language;
 * ``random`` (ratio, seed): language-independent, so one pruned model serves every language;
 * a frequency or norm method (ratio, target A): evaluated on A; for the language-specificity
   check (``specificity_method`` at ``specificity_ratio``) on every language B as well.
 
-Rows go to ``RUN/sweep/rows.jsonl`` as each job finishes; re-running the same sweep skips the
-rows already there (an interrupted sweep resumes). The summary, tables, plots and the report
-section are written by :mod:`babelmoe.prune.sweep_report`.
+The runner (``babelmoe.stages.sweep``) evaluates the jobs; ``babelmoe.analysis.sweep`` turns its
+rows into curves and verdicts.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from tqdm.auto import tqdm
-
-import babelmoe.artifacts as artifacts_names
-from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
-from babelmoe.evaluate import (
-    MultipleChoiceConfig,
-    PerplexityConfig,
-    UDHRContConfig,
-    evaluate_udhr_continuation,
-    perplexity,
-)
-from babelmoe.experts.partition import Partition
-from babelmoe.models.loading import LoadedModel
+from babelmoe.evaluate import PerplexityConfig
 from babelmoe.profile.artifact import ProfileData
 from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, check_ratio, select_experts
-from babelmoe.prune.surgery import temporarily_pruned
-from babelmoe.prune.targets import language_names, resolve_languages, statistic
+from babelmoe.prune.targets import resolve_languages, statistic
 
-logger = logging.getLogger(__name__)
-
-SWEEP_DIR = "sweep"
-ROWS_FILE = artifacts_names.SWEEP_ROWS_FILE
 DENSE, RANDOM = "dense", "random"
 
 
@@ -175,187 +151,3 @@ def job_selection(job: Job, profile: ProfileData) -> Selection | None:
     return select_experts(prune, values, (profile.n_layers, profile.n_experts))
 
 
-def _measure(
-    loaded: LoadedModel, lang: str, texts: list[str], config: SweepConfig
-) -> dict[str, Any]:
-    ppl = perplexity(
-        loaded.model,
-        loaded.tokenizer,
-        texts,
-        PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size),
-        desc=f"perplexity {lang}",
-    )
-    row: dict[str, Any] = {
-        "ppl": ppl.ppl,
-        "nll_sum": ppl.nll_sum,
-        "n_tokens": ppl.n_tokens,
-        "bits_per_byte": ppl.bits_per_byte,
-    }
-    if config.udhr_cont:
-        result = evaluate_udhr_continuation(
-            loaded.model,
-            loaded.tokenizer,
-            texts,
-            lang,
-            UDHRContConfig(segment="sentence"),
-            MultipleChoiceConfig(batch_size=config.batch_size, max_length=config.max_length),
-        )
-        row.update(
-            udhr_acc=result.metrics["acc"],
-            udhr_acc_norm=result.metrics["acc_norm"],
-            udhr_n=result.metrics["n"],
-        )
-    return row
-
-
-def run_jobs(
-    loaded: LoadedModel,
-    partition: Partition,
-    profile: ProfileData,
-    documents: dict[str, list[str]],
-    config: SweepConfig,
-    done: dict[tuple, dict[str, Any]] | None = None,
-    on_rows: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Run the sweep's jobs on ``documents`` (``{language name: held-out texts}``); skip rows in
-    ``done``; call ``on_rows`` with each new row. Returns every row (old and new)."""
-    done = dict(done or {})
-    sizes = partition.sizes()  # [L, E]
-    jobs = plan_jobs(config, list(documents))
-    for job in tqdm(jobs, desc="sweep", unit="model", disable=None):
-        base = {"method": job.method, "ratio": job.ratio, "seed": job.seed, "target": job.target}
-        todo = [lang for lang in job.eval_langs if row_key({**base, "eval_lang": lang}) not in done]
-        if not todo:
-            continue
-        start = time.perf_counter()
-        selection = job_selection(job, profile)
-        if selection is None:
-            pruned = {
-                "experts_removed": 0,
-                "expert_rate": 0.0,
-                "neurons_removed": 0,
-                "neuron_rate": 0.0,
-            }
-        else:
-            removed = int(sizes[selection.drop].sum())
-            pruned = {
-                "experts_removed": selection.n_dropped,
-                "expert_rate": selection.rate,
-                "neurons_removed": removed,
-                "neuron_rate": removed / sizes.sum().item(),
-            }
-        context = (
-            temporarily_pruned(loaded.model, partition, selection.drop)
-            if selection is not None
-            else contextlib.nullcontext()
-        )
-        with context:
-            for lang in todo:
-                t0 = time.perf_counter()
-                row = {**base, "eval_lang": lang, **pruned}
-                row.update(_measure(loaded, lang, documents[lang], config))
-                row["seconds"] = time.perf_counter() - t0
-                done[row_key(row)] = row
-                if on_rows is not None:
-                    on_rows(row)
-        logger.info(
-            "%s r=%g seed=%s target=%s: %d language(s) in %.1fs",
-            job.method,
-            job.ratio,
-            job.seed,
-            job.target,
-            len(todo),
-            time.perf_counter() - start,
-        )
-    return list(done.values())
-
-
-def sweep_identity(
-    config: SweepConfig, partition: Partition, profile: ProfileData, model: dict
-) -> dict:
-    """What must match for saved rows to be reused."""
-    return {
-        "config": asdict(config),
-        "partition_sha256": partition.sha256,
-        "profile_sha256": profile.meta.get("tensors_sha256"),
-        "model": model,
-    }
-
-
-def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, dict[str, Any]]:
-    """Rows of an earlier run of the same sweep (empty when none, or with ``force``)."""
-    if force or not path.is_file():
-        return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
-    if header.get("identity") != artifacts.jsonable(identity):
-        raise BabelmoeError(
-            f"{path} holds rows of a different sweep",
-            "pass --force to start over, or use another run folder",
-        )
-    rows = {}
-    for line in lines[1:]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut by an interruption
-            continue
-        rows[row_key(row)] = row
-    logger.info("resuming: %d rows already in %s", len(rows), path)
-    return rows
-
-
-def start_rows(path: Path, identity: dict[str, Any], rows: dict[tuple, dict[str, Any]]) -> None:
-    """(Re)write the rows file: the identity header, then the rows kept."""
-    lines = [json.dumps({"identity": artifacts.jsonable(identity)})]
-    lines += [json.dumps(r, allow_nan=True) for r in rows.values()]
-    artifacts.atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append a finished row (flushed) so an interruption loses at most one evaluation."""
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, allow_nan=True) + "\n")
-        handle.flush()
-
-
-def run_sweep(run_dir: Path, config: SweepConfig, loaded: LoadedModel, force: bool = False) -> Path:
-    """The sweep on ``run_dir``'s held-out text with ``loaded``; writes ``RUN/sweep/``."""
-    from babelmoe.experts.partition import check_partition_fits
-    from babelmoe.prune.heldout import heldout_documents
-    from babelmoe.prune.runner import load_run
-    from babelmoe.prune.sweep_report import write_report
-
-    run_dir = Path(run_dir)
-    partition, profile = load_run(run_dir)
-    check_partition_fits(partition, loaded.model)
-    indices = resolve_languages(profile, config.languages) if config.languages else None
-    documents = heldout_documents(profile, indices, config.max_documents)
-    texts = {name: [d.text for d in docs] for name, docs in documents.items()}
-    folder = run_dir / SWEEP_DIR
-    identity = sweep_identity(config, partition, profile, loaded.identity)
-    with artifacts.run_lock(folder):
-        path = folder / ROWS_FILE
-        done = read_rows(path, identity, force)
-        start_rows(path, identity, done)
-        start = time.perf_counter()
-        rows = run_jobs(
-            loaded,
-            partition,
-            profile,
-            texts,
-            config,
-            done,
-            on_rows=lambda row: append_row(path, row),
-        )
-        seconds = time.perf_counter() - start
-        meta = {
-            **identity,
-            "languages": list(texts),
-            "all_languages": language_names(profile),
-            "documents": {n: [d.id for d in docs] for n, docs in documents.items()},
-            "seconds": seconds,
-        }
-        return write_report(folder, rows, config, meta)

@@ -39,7 +39,7 @@ def test_pruned_checkpoint_reloads_with_plain_transformers(tmp_path):
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from babelmoe.evaluate.perplexity import perplexity
         from babelmoe.profile.artifact import load_profile
-        from babelmoe.prune.heldout import heldout_documents
+        from babelmoe.stages.heldout import heldout_documents
         model = AutoModelForCausalLM.from_pretrained("{pruned}", dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained("{pruned}")
         docs = heldout_documents(load_profile("{run}"))

@@ -17,10 +17,10 @@ from babelmoe.analysis.genealogy import (
     resolve_members,
     script_distance,
 )
-from babelmoe.analysis.metrics import METRICS, as_distance, pairwise
-from babelmoe.analysis.stability import adjusted_rand_index, partition_agreement
-from babelmoe.analysis.synthetic import PAPER_LANGUAGES
+from babelmoe.analysis.stats.metrics import METRICS, as_distance, pairwise
+from babelmoe.analysis.stats.stability import adjusted_rand_index, partition_agreement
 from babelmoe.errors import BabelmoeError
+from babelmoe.testing import PAPER_LANGUAGES
 
 
 def test_euclidean_and_cosine_by_hand():

@@ -11,11 +11,12 @@ import torch
 
 from babelmoe import artifacts
 from babelmoe.analysis.config import AnalysisConfig, DiffConfig
-from babelmoe.analysis.runner import load_partition_labels, run_analysis, run_diff
-from babelmoe.analysis.synthetic import PAPER_LANGUAGES, make_labels, make_profile
 from babelmoe.cli import main
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import save_profile
+from babelmoe.stages.analyse import load_partition_labels, run_analysis
+from babelmoe.stages.diff import run_diff
+from babelmoe.testing import PAPER_LANGUAGES, make_labels, make_profile
 
 QUICK = {"n_bootstrap": 40, "n_permutations": 99, "exact_limit": 5000}
 

@@ -9,17 +9,17 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from babelmoe.analysis.bootstrap import (
+from babelmoe.analysis.compare import analyse_profile
+from babelmoe.analysis.config import AnalysisConfig, DiffConfig
+from babelmoe.analysis.diff import diff_profiles
+from babelmoe.analysis.stats.bootstrap import (
     percentile_interval,
     resampled_frequency,
     run_bootstrap,
     unit_weights,
 )
-from babelmoe.analysis.compare import analyse_profile
-from babelmoe.analysis.config import AnalysisConfig, DiffConfig
-from babelmoe.analysis.diff import diff_profiles
-from babelmoe.analysis.metrics import pairwise
-from babelmoe.analysis.permutation import (
+from babelmoe.analysis.stats.metrics import pairwise
+from babelmoe.analysis.stats.permutation import (
     LabelPermutations,
     group_statistic,
     group_test,
@@ -27,8 +27,8 @@ from babelmoe.analysis.permutation import (
     mantel,
     partial_mantel,
 )
-from babelmoe.analysis.synthetic import PAPER_LANGUAGES, make_profile, true_frequency
 from babelmoe.errors import BabelmoeError
+from babelmoe.testing import PAPER_LANGUAGES, make_profile, true_frequency
 
 
 def _separated(n: int, members: list[int], inside: float = 0.1, outside: float = 1.0):

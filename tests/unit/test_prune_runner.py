@@ -14,9 +14,9 @@ from babelmoe.corpus import load_corpus
 from babelmoe.errors import BabelmoeError
 from babelmoe.models.loading import ModelSpec
 from babelmoe.prune.criteria import PruneConfig
-from babelmoe.prune.evaluation import EvaluateConfig, run_evaluate
-from babelmoe.prune.runner import run_prune
 from babelmoe.prune.surgery import load_pruned, read_pruning_record
+from babelmoe.stages.evaluate import EvaluateConfig, run_evaluate
+from babelmoe.stages.prune import run_prune
 
 from .test_prune_support import make_run, save_model_folder, tiny_loaded
 

@@ -16,7 +16,7 @@ from filelock import FileLock
 
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
-from babelmoe.profile.runner import STATE_DIR
+from babelmoe.stages.profile import STATE_DIR
 from tests.cli_helpers import (
     PROFILE_ARGS,
     SPLIT_ARGS,
@@ -216,7 +216,7 @@ def test_ctrl_c_during_the_final_write_then_a_rerun_resumes_from_the_checkpoint(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("babelmoe.profile.runner.save_profile", interrupted)
+    monkeypatch.setattr("babelmoe.stages.profile.save_profile", interrupted)
     result = run_cli(profile_argv(fresh, model, corpus, "--checkpoint-every", "2"))
     assert result.code == 130
     assert one_error_line(result).endswith(

@@ -15,12 +15,12 @@ import torch
 
 from babelmoe import artifacts
 from babelmoe.analysis.config import AnalysisConfig
-from babelmoe.analysis.runner import run_analysis
-from babelmoe.analysis.synthetic import make_labels, make_profile
 from babelmoe.errors import BabelmoeError
 from babelmoe.plots import heatmaps
-from babelmoe.plots.report import SECTION_FILE, build_report
 from babelmoe.profile.artifact import save_profile
+from babelmoe.stages.analyse import run_analysis
+from babelmoe.stages.report import SECTION_FILE, build_report
+from babelmoe.testing import make_labels, make_profile
 
 CHROMIUM = Path("/usr/bin/chromium")
 

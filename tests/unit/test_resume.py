@@ -20,7 +20,7 @@ import pytest
 
 from babelmoe import artifacts
 from babelmoe.profile.artifact import load_profile
-from babelmoe.profile.runner import STATE_DIR, STATE_SLOTS
+from babelmoe.stages.profile import STATE_DIR, STATE_SLOTS
 from tests.cli_helpers import (
     SPLIT_ARGS,
     fork_cli,

@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 
 import babelmoe.experts.kmeans as kmeans
 from babelmoe.experts.partition import SplitConfig
-from babelmoe.experts.runner import STATE_DIR, run_split
 from babelmoe.models.loading import LoadedModel, ModelSpec, model_identity
 from babelmoe.models.shapes import tiny_model
+from babelmoe.stages.split import STATE_DIR, run_split
 
 
 def _loaded() -> LoadedModel:

@@ -10,14 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from babelmoe.cli import main
-from babelmoe.errors import BabelmoeError
-from babelmoe.evaluate import PerplexityConfig, perplexity
-from babelmoe.models.ffn import ffns
-from babelmoe.prune import sweep as sweep_module
-from babelmoe.prune.surgery import prune_model
-from babelmoe.prune.sweep import SweepConfig, job_selection, plan_jobs, run_jobs, run_sweep
-from babelmoe.prune.sweep_report import (
+from babelmoe.analysis.sweep import (
     BEATS,
     WITHIN,
     WORSE,
@@ -26,6 +19,14 @@ from babelmoe.prune.sweep_report import (
     specificity,
     verdicts,
 )
+from babelmoe.cli import main
+from babelmoe.errors import BabelmoeError
+from babelmoe.evaluate import PerplexityConfig, perplexity
+from babelmoe.models.ffn import ffns
+from babelmoe.prune.surgery import prune_model
+from babelmoe.prune.sweep import SweepConfig, job_selection, plan_jobs
+from babelmoe.stages import sweep as sweep_module
+from babelmoe.stages.sweep import run_jobs, run_sweep
 
 from .test_prune_support import TEXTS, make_run, random_partition, synthetic_profile, tiny_loaded
 

@@ -5,7 +5,7 @@ Tasks (each a ``TaskResult`` per language, written by ``write_task_result`` as
 headline number, the model's identity and, for a pruned model, its pruning record:
 
 * ``perplexity``: token-weighted, BOS prepended, on the held-out documents of the run's
-  profile (:mod:`babelmoe.prune.heldout`), never on profiled text;
+  profile (:mod:`babelmoe.stages.heldout`), never on profiled text;
 * ``udhr-cont`` (``udhr_cont``): the project's own UDHR continuation task, built from the same
   held-out documents (one item per sentence by default: a handful of held-out articles give
   too few documents for one item each);
@@ -16,7 +16,6 @@ headline number, the model's identity and, for a pruned model, its pruning recor
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -40,13 +39,13 @@ from babelmoe.evaluate import (
 )
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model, model_identity
 from babelmoe.profile.artifact import load_profile
-from babelmoe.prune.heldout import heldout_documents
 from babelmoe.prune.surgery import is_pruned_folder, load_pruned, read_pruning_record
 from babelmoe.prune.targets import resolve_languages
+from babelmoe.stages.heldout import heldout_documents
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
+RESULTS_FILE = artifacts.RESULTS_FILE
 
 
 @dataclass(frozen=True)
@@ -257,17 +256,8 @@ def write_results(
         "results": table,
     }
     path = out / RESULTS_FILE
-    artifacts.atomic_write_json(path, finite_json(summary))
+    artifacts.atomic_write_json(path, artifacts.finite_json(summary))
     return path
-
-
-def finite_json(obj: Any) -> Any:
-    """``obj`` with NaN and infinities replaced by None (standard JSON has neither)."""
-    if isinstance(obj, dict):
-        return {k: finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite_json(v) for v in obj]
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def default_eval_dir(run_dir: Path, source: str) -> Path:

@@ -7,25 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from babelmoe.plots.base import new_figure, save_figure
 from babelmoe.prune.sweep import DENSE, RANDOM, SweepConfig
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    _pyplot().close(fig)
-    return paths
 
 
 def _y_axis(ax: Any, values: Sequence[float]) -> None:
@@ -50,10 +33,10 @@ def plot_curves(
 ) -> list[Path]:
     """Perplexity vs ratio, one panel per language: a line per method (pruned for that
     language), random's mean with its min..max band over seeds, the dense model at ratio 0."""
-    plt = _pyplot()
     ncols = min(3, len(langs))
     nrows = math.ceil(len(langs) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    fig = new_figure(4.2 * ncols, 3.2 * nrows + 0.4)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     index = {(p["eval_lang"], p["method"], p["ratio"]): p for p in points}
     ratios = sorted(config.ratios)
     for ax, lang in zip(axes.flat, langs, strict=False):
@@ -96,21 +79,20 @@ def plot_curves(
     for ax in list(axes.flat)[len(langs) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    return _save(fig, stem)
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
+    return save_figure(fig, stem.parent, stem.name)
 
 
 def plot_specificity(matrix: dict[str, Any], stem: Path) -> list[Path]:
     """Heatmap of perplexity relative to dense: rows pruned for, columns evaluated on."""
     import numpy as np
 
-    plt = _pyplot()
     values = np.asarray(matrix["relative_to_dense"], dtype=float)
     logs = np.log2(values)
     n = len(matrix["eval_langs"])
     size = max(4.0, 1.5 + 0.6 * n)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    fig = new_figure(size + 1.0, size)
+    ax = fig.subplots()
     image = ax.imshow(logs, cmap="magma_r")
     ax.set_xticks(range(n), matrix["eval_langs"])
     ax.set_yticks(range(n), matrix["targets"])
@@ -125,5 +107,4 @@ def plot_specificity(matrix: dict[str, Any], stem: Path) -> list[Path]:
             ax.text(j, i, text, ha="center", va="center", fontsize=7, weight=weight, color=colour)
     fig.colorbar(image, ax=ax, label="log2(perplexity / dense)")
     ax.set_title(f"perplexity / dense ({matrix['method']}, ratio {matrix['ratio']:g})")
-    fig.tight_layout()
-    return _save(fig, stem)
+    return save_figure(fig, stem.parent, stem.name)

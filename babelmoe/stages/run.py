@@ -16,7 +16,7 @@ from pathlib import Path
 from babelmoe.errors import BabelmoeError
 from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec, load_model
-from babelmoe.profile.runner import ProfileConfig
+from babelmoe.stages.profile import ProfileConfig
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +64,10 @@ def run_pipeline(
 ) -> Path:
     """Run every stage into ``run_dir``; returns the report's path."""
     from babelmoe.analysis.config import AnalysisConfig
-    from babelmoe.analysis.runner import run_analysis
-    from babelmoe.experts.runner import run_split
-    from babelmoe.plots.report import build_report
-    from babelmoe.profile.runner import run_profile
+    from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.profile import run_profile
+    from babelmoe.stages.report import build_report
+    from babelmoe.stages.split import run_split
 
     timings: dict[str, float] = {}
 
@@ -105,7 +105,7 @@ def run_pipeline(
         seed_runs.append(folder)
     stage("analyse", run_analysis, run_dir, AnalysisConfig(), seed_runs=seed_runs)
     if config.sweep:
-        from babelmoe.prune.sweep import SweepConfig, run_sweep
+        from babelmoe.stages.sweep import SweepConfig, run_sweep
 
         stage(
             "sweep",

@@ -1,0 +1,324 @@
+"""The runner of ``babelmoe sweep``: evaluate a sweep design (``babelmoe.prune.sweep``).
+
+Every configuration prunes the one loaded model *in memory* (``temporarily_pruned``: the FFNs
+are cut, evaluated, and the original parameters put back; nothing is copied or written) and
+evaluates held-out perplexity (and UDHR-Cont accuracy when asked). Jobs:
+
+* ``dense``: the unpruned model, on every language;
+* ``random`` (ratio, seed): language-independent, so one pruned model serves every language;
+* a frequency or norm method (ratio, target A): evaluated on A; for the language-specificity
+  check (``specificity_method`` at ``specificity_ratio``) on every language B as well.
+
+Rows go to ``RUN/sweep/rows.jsonl`` as each job finishes; re-running the same sweep skips the
+rows already there (an interrupted sweep resumes). The summary, tables, plots and the report
+section are written here (``write_report``), from ``babelmoe.analysis.sweep`` (curves,
+verdicts), ``babelmoe.plots.sweep`` (figures) and ``babelmoe.plots.sweep_sections`` (HTML).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from babelmoe import artifacts
+from babelmoe.analysis.sweep import (
+    CURVE_FIELDS,
+    ROW_FIELDS,
+    curves,
+    pair_verdicts,
+    specificity,
+    verdicts,
+)
+from babelmoe.errors import BabelmoeError
+from babelmoe.evaluate import (
+    MultipleChoiceConfig,
+    PerplexityConfig,
+    UDHRContConfig,
+    evaluate_udhr_continuation,
+    perplexity,
+)
+from babelmoe.experts.partition import Partition
+from babelmoe.models.loading import LoadedModel
+from babelmoe.plots.sweep import plot_curves, plot_specificity
+from babelmoe.plots.sweep_sections import section_html
+from babelmoe.profile.artifact import ProfileData
+from babelmoe.prune.surgery import temporarily_pruned
+from babelmoe.prune.sweep import DENSE, SweepConfig, job_selection, plan_jobs, row_key
+from babelmoe.prune.targets import language_names, resolve_languages
+
+logger = logging.getLogger(__name__)
+
+ROWS_FILE = artifacts.SWEEP_ROWS_FILE
+
+def _measure(
+    loaded: LoadedModel, lang: str, texts: list[str], config: SweepConfig
+) -> dict[str, Any]:
+    ppl = perplexity(
+        loaded.model,
+        loaded.tokenizer,
+        texts,
+        PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size),
+        desc=f"perplexity {lang}",
+    )
+    row: dict[str, Any] = {
+        "ppl": ppl.ppl,
+        "nll_sum": ppl.nll_sum,
+        "n_tokens": ppl.n_tokens,
+        "bits_per_byte": ppl.bits_per_byte,
+    }
+    if config.udhr_cont:
+        result = evaluate_udhr_continuation(
+            loaded.model,
+            loaded.tokenizer,
+            texts,
+            lang,
+            UDHRContConfig(segment="sentence"),
+            MultipleChoiceConfig(batch_size=config.batch_size, max_length=config.max_length),
+        )
+        row.update(
+            udhr_acc=result.metrics["acc"],
+            udhr_acc_norm=result.metrics["acc_norm"],
+            udhr_n=result.metrics["n"],
+        )
+    return row
+
+
+def run_jobs(
+    loaded: LoadedModel,
+    partition: Partition,
+    profile: ProfileData,
+    documents: dict[str, list[str]],
+    config: SweepConfig,
+    done: dict[tuple, dict[str, Any]] | None = None,
+    on_rows: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the sweep's jobs on ``documents`` (``{language name: held-out texts}``); skip rows in
+    ``done``; call ``on_rows`` with each new row. Returns every row (old and new)."""
+    done = dict(done or {})
+    sizes = partition.sizes()  # [L, E]
+    jobs = plan_jobs(config, list(documents))
+    for job in tqdm(jobs, desc="sweep", unit="model", disable=None):
+        base = {"method": job.method, "ratio": job.ratio, "seed": job.seed, "target": job.target}
+        todo = [lang for lang in job.eval_langs if row_key({**base, "eval_lang": lang}) not in done]
+        if not todo:
+            continue
+        start = time.perf_counter()
+        selection = job_selection(job, profile)
+        if selection is None:
+            pruned = {
+                "experts_removed": 0,
+                "expert_rate": 0.0,
+                "neurons_removed": 0,
+                "neuron_rate": 0.0,
+            }
+        else:
+            removed = int(sizes[selection.drop].sum())
+            pruned = {
+                "experts_removed": selection.n_dropped,
+                "expert_rate": selection.rate,
+                "neurons_removed": removed,
+                "neuron_rate": removed / sizes.sum().item(),
+            }
+        context = (
+            temporarily_pruned(loaded.model, partition, selection.drop)
+            if selection is not None
+            else contextlib.nullcontext()
+        )
+        with context:
+            for lang in todo:
+                t0 = time.perf_counter()
+                row = {**base, "eval_lang": lang, **pruned}
+                row.update(_measure(loaded, lang, documents[lang], config))
+                row["seconds"] = time.perf_counter() - t0
+                done[row_key(row)] = row
+                if on_rows is not None:
+                    on_rows(row)
+        logger.info(
+            "%s r=%g seed=%s target=%s: %d language(s) in %.1fs",
+            job.method,
+            job.ratio,
+            job.seed,
+            job.target,
+            len(todo),
+            time.perf_counter() - start,
+        )
+    return list(done.values())
+
+
+def sweep_identity(
+    config: SweepConfig, partition: Partition, profile: ProfileData, model: dict
+) -> dict:
+    """What must match for saved rows to be reused."""
+    return {
+        "config": asdict(config),
+        "partition_sha256": partition.sha256,
+        "profile_sha256": profile.meta.get("tensors_sha256"),
+        "model": model,
+    }
+
+
+def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, dict[str, Any]]:
+    """Rows of an earlier run of the same sweep (empty when none, or with ``force``)."""
+    if force or not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("identity") != artifacts.jsonable(identity):
+        raise BabelmoeError(
+            f"{path} holds rows of a different sweep",
+            "pass --force to start over, or use another run folder",
+        )
+    rows = {}
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by an interruption
+            continue
+        rows[row_key(row)] = row
+    logger.info("resuming: %d rows already in %s", len(rows), path)
+    return rows
+
+
+def start_rows(path: Path, identity: dict[str, Any], rows: dict[tuple, dict[str, Any]]) -> None:
+    """(Re)write the rows file: the identity header, then the rows kept."""
+    lines = [json.dumps({"identity": artifacts.jsonable(identity)})]
+    lines += [json.dumps(r, allow_nan=True) for r in rows.values()]
+    artifacts.atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append a finished row (flushed) so an interruption loses at most one evaluation."""
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, allow_nan=True) + "\n")
+        handle.flush()
+
+
+def run_sweep(run_dir: Path, config: SweepConfig, loaded: LoadedModel, force: bool = False) -> Path:
+    """The sweep on ``run_dir``'s held-out text with ``loaded``; writes ``RUN/sweep/``."""
+    from babelmoe.experts.partition import check_partition_fits
+    from babelmoe.stages.heldout import heldout_documents
+    from babelmoe.stages.prune import load_run
+
+    run_dir = Path(run_dir)
+    partition, profile = load_run(run_dir)
+    check_partition_fits(partition, loaded.model)
+    indices = resolve_languages(profile, config.languages) if config.languages else None
+    documents = heldout_documents(profile, indices, config.max_documents)
+    texts = {name: [d.text for d in docs] for name, docs in documents.items()}
+    folder = run_dir / artifacts.SWEEP_DIR
+    identity = sweep_identity(config, partition, profile, loaded.identity)
+    with artifacts.run_lock(folder):
+        path = folder / ROWS_FILE
+        done = read_rows(path, identity, force)
+        start_rows(path, identity, done)
+        start = time.perf_counter()
+        rows = run_jobs(
+            loaded,
+            partition,
+            profile,
+            texts,
+            config,
+            done,
+            on_rows=lambda row: append_row(path, row),
+        )
+        seconds = time.perf_counter() - start
+        meta = {
+            **identity,
+            "languages": list(texts),
+            "all_languages": language_names(profile),
+            "documents": {n: [d.id for d in docs] for n, docs in documents.items()},
+            "seconds": seconds,
+        }
+        return write_report(folder, rows, config, meta)
+
+
+SECTION_ORDER = 60  # after the analysis sections of the report
+CURVES_CAPTION = (
+    "Held-out perplexity against the share of experts removed, one panel per language; each "
+    "method prunes for the language of its panel. Grey band: lowest to highest of the random "
+    "seeds (dashed: their mean). Dotted: the dense model."
+)
+SPECIFICITY_CAPTION = (
+    "Perplexity on the column's language after pruning for the row's language ({method}, ratio "
+    "{ratio:g}), relative to the dense model. Bold: the diagonal (pruned for itself)."
+)
+
+
+def _csv(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
+    return buffer.getvalue()
+
+
+def write_report(
+    folder: Path, rows: list[dict[str, Any]], config: SweepConfig, meta: dict[str, Any]
+) -> Path:
+    """Write every file of the module docstring into ``folder``; return ``sweep.json``."""
+    langs = list(meta["languages"])
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            r["ratio"],
+            r["method"] != DENSE,
+            r["method"],
+            str(r["seed"]),
+            str(r["target"]),
+            langs.index(r["eval_lang"]),
+        ),
+    )
+    points = curves(rows, config, langs)
+    judged = verdicts(points, config, langs)
+    matrix = specificity(rows, config, langs)
+    run_dir = folder.parent
+    captioned = [(f, CURVES_CAPTION) for f in plot_curves(points, config, langs, folder / "curves")]
+    if matrix is not None:
+        caption = SPECIFICITY_CAPTION.format(method=matrix["method"], ratio=matrix["ratio"])
+        captioned += [(f, caption) for f in plot_specificity(matrix, folder / "specificity")]
+    figures = [str(Path(f).relative_to(run_dir)) for f, _ in captioned]
+    artifacts.atomic_write_text(folder / "sweep.csv", _csv(rows, ROW_FIELDS))
+    artifacts.atomic_write_text(folder / "curves.csv", _csv(points, CURVE_FIELDS))
+    summary = {
+        "schema_version": artifacts.SCHEMA_VERSION,
+        "kind": "prune_sweep",
+        **meta,
+        "row_seconds": sum(float(r.get("seconds", 0.0)) for r in rows),
+        "rows": rows,
+        "curves": points,
+        "verdicts": judged,
+        "pair_verdicts": pair_verdicts(judged),
+        "specificity": matrix,
+        "figures": figures,
+    }
+    path = folder / artifacts.SWEEP_FILE
+    artifacts.atomic_write_json(path, artifacts.finite_json(summary))
+    section = {
+        "title": "Pruning sweep",
+        "html": section_html(judged, matrix, config, meta, rows),
+        "figures": [
+            {"path": p, "caption": c} for p, (_, c) in zip(figures, captioned, strict=True)
+        ],
+        "order": SECTION_ORDER,
+        "schema_version": artifacts.SCHEMA_VERSION,
+    }
+    artifacts.atomic_write_json(folder / artifacts.SECTION_FILE, section)
+    return path
+
+
