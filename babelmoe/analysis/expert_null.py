@@ -1,0 +1,248 @@
+"""Shared and language-specific experts against a null model that keeps each layer's rates.
+
+The raw count of shared experts in a layer (frequency >= ``threshold`` in every language) grows
+with how many of the layer's experts are frequent in each language at all: a layer that receives
+a large share of the global top-10% selections has many frequent experts in every language, and
+so many that are frequent in all of them by coincidence. The question "are experts *shared* in
+layer l" is whether the same experts are frequent across languages more often than chance.
+
+Null model: within each layer, each language's frequencies are permuted over the layer's experts,
+independently per language. This keeps, per language and layer, the whole set of frequencies
+(so the layer's share of the language's selections and its number of frequent experts) and
+destroys only which expert they belong to, i.e. the alignment across languages that "shared"
+and "specific" are about.
+
+Under it the expectations are exact: with ``k[i, l]`` the number of experts of layer l that
+reach ``threshold`` in language i, E[shared_l] = E * prod_i (k[i, l] / E); with ``h[i, l]`` the
+experts >= ``high`` in language i and ``o[j, l]`` those <= ``low`` in language j, E[specific_il]
+= E * h[i, l] / E * prod_{j != i} (o[j, l] / E). Monte Carlo draws of the null (``n_draws``)
+give one-sided p-values, P(null count >= observed), with the usual +1 correction.
+
+Reported per layer: the raw count, the expected count, observed / expected, the excess
+(observed - expected), and the p-value; the layer where the raw count peaks and the layer where
+the excess peaks, and whether they agree. A layer's *share of selections* is the sum of its
+frequencies over the sum over all layers (per language, averaged over languages).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from babelmoe.analysis import experts as ex
+from babelmoe.errors import require
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExpertNullConfig:
+    """Thresholds (as ``AnalysisConfig``) and the Monte Carlo draws of the null model."""
+
+    shared_threshold: float = 0.05
+    """Shared: frequency >= this in every language."""
+    specific_high: float = 0.05
+    """Specific to language i: frequency >= this in i ..."""
+    specific_low: float = 0.01
+    """... and <= this in every other language."""
+    n_draws: int = 1000
+    """Monte Carlo draws of the null model for the p-values (0: expectations only)."""
+    alpha: float = 0.05
+    """Significance level of the sentences."""
+    seed: int = 0
+    """Seed of the draws."""
+    batch_size: int = 50
+    """Draws generated at once (memory ~ batch x languages x experts per layer)."""
+
+    def __post_init__(self) -> None:
+        for name in ("shared_threshold", "specific_high", "specific_low"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
+        require(self.specific_low < self.specific_high, "specific_low must be below specific_high")
+        require(self.n_draws >= 0, "n_draws must be >= 0")
+        require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
+        require(self.batch_size >= 1, "batch_size must be >= 1")
+
+
+@dataclass
+class ExpertNullResult:
+    """Per layer: observed and expected counts, p-values, and the layer's share of selections."""
+
+    shared: np.ndarray  # [L] observed shared experts
+    shared_expected: np.ndarray  # [L]
+    shared_p: np.ndarray  # [L] P(null >= observed); NaN without draws
+    specific: np.ndarray  # [L] observed specific experts, summed over languages
+    specific_expected: np.ndarray  # [L]
+    specific_p: np.ndarray  # [L]
+    selection_share: np.ndarray  # [L] mean over languages of the layer's share of selections
+    n_draws: int
+
+    @property
+    def shared_excess(self) -> np.ndarray:
+        return self.shared - self.shared_expected
+
+    @property
+    def specific_excess(self) -> np.ndarray:
+        return self.specific - self.specific_expected
+
+
+def expected_shared(freq: np.ndarray, threshold: float) -> np.ndarray:
+    """[n, L, E] -> [L] expected shared experts under the within-layer permutation null."""
+    n_experts = freq.shape[-1]
+    rate = (freq >= threshold).mean(axis=-1)  # [n, L] k / E
+    return n_experts * rate.prod(axis=0)
+
+
+def expected_specific(freq: np.ndarray, high: float, low: float) -> np.ndarray:
+    """[n, L, E] -> [n, L] expected experts specific to each language under the null."""
+    n_experts = freq.shape[-1]
+    hi = (freq >= high).mean(axis=-1)  # [n, L]
+    lo = (freq <= low).mean(axis=-1)  # [n, L]
+    n = freq.shape[0]
+    out = np.empty_like(hi)
+    for i in range(n):
+        others = np.delete(lo, i, axis=0).prod(axis=0)
+        out[i] = n_experts * hi[i] * others
+    return out
+
+
+def _permuted(freq: np.ndarray, rng: np.random.Generator, batch: int) -> np.ndarray:
+    """[n, L, E] -> [B, n, L, E] with every (language, layer) row permuted independently."""
+    order = rng.random((batch, *freq.shape)).argsort(axis=-1)
+    return np.take_along_axis(np.broadcast_to(freq, order.shape), order, axis=-1)
+
+
+def expert_null(freq: np.ndarray, cfg: ExpertNullConfig | None = None) -> ExpertNullResult:
+    """Observed shared/specific counts per layer beside the null model's (module docstring).
+
+    Args:
+        freq: [n, L, E] frequencies (share of each language's tokens selecting each expert).
+    """
+    cfg = cfg or ExpertNullConfig()
+    freq = np.asarray(freq, dtype=np.float64)
+    shared = ex.shared_mask(freq, cfg.shared_threshold).sum(axis=-1).astype(np.float64)
+    spec = ex.specific_mask(freq, cfg.specific_high, cfg.specific_low)
+    specific = spec.sum(axis=(0, 2)).astype(np.float64)  # [L]
+    n_layers = freq.shape[1]
+    shared_ge = np.zeros(n_layers)
+    specific_ge = np.zeros(n_layers)
+    rng = np.random.default_rng(cfg.seed)
+    done = 0
+    while done < cfg.n_draws:
+        batch = min(cfg.batch_size, cfg.n_draws - done)
+        null = _permuted(freq, rng, batch)  # [B, n, L, E]
+        null_shared = ex.shared_mask(null, cfg.shared_threshold).sum(axis=-1)  # [B, L]
+        null_spec = ex.specific_mask(null, cfg.specific_high, cfg.specific_low).sum(axis=(1, 3))
+        shared_ge += (null_shared >= shared).sum(axis=0)
+        specific_ge += (null_spec >= specific).sum(axis=0)
+        done += batch
+    if cfg.n_draws:
+        shared_p = (shared_ge + 1) / (cfg.n_draws + 1)
+        specific_p = (specific_ge + 1) / (cfg.n_draws + 1)
+    else:
+        shared_p = specific_p = np.full(n_layers, np.nan)
+    mass = freq.sum(axis=-1)  # [n, L]
+    share = (mass / np.maximum(mass.sum(axis=-1, keepdims=True), 1e-300)).mean(axis=0)
+    return ExpertNullResult(
+        shared=shared,
+        shared_expected=expected_shared(freq, cfg.shared_threshold),
+        shared_p=shared_p,
+        specific=specific,
+        specific_expected=expected_specific(freq, cfg.specific_high, cfg.specific_low).sum(0),
+        specific_p=specific_p,
+        selection_share=share,
+        n_draws=cfg.n_draws,
+    )
+
+
+def _peak(values: np.ndarray) -> int | None:
+    return int(np.argmax(values)) if values.size and np.any(values > 0) else None
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def summary(result: ExpertNullResult, cfg: ExpertNullConfig) -> dict[str, Any]:
+    """The ``expert_null`` block of ``summary.json`` with its sentences."""
+    out: dict[str, Any] = {"n_draws": result.n_draws, "config": vars(cfg).copy()}
+    for kind in ("shared", "specific"):
+        observed = getattr(result, kind)
+        expected = getattr(result, f"{kind}_expected")
+        excess = observed - expected
+        out[kind] = {
+            "observed": observed.tolist(),
+            "expected": expected.tolist(),
+            "excess": excess.tolist(),
+            "p_value": getattr(result, f"{kind}_p").tolist(),
+            "peak_layer_observed": _peak(observed),
+            "peak_layer_expected": _peak(expected),
+            "peak_layer_excess": _peak(excess),
+            "spearman_observed_vs_selection_share": _spearman(observed, result.selection_share),
+            "spearman_observed_vs_expected": _spearman(observed, expected),
+        }
+    out["selection_share"] = result.selection_share.tolist()
+    out["findings"] = findings(result, cfg)
+    return out
+
+
+def findings(result: ExpertNullResult, cfg: ExpertNullConfig) -> list[str]:
+    """Sentences: does the raw peak survive the null model?"""
+    texts = []
+    for kind, what in (("shared", "Shared"), ("specific", "Language-specific")):
+        observed = getattr(result, kind)
+        expected = getattr(result, f"{kind}_expected")
+        p = getattr(result, f"{kind}_p")
+        peak_raw, peak_excess = _peak(observed), _peak(observed - expected)
+        if peak_raw is None:
+            texts.append(f"{what} experts: none in any layer.")
+            continue
+        above = [int(layer) for layer in np.flatnonzero((p < cfg.alpha) & (observed > expected))]
+        rho = _spearman(observed, result.selection_share)
+        text = (
+            f"{what} experts peak in layer {peak_raw} ({int(observed[peak_raw])}; "
+            f"{expected[peak_raw]:.3g} expected if experts were matched across languages at "
+            f"random within each layer). Across layers the raw count follows the layer's share "
+            f"of selections (Spearman {rho:.2f}). Above the null model (p < {cfg.alpha}, "
+            f"{result.n_draws} draws) in {len(above)} of {observed.size} layers"
+        )
+        if peak_excess is not None and peak_excess != peak_raw:
+            text += (
+                f"; the excess over the null peaks in layer {peak_excess} "
+                f"({observed[peak_excess] - expected[peak_excess]:.3g} more than expected), so "
+                f"the raw peak in layer {peak_raw} does not survive"
+            )
+        elif peak_excess is not None:
+            text += (
+                f"; the excess over the null also peaks in layer {peak_excess}: the peak survives"
+            )
+        texts.append(text + ".")
+    return texts
+
+
+def layer_rows(result: ExpertNullResult) -> list[dict[str, Any]]:
+    """One row per (layer, kind): the CSV table ``experts_null``."""
+    rows = []
+    for layer in range(result.shared.size):
+        for kind in ("shared", "specific"):
+            observed = float(getattr(result, kind)[layer])
+            expected = float(getattr(result, f"{kind}_expected")[layer])
+            rows.append(
+                {
+                    "layer": layer,
+                    "kind": kind,
+                    "observed": observed,
+                    "expected": expected,
+                    "ratio": observed / expected if expected > 0 else float("nan"),
+                    "excess": observed - expected,
+                    "p_value": float(getattr(result, f"{kind}_p")[layer]),
+                    "selection_share": float(result.selection_share[layer]),
+                }
+            )
+    return rows

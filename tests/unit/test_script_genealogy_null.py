@@ -1,0 +1,137 @@
+"""Family against script (partial Mantel, bootstrap) and the null model of shared experts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from babelmoe.analysis import expert_null as en
+from babelmoe.analysis import script_genealogy as sg
+from babelmoe.testing import PAPER_LANGUAGES, make_profile
+
+FAST = {"n_permutations": 199, "exact_limit": 1000, "n_bootstrap": 40, "batch_size": 20}
+
+
+def _languages() -> list[dict]:
+    langs = [dict(lang) for lang in PAPER_LANGUAGES]
+    for lang in langs:
+        lang["scripts"] = {lang["script"]: 1.0}
+    return langs
+
+
+def _frequency(langs: list[dict], by: str, n_layers: int = 4, n_experts: int = 32) -> np.ndarray:
+    """Frequencies that depend only on ``by`` (script or family) plus a little noise."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.02, 0.2, (n_layers, n_experts))
+    offsets: dict[str, np.ndarray] = {}
+    out = []
+    for lang in langs:
+        key = str(lang[by])
+        if key not in offsets:
+            offsets[key] = rng.normal(0.0, 0.05, (n_layers, n_experts))
+        noise = rng.normal(0.0, 0.002, (n_layers, n_experts))
+        out.append(np.clip(base + offsets[key] + noise, 0.001, 0.9))
+    return np.stack(out)
+
+
+def test_script_distance_matrix_uses_distributions() -> None:
+    langs = [
+        {"code": "cmn", "scripts": {"Hani": 1.0}},
+        {"code": "jpn", "scripts": {"Hira": 0.53, "Hani": 0.47}},
+        {"code": "eng", "script_code": "Latn"},  # old metadata: majority label only
+    ]
+    d = sg.script_distance_matrix(langs)
+    assert d[0, 1] == pytest.approx(0.53) and d[1, 0] == d[0, 1]
+    assert d[0, 2] == 1.0 and d[1, 2] == 1.0 and np.all(np.diag(d) == 0)
+
+
+@pytest.mark.parametrize(("driver", "wins"), [("script", "script"), ("family", "genealogy")])
+def test_the_driving_reference_wins(driver: str, wins: str) -> None:
+    langs = _languages()
+    profile = make_profile(langs, frequency=_frequency(langs, driver), n_units=8)
+    result = sg.script_genealogy(profile, sg.ScriptGenealogyConfig(**FAST))
+    loses = "genealogy" if wins == "script" else "script"
+    model = result.model
+    assert model.partial[wins].statistic > model.partial[loses].statistic
+    assert model.partial[wins].p_value < 0.05
+    assert model.partial_ci[wins][0] > 0  # the interval of the winner excludes 0
+    assert len(result.layers) == 4 and all(x.p_holm for x in result.layers)
+    assert (model.difference > 0) == (wins == "script")
+    assert model.unique[wins] > model.unique[loses]
+    summary = sg.summary(result, sg.ScriptGenealogyConfig(**FAST))
+    assert summary["n_languages"] == 9 and len(summary["layers"]) == 4
+    assert "partial Mantel" in summary["findings"][0]
+    rows = sg.layer_rows(result, 0.05)
+    assert len(rows) == 2 * 5 and {r["reference"] for r in rows} == {"script", "genealogy"}
+
+
+def test_contrasts_and_labels_from_the_corpus() -> None:
+    langs = _languages()
+    profile = make_profile(langs, frequency=_frequency(langs, "script"), n_units=8)
+    labels = [lang["code"] for lang in langs]
+    profile.meta["corpus"] = {"labels": labels}
+    cfg = sg.ScriptGenealogyConfig(**FAST, contrasts=(("hi", "ur"), ("xx", "en")))
+    result = sg.script_genealogy(profile, cfg)
+    assert result.labels == labels
+    (c,) = result.contrasts  # the pair with an unprofiled label is skipped
+    assert (c.a, c.b, c.script) == ("hi", "ur", 1.0)
+    assert 0.0 <= c.rank <= 1.0 and c.ci[0] <= c.distance <= c.ci[1]
+
+
+def test_needs_four_languages_and_two_references() -> None:
+    from babelmoe.errors import BabelmoeError
+
+    langs = _languages()[:3]
+    with pytest.raises(BabelmoeError, match="at least 4"):
+        sg.script_genealogy(
+            make_profile(langs, n_layers=2, n_experts=8), sg.ScriptGenealogyConfig(**FAST)
+        )
+
+
+# --- null model of shared and specific experts ---------------------------------------------
+
+
+def test_expectations_are_exact_and_match_the_draws() -> None:
+    rng = np.random.default_rng(3)
+    freq = rng.uniform(0.0, 0.12, (4, 3, 40))
+    cfg = en.ExpertNullConfig(n_draws=2000, batch_size=500)
+    result = en.expert_null(freq, cfg)
+    k = (freq >= 0.05).sum(axis=-1)  # [n, L]
+    assert result.shared_expected == pytest.approx(40 * np.prod(k / 40, axis=0))
+    draws = []  # the null's mean count, drawn again by hand
+    for _ in range(300):
+        perm = np.stack([[rng.permutation(row) for row in lang] for lang in freq])
+        draws.append((perm >= 0.05).all(axis=0).sum(axis=-1))
+    assert np.mean(draws, axis=0) == pytest.approx(result.shared_expected, rel=0.15, abs=0.3)
+    assert np.all((result.shared_p > 0) & (result.shared_p <= 1))
+    assert result.selection_share.sum() == pytest.approx(1.0)
+
+
+def test_aligned_experts_beat_the_null_and_the_peak_moves() -> None:
+    n, n_layers, n_experts = 6, 3, 50
+    rng = np.random.default_rng(0)
+    freq = np.full((n, n_layers, n_experts), 0.02)
+    # layer 0: every language has 30 frequent experts, but each its own (no alignment);
+    for i in range(n):
+        freq[i, 0, rng.permutation(n_experts)[:30]] = 0.08
+    # layer 2: 10 frequent experts, the same ones in every language.
+    freq[:, 2, :10] = 0.08
+    cfg = en.ExpertNullConfig(n_draws=300)
+    result = en.expert_null(freq, cfg)
+    assert result.shared[2] == 10 and result.shared_p[2] < 0.01
+    assert result.shared_expected[2] == pytest.approx(50 * 0.2**6)
+    assert result.shared_p[0] > 0.05  # whatever layer 0 shares is chance
+    summary = en.summary(result, cfg)
+    assert summary["shared"]["peak_layer_excess"] == 2
+    rows = en.layer_rows(result)
+    assert len(rows) == 2 * n_layers and rows[0]["kind"] == "shared"
+
+
+def test_specific_expectation() -> None:
+    freq = np.zeros((3, 1, 10))
+    freq[0, 0, :2] = 0.1  # 2 high experts in language 0, the others all low
+    expected = en.expected_specific(freq, 0.05, 0.01)
+    assert expected[0, 0] == pytest.approx(10 * 0.2 * 1.0 * 1.0)
+    assert expected[1, 0] == 0.0
+    result = en.expert_null(freq, en.ExpertNullConfig(n_draws=50))
+    assert result.specific[0] == 2 and result.specific_expected[0] == pytest.approx(2.0)
