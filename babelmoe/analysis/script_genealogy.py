@@ -220,9 +220,18 @@ def _interval(samples: np.ndarray | None, level: float) -> tuple[float, float]:
 
 
 def script_genealogy(
-    profile: ProfileData, cfg: ScriptGenealogyConfig | None = None
+    profile: ProfileData,
+    cfg: ScriptGenealogyConfig | None = None,
+    distance_samples: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ScriptGenealogyResult:
     """Run the analysis of the module docstring on one profile.
+
+    Args:
+        profile: the profile.
+        cfg: the configuration.
+        distance_samples: bootstrap resamples of the activation distance the caller already
+            has (whole model [B, n, n], layers [B, L, n, n], same metric): used instead of
+            drawing new ones, so the analysis stage bootstraps once.
 
     Raises:
         BabelmoeError: with fewer than 4 languages, or when script and genealogy distances are
@@ -277,7 +286,13 @@ def script_genealogy(
     # Bootstrap: the partial r's of every scope per resample.
     boot: np.ndarray | None = None  # [B, 1 + L, 2] partial r (script, genealogy)
     boot_dist: np.ndarray | None = None  # [B, n, n] whole-model distance
-    if cfg.n_bootstrap > 0:
+    n_bootstrap = cfg.n_bootstrap
+    if distance_samples is not None:
+        whole, per_layer = (np.asarray(x, dtype=np.float64) for x in distance_samples)
+        tri = np.concatenate([whole[:, None], per_layer], axis=1)[..., rows, cols]
+        _, _, ps, pg, _ = _partials(_ranks(tri), s, g)
+        boot, boot_dist, n_bootstrap = np.stack([ps, pg], axis=-1), whole, whole.shape[0]
+    elif cfg.n_bootstrap > 0:
         log.info("family vs script: bootstrap, %d resamples", cfg.n_bootstrap)
 
         def statistic(f: np.ndarray) -> dict[str, np.ndarray]:  # f [B, n, L, E]
@@ -346,7 +361,7 @@ def script_genealogy(
         model=model,
         layers=layers,
         contrasts=contrasts,
-        n_bootstrap=cfg.n_bootstrap,
+        n_bootstrap=n_bootstrap,
         notes=notes,
     )
 

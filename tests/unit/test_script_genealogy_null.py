@@ -135,3 +135,21 @@ def test_specific_expectation() -> None:
     assert expected[1, 0] == 0.0
     result = en.expert_null(freq, en.ExpertNullConfig(n_draws=50))
     assert result.specific[0] == 2 and result.specific_expected[0] == pytest.approx(2.0)
+
+
+def test_given_distance_samples_replace_the_bootstrap() -> None:
+    langs = _languages()
+    profile = make_profile(langs, frequency=_frequency(langs, "script"), n_units=8)
+    cfg = sg.ScriptGenealogyConfig(**FAST)
+    first = sg.script_genealogy(profile, cfg)
+    # resamples that all equal the observed distances: every interval is the point estimate
+    freq = profile.frequency.numpy()
+    from babelmoe.analysis.stats.metrics import as_distance, pairwise
+
+    whole = as_distance(pairwise(freq.reshape(9, -1), "jensen_shannon"), "jensen_shannon")
+    layers = as_distance(pairwise(np.swapaxes(freq, 0, 1), "jensen_shannon"), "jensen_shannon")
+    samples = (np.repeat(whole[None], 5, axis=0), np.repeat(layers[None], 5, axis=0))
+    again = sg.script_genealogy(profile, cfg, distance_samples=samples)
+    assert again.n_bootstrap == 5
+    lo, hi = again.model.partial_ci["script"]
+    assert lo == pytest.approx(first.model.partial["script"].statistic) == pytest.approx(hi)
