@@ -13,10 +13,12 @@ import errno
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 import click
 import typer
 
+from babelmoe.commands import common
 from babelmoe.errors import BabelmoeError
 
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``register(app)``.
@@ -45,11 +47,15 @@ app = typer.Typer(
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
+    architectures: Path | None = typer.Option(
+        None, "--architectures", help=common.ARCHITECTURES_HELP
+    ),
 ) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "accelerate", "datasets", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    common.register_architectures(architectures)
 
 
 for _name in COMMAND_MODULES:

@@ -9,6 +9,7 @@ import typer
 
 from babelmoe.analysis.config import DEFAULT_GROUPS, AnalysisConfig
 from babelmoe.analysis.stats.metrics import METRICS
+from babelmoe.commands import common
 from babelmoe.errors import BabelmoeError
 
 EPILOG = """Examples:
@@ -65,36 +66,38 @@ def analyse(
             "--auto-groups/--no-auto-groups",
             help="Also test every family and genus with >= 2 profiled languages.",
         ),
-    ] = True,
+    ] = common.config_default(AnalysisConfig, "auto_groups"),
     metric: Annotated[
         str, typer.Option(help=f"Primary distance: {', '.join(METRICS)}.")
-    ] = "jensen_shannon",
+    ] = common.config_default(AnalysisConfig, "primary_metric"),
     shared_threshold: Annotated[
         float, typer.Option(help="Shared: frequency >= this in every language.")
-    ] = 0.05,
+    ] = common.config_default(AnalysisConfig, "shared_threshold"),
     specific_high: Annotated[
         float, typer.Option(help="Specific: frequency >= this in the language ...")
-    ] = 0.05,
+    ] = common.config_default(AnalysisConfig, "specific_high"),
     specific_low: Annotated[
         float, typer.Option(help="... and <= this in every other language.")
-    ] = 0.01,
+    ] = common.config_default(AnalysisConfig, "specific_low"),
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples of documents (0: no intervals).")
-    ] = 1000,
+    ] = common.config_default(AnalysisConfig, "n_bootstrap"),
     paired: Annotated[
         bool,
         typer.Option(
             "--paired/--independent",
             help="Resample the same document units in every language (parallel corpora).",
         ),
-    ] = False,
+    ] = common.config_default(AnalysisConfig, "bootstrap_paired"),
     permutations: Annotated[
         int, typer.Option(help="Random relabelings when exact enumeration is too large.")
-    ] = 9999,
+    ] = common.config_default(AnalysisConfig, "n_permutations"),
     exact_limit: Annotated[
         int, typer.Option(help="Enumerate every relabeling when there are at most this many.")
-    ] = 400_000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutations.")] = 0,
+    ] = common.config_default(AnalysisConfig, "exact_limit"),
+    seed: Annotated[
+        int, typer.Option(help="Seed of the bootstrap and permutations.")
+    ] = common.config_default(AnalysisConfig, "seed"),
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write figures.")] = True,
 ) -> None:
     """Compare languages' expert activation patterns, with intervals and permutation tests."""

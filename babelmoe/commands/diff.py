@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from babelmoe.analysis.config import DiffConfig
 from babelmoe.analysis.stats.metrics import METRICS
+from babelmoe.commands import common
 
 EPILOG = """Examples:
 
@@ -27,16 +29,22 @@ def diff(
     out: Annotated[Path, typer.Option(help="Output folder for the diff.")],
     shared_threshold: Annotated[
         float, typer.Option(help="Shared: frequency >= this in every language.")
-    ] = 0.05,
-    top_k: Annotated[int, typer.Option(help="Largest changes listed per layer.")] = 20,
+    ] = common.config_default(DiffConfig, "shared_threshold"),
+    top_k: Annotated[
+        int, typer.Option(help="Largest changes listed per layer.")
+    ] = common.config_default(DiffConfig, "top_k"),
     z_threshold: Annotated[
         float, typer.Option(help="Changed: |delta| > this x its bootstrap standard error.")
-    ] = 3.0,
+    ] = common.config_default(DiffConfig, "z_threshold"),
     metric: Annotated[
         str, typer.Option(help=f"Language distance: {', '.join(METRICS)}.")
-    ] = "jensen_shannon",
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (0: none).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutations.")] = 0,
+    ] = common.config_default(DiffConfig, "primary_metric"),
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples (0: none).")
+    ] = common.config_default(DiffConfig, "n_bootstrap"),
+    seed: Annotated[
+        int, typer.Option(help="Seed of the bootstrap and permutations.")
+    ] = common.config_default(DiffConfig, "seed"),
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write figures.")] = True,
 ) -> None:
     """Per-layer change of expert frequencies from A to B, experts gained and lost."""

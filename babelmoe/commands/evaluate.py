@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from babelmoe.commands import common
-from babelmoe.commands.prune import split_list
+from babelmoe.models.loading import ModelSpec
+from babelmoe.stages.evaluate import EvaluateConfig
 
 EPILOG = """Examples:
 
@@ -23,6 +25,7 @@ Writes <task>.<lang>.json + <task>.<lang>.items.jsonl and results.json into --ou
 """
 
 
+@common.model_options(model=False)
 def evaluate(
     source: Annotated[
         str,
@@ -40,21 +43,31 @@ def evaluate(
         Path | None,
         typer.Option("--out", "-o", help="Output folder (default RUN/eval/<model folder name>)."),
     ] = None,
-    max_length: Annotated[int, typer.Option(help="Tokens per perplexity window.")] = 1024,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 4,
+    max_length: Annotated[
+        int, typer.Option(help="Tokens per perplexity window.")
+    ] = common.config_default(EvaluateConfig, "max_length"),
+    batch_size: Annotated[
+        int, typer.Option(help="Sequences per forward pass.")
+    ] = common.config_default(EvaluateConfig, "batch_size"),
     max_documents: Annotated[
         int | None, typer.Option(help="At most this many held-out documents per language.")
     ] = None,
     udhr_cont: Annotated[
         bool, typer.Option(help="Also run UDHR-Cont (the project's own task) on held-out text.")
-    ] = False,
+    ] = common.config_default(EvaluateConfig, "udhr_cont"),
     xcsqa: Annotated[
         Path | None, typer.Option(help="X-CSQA folder ({lang}/{split}.jsonl) or file.")
     ] = None,
-    xcsqa_split: Annotated[str, typer.Option(help="X-CSQA split (test has no answers).")] = "dev",
+    xcsqa_split: Annotated[
+        str, typer.Option(help="X-CSQA split (test has no answers).")
+    ] = common.config_default(EvaluateConfig, "xcsqa_split"),
     mgsm: Annotated[Path | None, typer.Option(help="Folder of mgsm_{lang}.tsv files.")] = None,
-    mgsm_mode: Annotated[str, typer.Option(help="cot or direct.")] = "cot",
-    mgsm_shots: Annotated[int, typer.Option(help="Exemplars per MGSM prompt.")] = 0,
+    mgsm_mode: Annotated[str, typer.Option(help="cot or direct.")] = common.config_default(
+        EvaluateConfig, "mgsm_mode"
+    ),
+    mgsm_shots: Annotated[
+        int, typer.Option(help="Exemplars per MGSM prompt.")
+    ] = common.config_default(EvaluateConfig, "mgsm_shots"),
     mgsm_exemplars: Annotated[
         Path | None, typer.Option(help="JSON copy of the published MGSM_EXEMPLARS.")
     ] = None,
@@ -62,16 +75,14 @@ def evaluate(
         int | None, typer.Option(help="At most this many items per task and language.")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace earlier results in --out.")] = False,
-    dtype: str = common.DTYPE,
-    device: str = common.DEVICE,
-    device_map: str | None = common.DEVICE_MAP,
-    architectures: Path | None = common.ARCHITECTURES,
+    *,
+    spec: ModelSpec,
 ) -> None:
     """Evaluate a dense or pruned model on the run's held-out text (never the profiled text)."""
     from babelmoe.stages.evaluate import EvaluateConfig, run_evaluate
 
     config = EvaluateConfig(
-        languages=tuple(split_list(languages)) or None,
+        languages=tuple(common.split_list(languages)) or None,
         max_length=max_length,
         batch_size=batch_size,
         max_documents=max_documents,
@@ -84,7 +95,7 @@ def evaluate(
         mgsm_exemplars=mgsm_exemplars,
         limit=limit,
     )
-    spec = common.model_spec(source, dtype, device, device_map, architectures)
+    spec = dataclasses.replace(spec, source=source)
     path = run_evaluate(source, run, config, spec, out=out, overwrite=overwrite)
     typer.echo(f"results written to {path}")
 

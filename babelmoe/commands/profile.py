@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from babelmoe.commands import common
+from babelmoe.models.loading import ModelSpec
+from babelmoe.stages.profile import ProfileConfig
 
 EPILOG = """Examples (after babelmoe split --out runs/demo):
 
@@ -18,62 +20,74 @@ EPILOG = """Examples (after babelmoe split --out runs/demo):
 """
 
 
-def split_list(value: str) -> list[str]:
-    """'en, fr,es' -> ['en', 'fr', 'es']."""
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
+@common.model_options()
 def profile(
     run_dir: Path = typer.Argument(
         ..., help="Run folder holding partition.* (from babelmoe split)."
     ),
-    languages: str = typer.Option(
-        ",".join(["en", "fr", "es", "pt", "zh", "ar", "hi", "bn", "ur"]),
-        "--languages",
-        "-l",
-        help="Comma-separated language codes.",
+    languages: str = common.option(
+        ProfileConfig, "languages", "--languages", "-l", help="Comma-separated language codes."
     ),
-    corpus: str = typer.Option(
-        "udhr", "--corpus", help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>[:<config>]."
+    corpus: str = common.option(
+        ProfileConfig,
+        "corpus",
+        "--corpus",
+        help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>[:<config>].",
     ),
-    budget: int = typer.Option(50_000, "--budget", help="Maximum counted tokens per language."),
-    heldout: float = typer.Option(
-        0.2, "--heldout", help="Share of documents kept out for evaluation."
+    budget: int = common.option(
+        ProfileConfig, "token_budget", "--budget", help="Maximum counted tokens per language."
     ),
-    max_length: int = typer.Option(512, "--max-length", help="Tokens per sequence (BOS included)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Sequences per forward pass."),
-    packing: bool = typer.Option(
-        False, "--packing/--no-packing", help="Pack a language's documents into full rows."
+    heldout: float = common.option(
+        ProfileConfig,
+        "heldout_frac",
+        "--heldout",
+        help="Share of documents kept out for evaluation.",
     ),
-    norm: str = typer.Option("l2", "--norm", help="Expert score: l2, l1, mean or max."),
-    selection: str = typer.Option(
-        "global", "--selection", help="global (across layers) or per_layer."
+    max_length: int = common.option(
+        ProfileConfig, "max_length", "--max-length", help="Tokens per sequence (BOS included)."
     ),
-    top_frac: float = typer.Option(
-        0.10, "--top-frac", help="Fraction of experts each token selects."
+    batch_size: int = common.option(
+        ProfileConfig, "batch_size", "--batch-size", help="Sequences per forward pass."
     ),
-    zscore: bool = typer.Option(
-        True, "--zscore/--no-zscore", help="Z-score per token and layer first."
+    packing: bool = common.option(
+        ProfileConfig,
+        "packing",
+        "--packing/--no-packing",
+        help="Pack a language's documents into full rows.",
     ),
-    units: int = typer.Option(32, "--units", help="Bootstrap units per language."),
-    checkpoint_every: int = typer.Option(
-        50, "--checkpoint-every", help="Batches between checkpoints."
+    norm: str = common.option(
+        ProfileConfig, "norm", "--norm", help="Expert score: l2, l1, mean or max."
     ),
-    compile: bool = typer.Option(
-        True, "--compile/--no-compile", help="On CUDA, torch.compile the layers and statistics."
+    selection: str = common.option(
+        ProfileConfig, "selection", "--selection", help="global (across layers) or per_layer."
     ),
-    model: str = common.MODEL,
-    dtype: str = common.DTYPE,
-    device: str = common.DEVICE,
-    device_map: str | None = common.DEVICE_MAP,
-    architectures: Path | None = common.ARCHITECTURES,
+    top_frac: float = common.option(
+        ProfileConfig, "top_frac", "--top-frac", help="Fraction of experts each token selects."
+    ),
+    zscore: bool = common.option(
+        ProfileConfig, "zscore", "--zscore/--no-zscore", help="Z-score per token and layer first."
+    ),
+    units: int = common.option(
+        ProfileConfig, "n_units", "--units", help="Bootstrap units per language."
+    ),
+    checkpoint_every: int = common.option(
+        ProfileConfig, "checkpoint_every", "--checkpoint-every", help="Batches between checkpoints."
+    ),
+    compile: bool = common.option(
+        ProfileConfig,
+        "compile",
+        "--compile/--no-compile",
+        help="On CUDA, torch.compile the layers and statistics.",
+    ),
     force: bool = common.FORCE,
+    *,
+    spec: ModelSpec,
 ) -> None:
     """Count how often each expert is among a token's top experts, per language."""
-    from babelmoe.stages.profile import ProfileConfig, run_profile
+    from babelmoe.stages.profile import run_profile
 
     config = ProfileConfig(
-        languages=split_list(languages),
+        languages=common.split_list(languages),
         corpus=corpus,
         token_budget=budget,
         heldout_frac=heldout,
@@ -88,7 +102,6 @@ def profile(
         checkpoint_every=checkpoint_every,
         compile=compile,
     )
-    spec = common.model_spec(model, dtype, device, device_map, architectures)
     with common.distributed():
         path = run_profile(spec, config, run_dir, force=force)
     typer.echo(f"profile written to {path}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from babelmoe.commands import common
+from babelmoe.models.loading import ModelSpec
 
 EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):
 
@@ -22,11 +23,7 @@ loads with babelmoe.prune.load_pruned(OUT). OUT/babelmoe_pruning.json says what 
 """
 
 
-def split_list(value: str | None) -> list[str]:
-    """'en, fr' -> ['en', 'fr']; None -> []."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
+@common.model_options(device_map=False)
 def prune(
     run_dir: Annotated[Path, typer.Argument(help="Run folder with partition.* and profile.*.")],
     method: Annotated[
@@ -53,11 +50,9 @@ def prune(
             "--out", "-o", help="Output folder (default RUN/pruned/<method>-<langs>-...)."
         ),
     ] = None,
-    model: str = common.MODEL,
-    dtype: str = common.DTYPE,
-    device: str = common.DEVICE,
-    architectures: Path | None = common.ARCHITECTURES,
     force: bool = common.FORCE,
+    *,
+    spec: ModelSpec,
 ) -> None:
     """Remove experts by activation frequency (or a baseline); save a physically smaller model."""
     from babelmoe.prune.criteria import PruneConfig
@@ -67,11 +62,10 @@ def prune(
         method=method,  # type: ignore[arg-type]
         ratio=ratio,
         tau=tau,
-        languages=tuple(split_list(languages)),
+        languages=tuple(common.split_list(languages)),
         aggregate=aggregate,  # type: ignore[arg-type]
         seed=seed,
     )
-    spec = common.model_spec(model, dtype, device, None, architectures)
     path = run_prune(run_dir, config, spec, out=out, force=force)
     typer.echo(f"pruned model written to {path}")
 

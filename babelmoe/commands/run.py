@@ -7,7 +7,10 @@ from pathlib import Path
 import typer
 
 from babelmoe.commands import common
-from babelmoe.commands.profile import split_list
+from babelmoe.experts.partition import SplitConfig
+from babelmoe.models.loading import ModelSpec
+from babelmoe.stages.profile import ProfileConfig
+from babelmoe.stages.run import PipelineConfig
 
 EPILOG = """Examples (the first is the README's main command):
 
@@ -17,53 +20,63 @@ EPILOG = """Examples (the first is the README's main command):
 """
 
 
+@common.model_options()
 def run(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Run folder (created; an interrupted run resumes)."
     ),
-    languages: str = typer.Option(
-        "en,fr,es,pt,zh,ar,hi,bn,ur", "--languages", "-l", help="Comma-separated codes."
+    languages: str = common.option(
+        ProfileConfig, "languages", "--languages", "-l", help="Comma-separated codes."
     ),
-    corpus: str = typer.Option(
-        "udhr", "--corpus", help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>."
+    corpus: str = common.option(
+        ProfileConfig,
+        "corpus",
+        "--corpus",
+        help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>.",
     ),
-    budget: int = typer.Option(50_000, "--budget", help="Maximum profiled tokens per language."),
-    experts: int = typer.Option(256, "--experts", "-e", help="Experts per layer."),
-    seed: int = typer.Option(0, "--seed", help="k-means seed of the main run."),
-    extra_seeds: str = typer.Option(
-        "1,2", "--extra-seeds", help="More k-means seeds for the stability study ('' for none)."
+    budget: int = common.option(
+        ProfileConfig, "token_budget", "--budget", help="Maximum profiled tokens per language."
     ),
-    sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Run the pruning sweep."),
-    specificity: bool = typer.Option(
-        False, "--specificity/--no-specificity", help="Sweep: prune for A, evaluate on B too."
+    experts: int = common.option(
+        SplitConfig, "n_experts", "--experts", "-e", help="Experts per layer."
     ),
-    sweep_documents: int = typer.Option(
-        3, "--sweep-documents", help="Held-out documents per language in the sweep (0: all)."
+    seed: int = common.option(SplitConfig, "seed", "--seed", help="k-means seed of the main run."),
+    extra_seeds: str = common.option(
+        PipelineConfig,
+        "extra_seeds",
+        "--extra-seeds",
+        help="More k-means seeds for the stability study ('' for none).",
     ),
-    batch_size: int = typer.Option(8, "--batch-size", help="Sequences per forward pass."),
-    model: str = common.MODEL,
-    dtype: str = common.DTYPE,
-    device: str = common.DEVICE,
-    device_map: str | None = common.DEVICE_MAP,
-    architectures: Path | None = common.ARCHITECTURES,
+    sweep: bool = common.option(
+        PipelineConfig, "sweep", "--sweep/--no-sweep", help="Run the pruning sweep."
+    ),
+    specificity: bool = common.option(
+        PipelineConfig,
+        "specificity",
+        "--specificity/--no-specificity",
+        help="Sweep: prune for A, evaluate on B too.",
+    ),
+    sweep_documents: int = common.option(
+        PipelineConfig,
+        "sweep_documents",
+        "--sweep-documents",
+        help="Held-out documents per language in the sweep (0: all).",
+    ),
+    batch_size: int = common.option(
+        ProfileConfig, "batch_size", "--batch-size", help="Sequences per forward pass."
+    ),
     force: bool = common.FORCE,
+    *,
+    spec: ModelSpec,
 ) -> None:
     """Run every stage on one model and write RUN/report.html."""
-    from babelmoe.errors import BabelmoeError
-    from babelmoe.experts.partition import SplitConfig
-    from babelmoe.stages.profile import ProfileConfig
-    from babelmoe.stages.run import PipelineConfig, run_pipeline
+    from babelmoe.stages.run import run_pipeline
 
-    try:
-        seeds = tuple(int(s) for s in split_list(extra_seeds))
-    except ValueError:
-        raise BabelmoeError(
-            f"--extra-seeds must be integers, got {extra_seeds!r}", "pass e.g. 1,2"
-        ) from None
+    seeds = common.numbers(extra_seeds, int, "--extra-seeds")
     config = PipelineConfig(
         split=SplitConfig(n_experts=experts, seed=seed),
         profile=ProfileConfig(
-            languages=split_list(languages),
+            languages=common.split_list(languages),
             corpus=corpus,
             token_budget=budget,
             batch_size=batch_size,
@@ -73,7 +86,6 @@ def run(
         specificity=specificity,
         sweep_documents=sweep_documents or None,
     )
-    spec = common.model_spec(model, dtype, device, device_map, architectures)
     report = run_pipeline(spec, config, out, force=force)
     typer.echo(f"report written to {report}")
 

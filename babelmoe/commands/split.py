@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from babelmoe.commands import common
+from babelmoe.experts.partition import SplitConfig
+from babelmoe.models.loading import ModelSpec
 
 EPILOG = """Examples:
 
@@ -16,25 +18,27 @@ EPILOG = """Examples:
 """
 
 
+@common.model_options()
 def split(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write partition.* into."),
-    experts: int = typer.Option(256, "--experts", "-e", help="Experts per layer (E)."),
-    source: str = typer.Option("up", "--source", help="Rows to cluster: up, gate or both."),
-    seed: int = typer.Option(0, "--seed", help="k-means seed."),
-    max_iter: int = typer.Option(50, "--max-iter", help="Maximum k-means iterations per layer."),
-    model: str = common.MODEL,
-    dtype: str = common.DTYPE,
-    device: str = common.DEVICE,
-    device_map: str | None = common.DEVICE_MAP,
-    architectures: Path | None = common.ARCHITECTURES,
+    experts: int = common.option(
+        SplitConfig, "n_experts", "--experts", "-e", help="Experts per layer (E)."
+    ),
+    source: str = common.option(
+        SplitConfig, "source", "--source", help="Rows to cluster: up, gate or both."
+    ),
+    seed: int = common.option(SplitConfig, "seed", "--seed", help="k-means seed."),
+    max_iter: int = common.option(
+        SplitConfig, "max_iter", "--max-iter", help="Maximum k-means iterations per layer."
+    ),
     force: bool = common.FORCE,
+    *,
+    spec: ModelSpec,
 ) -> None:
     """Split every FFN into E equal-size experts by balanced k-means over its input projection."""
-    from babelmoe.experts.partition import SplitConfig
     from babelmoe.stages.split import run_split
 
     config = SplitConfig(n_experts=experts, source=source, seed=seed, max_iter=max_iter)  # type: ignore[arg-type]
-    spec = common.model_spec(model, dtype, device, device_map, architectures)
     path = run_split(spec, config, out, force=force)
     typer.echo(f"partition written to {path}")
 

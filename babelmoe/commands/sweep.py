@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from babelmoe.commands import common
-from babelmoe.commands.prune import split_list
-from babelmoe.errors import BabelmoeError
+from babelmoe.models.loading import ModelSpec
+from babelmoe.prune.sweep import SweepConfig
 
 EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):
 
@@ -22,59 +22,61 @@ report_section.json; an interrupted sweep resumes where it stopped.
 """
 
 
-def _numbers(value: str, kind: type) -> tuple:
-    try:
-        return tuple(kind(v) for v in split_list(value))
-    except ValueError:
-        raise BabelmoeError(f"not a list of numbers: {value!r}", "pass e.g. 0.1,0.25,0.4") from None
-
-
+@common.model_options(device_map=False)
 def sweep(
     run_dir: Annotated[Path, typer.Argument(help="Run folder with partition.* and profile.*.")],
     methods: Annotated[
         str, typer.Option(help="Comma-separated: sort, sort-per-layer, adaptive, norm.")
-    ] = "sort,sort-per-layer,norm",
-    ratios: Annotated[str, typer.Option(help="Comma-separated shares of experts removed.")] = (
-        "0.1,0.25,0.4"
-    ),
+    ] = common.config_default(SweepConfig, "methods"),
+    ratios: Annotated[
+        str, typer.Option(help="Comma-separated shares of experts removed.")
+    ] = common.config_default(SweepConfig, "ratios"),
     languages: Annotated[
         str | None,
         typer.Option("--languages", "-l", help="Target languages (default: every profiled one)."),
     ] = None,
-    random_seeds: Annotated[str, typer.Option(help="Seeds of the random baseline.")] = "0,1,2",
-    seed: Annotated[int, typer.Option(help="Tie-breaking seed of the other methods.")] = 0,
+    random_seeds: Annotated[
+        str, typer.Option(help="Seeds of the random baseline.")
+    ] = common.config_default(SweepConfig, "random_seeds"),
+    seed: Annotated[
+        int, typer.Option(help="Tie-breaking seed of the other methods.")
+    ] = common.config_default(SweepConfig, "seed"),
     specificity: Annotated[
         bool, typer.Option(help="Run the prune-for-A, evaluate-on-every-B matrix.")
-    ] = True,
+    ] = common.config_default(SweepConfig, "specificity"),
     specificity_method: Annotated[
         str | None, typer.Option(help="Method of the matrix (default: sort, else the first).")
     ] = None,
     specificity_ratio: Annotated[
         float | None, typer.Option(help="Ratio of the matrix (default: the middle ratio).")
     ] = None,
-    udhr_cont: Annotated[bool, typer.Option(help="Also score UDHR-Cont accuracy.")] = False,
-    max_length: Annotated[int, typer.Option(help="Tokens per perplexity window.")] = 1024,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 4,
+    udhr_cont: Annotated[
+        bool, typer.Option(help="Also score UDHR-Cont accuracy.")
+    ] = common.config_default(SweepConfig, "udhr_cont"),
+    max_length: Annotated[
+        int, typer.Option(help="Tokens per perplexity window.")
+    ] = common.config_default(SweepConfig, "max_length"),
+    batch_size: Annotated[
+        int, typer.Option(help="Sequences per forward pass.")
+    ] = common.config_default(SweepConfig, "batch_size"),
     max_documents: Annotated[
         int | None, typer.Option(help="At most this many held-out documents per language.")
     ] = None,
-    model: str = common.MODEL,
-    dtype: str = common.DTYPE,
-    device: str = common.DEVICE,
-    architectures: Path | None = common.ARCHITECTURES,
     force: Annotated[
         bool, typer.Option(help="Discard the rows of an earlier, different sweep; start over.")
     ] = False,
+    *,
+    spec: ModelSpec,
 ) -> None:
     """Compare frequency-guided pruning with random pruning on held-out perplexity."""
     from babelmoe.models.loading import load_model
     from babelmoe.stages.sweep import SweepConfig, run_sweep
 
     config = SweepConfig(
-        methods=tuple(split_list(methods)),
-        ratios=_numbers(ratios, float),
-        languages=tuple(split_list(languages)) or None,
-        random_seeds=_numbers(random_seeds, int),
+        methods=tuple(common.split_list(methods)),
+        ratios=common.numbers(ratios, float, "--ratios"),
+        languages=tuple(common.split_list(languages)) or None,
+        random_seeds=common.numbers(random_seeds, int, "--random-seeds"),
         seed=seed,
         specificity=specificity,
         specificity_method=specificity_method,
@@ -84,7 +86,6 @@ def sweep(
         batch_size=batch_size,
         max_documents=max_documents,
     )
-    spec = common.model_spec(model, dtype, device, None, architectures)
     path = run_sweep(run_dir, config, load_model(spec), force=force)
     typer.echo(f"sweep written to {path}")
 
