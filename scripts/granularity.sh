@@ -8,6 +8,7 @@
 #   runs/granularity/granularity.md and granularity.json  (scripts/granularity_table.py)
 #
 # Usage: bash scripts/granularity.sh [E ...]      (default: 64 128 256 512)
+#        EXTRA_SEEDS=1 bash scripts/granularity.sh 64   (fewer k-means seeds; default 1,2)
 # Re-running resumes: every stage skips what is finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ mkdir -p "$ROOT"
 for E in "${EXPERTS[@]}"; do
     RUN="$ROOT/e$E"
     start=$(date +%s)
-    "$BABELMOE" run --out "$RUN" --experts "$E" --no-sweep
+    "$BABELMOE" run --out "$RUN" --experts "$E" --extra-seeds "${EXTRA_SEEDS-1,2}" --no-sweep
     "$BABELMOE" sweep "$RUN" --methods sort --ratios 0.25 --random-seeds 0,1,2 \
         --no-specificity --max-documents 3
     echo "E=$E done in $(( $(date +%s) - start )) s" | tee -a "$ROOT/timings.txt"
