@@ -1,0 +1,236 @@
+"""The stage of ``babelmoe languages``: what a corpus offers, under a model's tokenizer.
+
+``list_languages(cfg)`` builds the catalogue of :mod:`babelmoe.corpus.catalogue` (every
+language version with its family, genus, script shares, documents and tokens under the model's
+tokenizer), filters it and returns the rows; :func:`format_table` renders them for a terminal.
+Only the tokenizer is loaded, never the weights. The unfiltered catalogue is cached as JSON in
+``<cache>/catalogue/`` keyed by the corpus, the tokenizer and the held-out split, so that
+trying filters costs a second, not a minute; ``refresh`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from babelmoe import artifacts
+from babelmoe.corpus.catalogue import CatalogueEntry, corpus_catalogue, filter_catalogue
+from babelmoe.errors import BabelmoeError, require
+
+logger = logging.getLogger(__name__)
+
+CATALOGUE_SCHEMA = 1
+
+
+@dataclass
+class LanguagesConfig:
+    """What ``babelmoe languages`` lists.
+
+    Attributes:
+        corpus: ``udhr`` or a folder of ``<lang>.txt``/``<lang>.jsonl``.
+        model: whose tokenizer counts the tokens: ``default``, a folder, a hub id; ``None``: no
+            token counts (and no ``min_tokens``).
+        family: keep a Glottolog family, genus or lineage node (``Indo-European``, ``Romance``).
+        script: keep versions with at least ``min_script_share`` of their letters in this script
+            (ISO 15924 code or Unicode name: ``Cyrl``, ``Han``).
+        min_tokens: keep versions with at least this many tokens in the profiled documents.
+        min_script_share: see ``script``.
+        defaults_only: keep only the version a bare language code picks.
+        heldout_frac: the held-out share (as ``babelmoe profile``) for the profiled-token count.
+        heldout_seed: the held-out split's seed (as ``babelmoe profile``).
+        refresh: rebuild the cached catalogue.
+    """
+
+    corpus: str = "udhr"
+    model: str | None = "default"
+    family: str | None = None
+    script: str | None = None
+    min_tokens: int | None = None
+    min_script_share: float = 0.1
+    defaults_only: bool = False
+    heldout_frac: float = 0.2
+    heldout_seed: int = 0
+    refresh: bool = False
+
+    def __post_init__(self) -> None:
+        require(
+            self.min_tokens is None or self.min_tokens >= 0,
+            f"--min-tokens must be >= 0, got {self.min_tokens}",
+        )
+        require(
+            0.0 < self.min_script_share <= 1.0,
+            f"--min-share must lie in (0, 1], got {self.min_script_share}",
+        )
+        require(
+            self.min_tokens is None or self.model is not None,
+            "--min-tokens needs token counts",
+            "give a model (--model default) or drop --min-tokens",
+        )
+
+
+def load_tokenizer(source: str) -> Any:
+    """The tokenizer of a model source (``default``, a folder, a hub id), without the weights."""
+    from transformers import AutoTokenizer
+
+    from babelmoe.models.loading import default_model_dir
+
+    path = str(default_model_dir()) if source == "default" else source
+    if source.endswith(".gguf"):
+        gguf = Path(source).expanduser()
+        return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise BabelmoeError(
+            f"cannot load the tokenizer of {source!r}: {str(exc).splitlines()[0][:200]}",
+            "pass 'default', a model folder, a .gguf file or a reachable hub id",
+        ) from None
+
+
+def _corpus_stamp(corpus: str) -> str:
+    """What identifies the corpus files (the UDHR index, or the folder's files and sizes)."""
+    if corpus == "udhr":
+        from babelmoe.corpus.udhr import ensure_udhr
+
+        root = ensure_udhr()
+        index = root / "index.js"
+        package = root / "package.json"
+        version = json.loads(package.read_text()).get("version") if package.is_file() else None
+        return f"udhr:{version}:{index.stat().st_size}"
+    folder = Path(corpus).expanduser()
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+    return f"folder:{folder.resolve()}:{files}"
+
+
+def _tokenizer_stamp(tokenizer: Any) -> str:
+    vocab = tokenizer.get_vocab() if tokenizer is not None else {}
+    digest = hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()
+    return f"{type(tokenizer).__name__}:{len(vocab)}:{digest}"
+
+
+def _cache_path(cfg: LanguagesConfig, tokenizer: Any) -> Path:
+    from babelmoe.models.loading import cache_dir
+
+    key = json.dumps(
+        [
+            CATALOGUE_SCHEMA,
+            _corpus_stamp(cfg.corpus),
+            _tokenizer_stamp(tokenizer) if tokenizer is not None else None,
+            cfg.heldout_frac,
+            cfg.heldout_seed,
+        ]
+    )
+    return cache_dir() / "catalogue" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+
+
+def _from_dict(data: dict[str, Any]) -> CatalogueEntry:
+    known = {k: v for k, v in data.items() if k in CatalogueEntry.__dataclass_fields__}
+    known["classification"] = tuple(known.get("classification") or ())
+    return CatalogueEntry(**known)
+
+
+def catalogue(cfg: LanguagesConfig) -> list[CatalogueEntry]:
+    """The whole catalogue of ``cfg.corpus`` (cached; see the module docstring)."""
+    tokenizer = load_tokenizer(cfg.model) if cfg.model is not None else None
+    path = _cache_path(cfg, tokenizer)
+    if path.is_file() and not cfg.refresh:
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+            logger.info("catalogue from cache %s", path)
+            return [_from_dict(row) for row in rows]
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("ignoring an unreadable catalogue cache %s", path)
+    logger.info("building the catalogue of %s (once; cached in %s)", cfg.corpus, path.parent)
+    entries = corpus_catalogue(
+        cfg.corpus, tokenizer, heldout_frac=cfg.heldout_frac, seed=cfg.heldout_seed
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    artifacts.atomic_write_json(
+        path,
+        {
+            "schema_version": CATALOGUE_SCHEMA,
+            "corpus": cfg.corpus,
+            "model": cfg.model,
+            "rows": [e.to_dict() for e in entries],
+        },
+    )
+    return entries
+
+
+def list_languages(cfg: LanguagesConfig) -> list[CatalogueEntry]:
+    """The catalogue rows that pass ``cfg``'s filters, in the corpus's order."""
+    return filter_catalogue(
+        catalogue(cfg),
+        family=cfg.family,
+        script=cfg.script,
+        min_tokens=cfg.min_tokens,
+        min_script_share=cfg.min_script_share,
+        defaults_only=cfg.defaults_only,
+    )
+
+
+COLUMNS = ("request", "code", "name", "family", "genus", "scripts", "tokens", "docs")
+
+
+def _cells(entry: CatalogueEntry) -> list[str]:
+    star = "" if entry.is_default else " (alt)"
+    return [
+        entry.request + star,
+        entry.code,
+        entry.name,
+        entry.family or "-",
+        entry.genus or "-",
+        entry.scripts_text() or "-",
+        "-" if entry.profile_tokens is None else f"{entry.profile_tokens:,}",
+        str(entry.documents),
+    ]
+
+
+def format_table(entries: list[CatalogueEntry], max_width: int = 28) -> str:
+    """A plain-text table, one row per version; long cells are shortened with '...'."""
+
+    def cut(text: str) -> str:
+        return text if len(text) <= max_width else text[: max_width - 3] + "..."
+
+    rows = [list(COLUMNS)] + [[cut(c) for c in _cells(e)] for e in entries]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(COLUMNS))]
+    right = {"tokens", "docs"}
+    lines = [
+        "  ".join(
+            cell.rjust(w) if COLUMNS[k] in right else cell.ljust(w)
+            for k, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_rows(entries: list[CatalogueEntry], path: Path) -> Path:
+    """Write the rows as JSON (``.json``) or CSV (anything else); returns the path."""
+    import csv
+    import io
+
+    rows = [e.to_dict() for e in entries]
+    if path.suffix == ".json":
+        artifacts.atomic_write_json(path, rows)
+        return path
+    columns = [
+        "request", "code", "bcp47", "name", "family", "genus", "script", "scripts",
+        "documents", "characters", "tokens", "profile_tokens", "chars_per_token", "stage",
+        "is_default", "classification",
+    ]  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        row = dict(row)
+        row["scripts"] = " ".join(f"{k}:{v:.4f}" for k, v in row["scripts"].items())
+        row["classification"] = " > ".join(row["classification"])
+        writer.writerow(row)
+    artifacts.atomic_write_text(path, buffer.getvalue())
+    return path
