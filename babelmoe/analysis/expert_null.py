@@ -16,7 +16,12 @@ Under it the expectations are exact: with ``k[i, l]`` the number of experts of l
 reach ``threshold`` in language i, E[shared_l] = E * prod_i (k[i, l] / E); with ``h[i, l]`` the
 experts >= ``high`` in language i and ``o[j, l]`` those <= ``low`` in language j, E[specific_il]
 = E * h[i, l] / E * prod_{j != i} (o[j, l] / E). Monte Carlo draws of the null (``n_draws``)
-give one-sided p-values, P(null count >= observed), with the usual +1 correction.
+give one-sided p-values, P(null count >= observed), with the usual +1 correction. The draws do
+not shuffle experts one by one: only counts matter, so each draw walks the languages of a layer
+in turn and moves whole groups of experts between states with hypergeometric draws (shared:
+"frequent in every language so far"; specific: "low in every language so far" and "high in
+exactly one, low in the others so far"), which has exactly the distribution of the permutation
+null at a cost independent of the number of experts.
 
 Reported per layer: the raw count, the expected count, observed / expected, the excess
 (observed - expected), and the p-value; the layer where the raw count peaks and the layer where
@@ -55,8 +60,6 @@ class ExpertNullConfig:
     """Significance level of the sentences."""
     seed: int = 0
     """Seed of the draws."""
-    batch_size: int = 50
-    """Draws generated at once (memory ~ batch x languages x experts per layer)."""
 
     def __post_init__(self) -> None:
         for name in ("shared_threshold", "specific_high", "specific_low"):
@@ -65,7 +68,6 @@ class ExpertNullConfig:
         require(self.specific_low < self.specific_high, "specific_low must be below specific_high")
         require(self.n_draws >= 0, "n_draws must be >= 0")
         require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
-        require(self.batch_size >= 1, "batch_size must be >= 1")
 
 
 @dataclass
@@ -110,10 +112,57 @@ def expected_specific(freq: np.ndarray, high: float, low: float) -> np.ndarray:
     return out
 
 
-def _permuted(freq: np.ndarray, rng: np.random.Generator, batch: int) -> np.ndarray:
-    """[n, L, E] -> [B, n, L, E] with every (language, layer) row permuted independently."""
-    order = rng.random((batch, *freq.shape)).argsort(axis=-1)
-    return np.take_along_axis(np.broadcast_to(freq, order.shape), order, axis=-1)
+def null_draws(
+    freq: np.ndarray, cfg: ExpertNullConfig, rng: np.random.Generator, n_draws: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """[n, L, E] -> ([D, L] shared, [D, L] specific) counts in ``n_draws`` draws of the null.
+
+    Per layer, the languages are taken in turn; a random permutation of language j's row puts
+    its k_j frequent experts (h_j high, o_j low, the rest middling) on uniformly random slots,
+    so the number landing on a set of s slots is hypergeometric, and the sets stay uniformly
+    random given their sizes. States (per draw): ``s`` slots frequent in every language so far;
+    ``a`` slots low in every language so far; ``b`` slots high in exactly one language and low
+    in the others so far.
+    """
+    n, n_layers, n_experts = freq.shape
+    shared = np.empty((n_draws, n_layers), dtype=np.int64)
+    specific = np.empty((n_draws, n_layers), dtype=np.int64)
+    frequent = (freq >= cfg.shared_threshold).sum(axis=-1)  # [n, L]
+    high = (freq >= cfg.specific_high).sum(axis=-1)
+    low = (freq <= cfg.specific_low).sum(axis=-1)
+    for layer in range(n_layers):
+        s = np.full(n_draws, n_experts, dtype=np.int64)
+        a = np.full(n_draws, n_experts, dtype=np.int64)
+        b = np.zeros(n_draws, dtype=np.int64)
+        for j in range(n):
+            k, h, o = int(frequent[j, layer]), int(high[j, layer]), int(low[j, layer])
+            m = n_experts - h - o  # middling: neither high nor low
+            s = _hyper(rng, k, n_experts - k, s)
+            # a-slots: how many get a high expert, then how many of the rest a low one
+            hi_a = _hyper(rng, h, n_experts - h, a)
+            lo_a = _hyper(rng, o, m, a - hi_a)
+            # b-slots (outside the a-slots): how many get one of the remaining low experts
+            lo_b = _hyper(rng, o - lo_a, (n_experts - a) - (o - lo_a), b)
+            a, b = lo_a, lo_b + hi_a
+        shared[:, layer] = s
+        specific[:, layer] = b
+    return shared, specific
+
+
+def _hyper(
+    rng: np.random.Generator, good: int | np.ndarray, bad: int | np.ndarray, draws: np.ndarray
+) -> np.ndarray:
+    """Hypergeometric draws that allow empty urns and zero draws (numpy refuses ngood+nbad=0)."""
+    good = np.broadcast_to(np.asarray(good, dtype=np.int64), draws.shape)
+    bad = np.broadcast_to(np.asarray(bad, dtype=np.int64), draws.shape)
+    out = np.zeros(draws.shape, dtype=np.int64)
+    ok = (draws > 0) & (good > 0)
+    full = ok & (bad <= 0)  # only good balls left: every draw is good
+    out[full] = draws[full]
+    mixed = ok & ~full
+    if mixed.any():
+        out[mixed] = rng.hypergeometric(good[mixed], bad[mixed], draws[mixed])
+    return out
 
 
 def expert_null(freq: np.ndarray, cfg: ExpertNullConfig | None = None) -> ExpertNullResult:
@@ -125,24 +174,13 @@ def expert_null(freq: np.ndarray, cfg: ExpertNullConfig | None = None) -> Expert
     cfg = cfg or ExpertNullConfig()
     freq = np.asarray(freq, dtype=np.float64)
     shared = ex.shared_mask(freq, cfg.shared_threshold).sum(axis=-1).astype(np.float64)
-    spec = ex.specific_mask(freq, cfg.specific_high, cfg.specific_low)
-    specific = spec.sum(axis=(0, 2)).astype(np.float64)  # [L]
+    specific = _specific_counts(freq, cfg).astype(np.float64)  # [L]
     n_layers = freq.shape[1]
-    shared_ge = np.zeros(n_layers)
-    specific_ge = np.zeros(n_layers)
-    rng = np.random.default_rng(cfg.seed)
-    done = 0
-    while done < cfg.n_draws:
-        batch = min(cfg.batch_size, cfg.n_draws - done)
-        null = _permuted(freq, rng, batch)  # [B, n, L, E]
-        null_shared = ex.shared_mask(null, cfg.shared_threshold).sum(axis=-1)  # [B, L]
-        null_spec = ex.specific_mask(null, cfg.specific_high, cfg.specific_low).sum(axis=(1, 3))
-        shared_ge += (null_shared >= shared).sum(axis=0)
-        specific_ge += (null_spec >= specific).sum(axis=0)
-        done += batch
     if cfg.n_draws:
-        shared_p = (shared_ge + 1) / (cfg.n_draws + 1)
-        specific_p = (specific_ge + 1) / (cfg.n_draws + 1)
+        rng = np.random.default_rng(cfg.seed)
+        null_shared, null_specific = null_draws(freq, cfg, rng, cfg.n_draws)
+        shared_p = ((null_shared >= shared).sum(axis=0) + 1) / (cfg.n_draws + 1)
+        specific_p = ((null_specific >= specific).sum(axis=0) + 1) / (cfg.n_draws + 1)
     else:
         shared_p = specific_p = np.full(n_layers, np.nan)
     mass = freq.sum(axis=-1)  # [n, L]
@@ -157,6 +195,17 @@ def expert_null(freq: np.ndarray, cfg: ExpertNullConfig | None = None) -> Expert
         selection_share=share,
         n_draws=cfg.n_draws,
     )
+
+
+def _specific_counts(freq: np.ndarray, cfg: ExpertNullConfig) -> np.ndarray:
+    """[n, L, E] -> [L] experts specific to some language (high in one, low in all others).
+
+    Since high > low, an expert is specific exactly when one language is not low and that one
+    is high: O(n L E), unlike the per-language mask.
+    """
+    not_low = (freq > cfg.specific_low).sum(axis=0)  # [L, E]
+    high = (freq >= cfg.specific_high).sum(axis=0)
+    return ((not_low == 1) & (high == 1)).sum(axis=-1)
 
 
 def _peak(values: np.ndarray) -> int | None:

@@ -7,13 +7,13 @@ import pytest
 
 from babelmoe.analysis import expert_null as en
 from babelmoe.analysis import script_genealogy as sg
-from babelmoe.testing import PAPER_LANGUAGES, make_profile
+from babelmoe.testing import PAPER_LANGUAGE_INFO, make_profile
 
 FAST = {"n_permutations": 199, "exact_limit": 1000, "n_bootstrap": 40, "batch_size": 20}
 
 
 def _languages() -> list[dict]:
-    langs = [dict(lang) for lang in PAPER_LANGUAGES]
+    langs = [dict(lang) for lang in PAPER_LANGUAGE_INFO]
     for lang in langs:
         lang["scripts"] = {lang["script"]: 1.0}
     return langs
@@ -94,7 +94,7 @@ def test_needs_four_languages_and_two_references() -> None:
 def test_expectations_are_exact_and_match_the_draws() -> None:
     rng = np.random.default_rng(3)
     freq = rng.uniform(0.0, 0.12, (4, 3, 40))
-    cfg = en.ExpertNullConfig(n_draws=2000, batch_size=500)
+    cfg = en.ExpertNullConfig(n_draws=2000)
     result = en.expert_null(freq, cfg)
     k = (freq >= 0.05).sum(axis=-1)  # [n, L]
     assert result.shared_expected == pytest.approx(40 * np.prod(k / 40, axis=0))
@@ -153,3 +153,28 @@ def test_given_distance_samples_replace_the_bootstrap() -> None:
     assert again.n_bootstrap == 5
     lo, hi = again.model.partial_ci["script"]
     assert lo == pytest.approx(first.model.partial["script"].statistic) == pytest.approx(hi)
+
+
+def test_hypergeometric_draws_have_the_permutation_distribution() -> None:
+    rng = np.random.default_rng(5)
+    freq = rng.choice([0.0, 0.03, 0.08], size=(4, 2, 12), p=[0.5, 0.2, 0.3])
+    cfg = en.ExpertNullConfig(n_draws=4000)
+    shared, specific = en.null_draws(freq, cfg, np.random.default_rng(1), 4000)
+    brute_shared, brute_specific = [], []
+    for _ in range(4000):
+        perm = np.stack([[rng.permutation(row) for row in lang] for lang in freq])
+        brute_shared.append((perm >= 0.05).all(axis=0).sum(axis=-1))
+        brute_specific.append(en._specific_counts(perm, cfg))
+    for fast, brute in ((shared, brute_shared), (specific, brute_specific)):
+        brute = np.asarray(brute)
+        assert fast.mean(axis=0) == pytest.approx(brute.mean(axis=0), abs=0.08)
+        assert fast.std(axis=0) == pytest.approx(brute.std(axis=0), abs=0.08)
+    assert specific.mean(axis=0) == pytest.approx(
+        en.expected_specific(freq, 0.05, 0.01).sum(axis=0), abs=0.08
+    )
+    # the fast count of specific experts equals the per-language mask's
+    from babelmoe.analysis.experts import specific_mask
+
+    assert np.array_equal(
+        en._specific_counts(freq, cfg), specific_mask(freq, 0.05, 0.01).sum(axis=(0, 2))
+    )
