@@ -244,6 +244,60 @@ def test_swap_phase_lowers_inertia_and_keeps_sizes() -> None:
     assert swaps2 == swaps and torch.equal(new, new2)
 
 
+@pytest.mark.parametrize(("n", "k"), [(203, 10), (160, 20), (97, 7)])
+def test_candidate_dots_match_the_gram_matrix(n: int, k: int) -> None:
+    x = unit_rows(n, 24, seed=n)
+    labels = torch.arange(n) % k
+    members = km._members(labels, k)  # [k, s], padded with -1 when n % k > 0
+    gen = torch.Generator().manual_seed(1)
+    near = torch.stack([torch.randperm(k, generator=gen)[:3] for _ in range(n)])  # [n, 3]
+    got = km._candidate_dots(x, near, members)  # [n, 3 * s]
+    partner = members[near].reshape(n, -1)
+    want = (x @ x.T).gather(1, partner.clamp_min(0))
+    filled = partner >= 0
+    torch.testing.assert_close(got[filled], want[filled], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("n", "k"), [(203, 10), (330, 16)])
+def test_swap_phase_without_gram_keeps_its_dots_up_to_date(n: int, k: int) -> None:
+    # Several passes with unequal sizes (n % k > 0): the incrementally updated dot products
+    # must lead to the same swaps as reading them from the Gram matrix.
+    x = unit_rows(n, 16, seed=n)
+    labels = torch.arange(n) % k
+    before = inertia_of(x, labels, k)
+    sq = (x * x).sum(1)
+    p = x @ km._means(x, labels, k).T
+    new, swaps, gain = km._swap_phase(x, sq, x @ x.T, labels, p, before, 1e-9)
+    new2, swaps2, gain2 = km._swap_phase(x, sq, None, labels, p, before, 1e-9)
+    assert swaps > k  # more than one pass
+    assert swaps2 == swaps and torch.equal(new, new2)
+    assert gain2 == pytest.approx(gain, rel=1e-6)
+    assert before - inertia_of(x, new2, k) == pytest.approx(gain2, rel=1e-3)
+
+
+# Inertia of the code before the change (commit 55a6d98, both of its paths gave this) for
+# unit_rows(1100, 16, seed=0), k = 16, seed 0: 68-69 rows a cluster, like the 74 of a
+# Qwen2.5-7B layer where that code's path without a Gram matrix was 40x slower.
+OLD_INERTIA_1100x16 = 806.7577335731892
+
+
+def test_layers_above_the_gram_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, k = unit_rows(1100, 16, seed=0), 16
+    with_gram = balanced_kmeans(x, k)
+    calls = []
+    real = km._candidate_dots
+    monkeypatch.setattr(km, "_GRAM_MAX", 1100 * 1100 - 1)  # as a layer just above the limit
+    monkeypatch.setattr(km, "_candidate_dots", lambda *a: (calls.append(1), real(*a))[1])
+    res = balanced_kmeans(x, k)
+    assert calls  # the path without a Gram matrix ran
+    check_balanced(res.labels, 1100, k)
+    assert res.inertia == pytest.approx(inertia_of(x, res.labels, k), rel=1e-6)
+    assert res.inertia <= 1.005 * OLD_INERTIA_1100x16
+    assert res.inertia <= 1.005 * with_gram.inertia
+    again = balanced_kmeans(x, k)
+    assert torch.equal(res.labels, again.labels)  # deterministic on this path too
+
+
 # ------------------------------------------------------------------------------ quality
 
 
