@@ -31,6 +31,7 @@ from babelmoe.errors import BabelmoeError
 from babelmoe.models.architectures import Architecture, resolve_architecture
 
 __all__ = [
+    "StreamedCheckpoint",
     "StreamedFFN",
     "checkpoint_files",
     "ffn_tensor_names",
@@ -169,19 +170,141 @@ def ffn_tensor_names(arch: Architecture, names: set[str] | dict[str, Path]) -> l
     return out
 
 
+@dataclass
+class StreamedCheckpoint:
+    """A safetensors checkpoint opened for streaming: its config, family and FFN tensor names.
+
+    Build it with :meth:`open`; reading the names and shapes touches no tensor data.
+    """
+
+    folder: Path
+    config: Any
+    arch: Architecture
+    files: dict[str, Path]  # tensor name -> shard
+    names: list[dict[str, str]]  # per layer {"up": name, "gate": name}
+
+    @classmethod
+    def open(
+        cls, folder: str | Path, config: Any = None, trust_remote_code: bool = False
+    ) -> StreamedCheckpoint:
+        """Read the index (or the single file's header) and the config of ``folder``.
+
+        Raises:
+            BabelmoeError: no safetensors weights, an unknown family or a native MoE model,
+                or FFN tensors missing.
+        """
+        folder = Path(folder).expanduser()
+        files = checkpoint_files(folder)
+        if files is None:
+            raise BabelmoeError(
+                f"{folder} holds no safetensors weights ({SINGLE_FILE} or {INDEX_FILE})",
+                "pass a folder saved with save_pretrained (safetensors), or load the model whole",
+            )
+        if config is None:
+            config = _read_config(folder, trust_remote_code)
+        arch = resolve_architecture(config)
+        return cls(folder, config, arch, files, ffn_tensor_names(arch, files))
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.names)
+
+    def _shard(self, name: str) -> Path:
+        path = self.files[name]
+        if not path.is_file():
+            raise BabelmoeError(
+                f"shard {path.name} of {self.folder} is missing", "download the whole checkpoint"
+            )
+        return path
+
+    def identity(self, name: str) -> dict[str, Any]:
+        """The model identity of :func:`babelmoe.models.loading.model_identity`, from the
+        tensor headers (no weights read): name, model_type, n_layers, ffn_widths, hidden_size."""
+        from safetensors import safe_open
+
+        widths, hidden = set(), 0
+        for names in self.names:
+            with safe_open(str(self._shard(names["up"])), framework="pt") as f:
+                shape = list(f.get_slice(names["up"]).get_shape())
+            rows, hidden = (shape[1], shape[0]) if self.arch.conv1d else (shape[0], shape[1])
+            widths.add(rows // 2 if self.arch.fused_gate_up else rows)
+        return {
+            "name": name,
+            "model_type": self.config.model_type,
+            "n_layers": self.n_layers,
+            "ffn_widths": sorted(widths),
+            "hidden_size": int(hidden),
+        }
+
+    def ffns(
+        self,
+        parts: tuple[str, ...] = ("up",),
+        *,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device = "cpu",
+        start: int = 0,
+    ) -> Iterator[StreamedFFN]:
+        """Yield the FFN input rows of layers ``start..L-1``; see :func:`stream_ffns`."""
+        unknown = sorted(set(parts) - {"up", "gate"})
+        if unknown or not parts:
+            raise BabelmoeError(f"unknown FFN part(s) {unknown or parts}", "ask for up and/or gate")
+        arch = self.arch
+        if "gate" in parts and not arch.gated:
+            raise BabelmoeError(
+                "the gate rows were asked for, but this model's FFN has no gate", "use --source up"
+            )
+        from safetensors import safe_open
+
+        with ExitStack() as stack:
+            handles: dict[Path, Any] = {}
+
+            def read(name: str) -> torch.Tensor:
+                path = self._shard(name)
+                if path not in handles:
+                    handles[path] = stack.enter_context(safe_open(str(path), framework="pt"))
+                return handles[path].get_tensor(name)
+
+            for index in range(start, self.n_layers):
+                names = self.names[index]
+                fused = read(names["up"])
+                if arch.conv1d:
+                    fused = fused.t()
+                rows = fused.shape[0]
+                width = rows // 2 if arch.fused_gate_up else rows
+                up = gate = None
+                if arch.fused_gate_up:
+                    up = fused[width:] if "up" in parts else None
+                    gate = fused[:width] if "gate" in parts else None
+                else:
+                    up = fused if "up" in parts else None
+                    if "gate" in parts:
+                        gate = read(names["gate"])
+                        gate = gate.t() if arch.conv1d else gate
+                yield StreamedFFN(
+                    layer=index,
+                    width=width,
+                    up=None if up is None else _finish(up, dtype, device),
+                    gate=None if gate is None else _finish(gate, dtype, device),
+                    gated=arch.gated,
+                )
+                del fused, up, gate
+
+
 def stream_ffns(
     folder: str | Path,
     parts: tuple[str, ...] = ("up",),
     *,
     dtype: torch.dtype | None = None,
     device: str | torch.device = "cpu",
+    start: int = 0,
     config: Any = None,
     trust_remote_code: bool = False,
 ) -> Iterator[StreamedFFN]:
     """Yield every layer's FFN input rows from the safetensors checkpoint in ``folder``.
 
-    Only the tensors named in ``parts`` (``"up"``, ``"gate"``) are read, one layer at a time;
-    each shard is opened once (memory-mapped) and closed when the iteration ends.
+    Only the tensors named in ``parts`` (``"up"``, ``"gate"``) are read, one layer at a time
+    (a fused gate+up is read whole and cut); each shard is opened once (memory-mapped) and
+    closed when the iteration ends.
 
     Args:
         folder: local folder with ``config.json`` and ``model.safetensors`` or
@@ -190,70 +313,16 @@ def stream_ffns(
         dtype: cast the rows to this dtype (as the loaded model would hold them); None keeps
             the stored dtype.
         device: where the rows go (read on CPU, then moved).
+        start: first layer to read (a resumed split skips the layers it has).
         config: the model's transformers config, if already loaded (else read from the folder).
         trust_remote_code: passed to ``AutoConfig`` when the config is read here.
 
     Raises:
         BabelmoeError: no safetensors weights, an unknown family or a native MoE model,
-            tensors missing, or a gate asked for a model without one.
+            tensors or shards missing, or a gate asked for a model without one.
     """
-    folder = Path(folder).expanduser()
-    unknown = sorted(set(parts) - {"up", "gate"})
-    if unknown or not parts:
-        raise BabelmoeError(f"unknown FFN part(s) {unknown or parts}", "ask for up and/or gate")
-    files = checkpoint_files(folder)
-    if files is None:
-        raise BabelmoeError(
-            f"{folder} holds no safetensors weights ({SINGLE_FILE} or {INDEX_FILE})",
-            "pass a folder saved with save_pretrained (safetensors), or load the model whole",
-        )
-    if config is None:
-        config = _read_config(folder, trust_remote_code)
-    arch = resolve_architecture(config)
-    if "gate" in parts and not arch.gated:
-        raise BabelmoeError(
-            "the gate rows were asked for, but this model's FFN has no gate", "use --source up"
-        )
-    layers = ffn_tensor_names(arch, files)
-    from safetensors import safe_open
-
-    with ExitStack() as stack:
-        handles: dict[Path, Any] = {}
-
-        def read(name: str) -> torch.Tensor:
-            path = files[name]
-            if path not in handles:
-                if not path.is_file():
-                    raise BabelmoeError(
-                        f"shard {path.name} of {folder} is missing",
-                        "download the whole checkpoint",
-                    )
-                handles[path] = stack.enter_context(safe_open(str(path), framework="pt"))
-            return handles[path].get_tensor(name)
-
-        for index, names in enumerate(layers):
-            fused = read(names["up"])
-            if arch.conv1d:
-                fused = fused.t()
-            rows = fused.shape[0]
-            width = rows // 2 if arch.fused_gate_up else rows
-            up = gate = None
-            if arch.fused_gate_up:
-                up = fused[width:] if "up" in parts else None
-                gate = fused[:width] if "gate" in parts else None
-            else:
-                up = fused if "up" in parts else None
-                if "gate" in parts:
-                    gate = read(names["gate"])
-                    gate = gate.t() if arch.conv1d else gate
-            yield StreamedFFN(
-                layer=index,
-                width=width,
-                up=None if up is None else _finish(up, dtype, device),
-                gate=None if gate is None else _finish(gate, dtype, device),
-                gated=arch.gated,
-            )
-            del fused, up, gate
+    checkpoint = StreamedCheckpoint.open(folder, config, trust_remote_code)
+    yield from checkpoint.ffns(parts, dtype=dtype, device=device, start=start)
 
 
 def _finish(

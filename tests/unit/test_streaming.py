@@ -13,8 +13,14 @@ from safetensors import safe_open as _real_safe_open
 from babelmoe.errors import BabelmoeError
 from babelmoe.models import streaming
 from babelmoe.models.ffn import ffns
+from babelmoe.models.loading import model_identity
 from babelmoe.models.shapes import tiny_model
-from babelmoe.models.streaming import checkpoint_files, is_streamable, stream_ffns
+from babelmoe.models.streaming import (
+    StreamedCheckpoint,
+    checkpoint_files,
+    is_streamable,
+    stream_ffns,
+)
 
 
 def save(model: torch.nn.Module, folder: Path, shard: str | None = None) -> Path:
@@ -49,6 +55,11 @@ def test_sharded_llama_matches_the_loaded_model(sharded_llama: Path) -> None:
         assert torch.equal(got.up_rows(), ffn.up_rows())
         gate = got.gate_rows()
         assert gate is not None and torch.equal(gate, ffn.gate_rows())
+    checkpoint = StreamedCheckpoint.open(sharded_llama)
+    assert checkpoint.identity("x") == model_identity(model, "x")
+    later = list(checkpoint.ffns(start=2))  # a resumed split reads only the layers left
+    assert [s.layer for s in later] == [2]
+    assert torch.equal(later[0].up_rows(), streamed[2].up_rows())
 
 
 def test_cast_gives_the_loaded_models_bytes(sharded_llama: Path) -> None:
@@ -111,6 +122,7 @@ def test_other_layouts_single_file(model_type: str, tmp_path: Path) -> None:
             assert torch.equal(got.gate_rows(), ffn.gate_rows())
         else:
             assert got.gate_rows() is None
+    assert StreamedCheckpoint.open(folder).identity("m") == model_identity(model, "m")
 
 
 def test_gate_of_an_ungated_model_is_refused(tmp_path: Path) -> None:
