@@ -124,6 +124,34 @@ def finite_json(value: Any) -> Any:
     return value
 
 
+def read_json(
+    path: Path,
+    kind: str | None = None,
+    fix: str = "re-run the stage that wrote it with this version of babelmoe",
+) -> dict[str, Any]:
+    """A JSON object written by this package: one clear line when it is missing, corrupted,
+    of another ``kind`` (when given) or of another schema version."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BabelmoeError(f"missing {path}", "run the stage that writes it first") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BabelmoeError(
+            f"{path} is corrupted ({exc.__class__.__name__})", f"delete it; {fix}"
+        ) from None
+    if not isinstance(data, dict) or (kind is not None and data.get("kind") != kind):
+        what = f"a {kind.replace('_', ' ')}" if kind else "a babelmoe JSON object"
+        raise BabelmoeError(f"{path} is not {what}", fix)
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise BabelmoeError(
+            f"{path} has schema version {data.get('schema_version')}, this babelmoe reads "
+            f"{SCHEMA_VERSION}",
+            fix,
+        )
+    return data
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomically write JSON (indented, keys in insertion order)."""
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")

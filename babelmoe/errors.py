@@ -6,6 +6,9 @@ callers can catch it like any exception. Everything else that escapes is a bug.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class BabelmoeError(Exception):
     """A problem with the user's input or environment, with the fix in the message.
@@ -29,3 +32,11 @@ def require(condition: bool, problem: str, fix: str | None = None) -> None:
     """Raise ``BabelmoeError(problem, fix)`` unless ``condition`` holds."""
     if not condition:
         raise BabelmoeError(problem, fix)
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str]) -> BabelmoeError:
+    """The error for an unknown registry entry, with "did you mean" when one is close."""
+    names = list(choices)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return BabelmoeError(f"unknown {kind} {name!r}", f"{hint}use one of {', '.join(names)}")

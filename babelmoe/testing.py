@@ -1,4 +1,6 @@
-"""Synthetic profiles with a known structure, for tests and for trying the report without a GPU.
+"""Builders for tests and demos, in one place: synthetic profiles with a known structure (to
+try the analysis and the report without a GPU), balanced partitions, corpus folders. Tiny random
+models and the byte tokenizer are in ``babelmoe.models.shapes``.
 
 A language's true frequency of expert (l, e) is ``sigmoid(base + sum of offsets + own offset)``
 scaled to the target mean: ``base`` is common to all languages, one random offset per node of the
@@ -9,13 +11,37 @@ the profile has real sampling noise and genealogy-shaped similarity when ``linea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from babelmoe.experts.partition import Partition
 from babelmoe.profile.artifact import ProfileData
+
+
+def balanced_partition(
+    n_layers: int, width: int, n_experts: int, seed: int = 0, meta: dict | None = None
+) -> Partition:
+    """Random exactly balanced labels in the canonical order (experts ``0 .. width % E - 1``
+    get the one extra neuron)."""
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.arange(width) % n_experts
+    labels = torch.stack(
+        [base[torch.randperm(width, generator=generator)] for _ in range(n_layers)]
+    )
+    return Partition(labels=labels, n_experts=n_experts, meta=dict(meta or {}))
+
+
+def write_corpus(folder: Path, texts: Mapping[str, Sequence[str]]) -> Path:
+    """A folder corpus: ``<lang>.txt`` per language, documents separated by blank lines."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, docs in texts.items():
+        (folder / f"{lang}.txt").write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    return folder
 
 
 def _lang(code, name, family, genus, script, lineage) -> dict[str, Any]:
@@ -32,7 +58,7 @@ def _lang(code, name, family, genus, script, lineage) -> dict[str, Any]:
 
 IE = "Indo-European"
 # The paper's nine languages with Glottolog-like lineages (family first).
-PAPER_LANGUAGES: list[dict[str, Any]] = [
+PAPER_LANGUAGE_INFO: list[dict[str, Any]] = [  # codes as corpus.PAPER_LANGUAGES
     _lang("en", "English", IE, "Germanic", "Latn", [IE, "Germanic", "West Germanic"]),
     _lang("fr", "French", IE, "Romance", "Latn", [IE, "Italic", "Romance", "Gallo-Romance"]),
     _lang("es", "Spanish", IE, "Romance", "Latn", [IE, "Italic", "Romance", "Ibero-Romance"]),
@@ -84,7 +110,7 @@ def make_profile(
     **structure: float,
 ) -> ProfileData:
     """A profile drawn from ``frequency`` [n, L, E] (default: ``true_frequency(**structure)``)."""
-    languages = [dict(lang) for lang in (languages or PAPER_LANGUAGES)]
+    languages = [dict(lang) for lang in (languages or PAPER_LANGUAGE_INFO)]
     if frequency is None:
         frequency = true_frequency(languages, n_layers, n_experts, seed=seed, **structure)
     rng = np.random.default_rng(seed + 1)

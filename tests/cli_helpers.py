@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from babelmoe import testing
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Progress bars (tqdm) redraw with carriage returns; they are not part of the error report.
@@ -160,13 +162,12 @@ def write_corpus(
     folder: Path, languages: Sequence[str] = ("en", "fr"), docs: int = 10, words: int = 30
 ) -> Path:
     """A corpus folder of ``<lang>.txt`` files with ``docs`` documents of ``words`` words."""
-    folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
+    texts = {}
     for lang in languages:
         pool = WORDS.get(lang, WORDS["en"]).split()
-        texts = [" ".join(rng.choice(pool) for _ in range(words)) for _ in range(docs)]
-        (folder / f"{lang}.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
-    return folder
+        texts[lang] = [" ".join(rng.choice(pool) for _ in range(words)) for _ in range(docs)]
+    return testing.write_corpus(folder, texts)
 
 
 def tree(folder: Path) -> dict[str, str]:

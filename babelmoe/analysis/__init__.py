@@ -1,18 +1,23 @@
 """Stage 3: what the activation patterns say about languages, with intervals and tests.
 
-Pure computation (arrays in, arrays out, no I/O):
+Generic statistics (arrays in, arrays out, no I/O) in ``stats/``:
 - ``metrics``: language x language similarity (Euclidean, KL, Jensen-Shannon, Pearson,
-  Spearman, cosine) on frequency vectors, whole model and per layer.
-- ``genealogy``: genealogical / family / genus / script distances from language metadata, groups.
-- ``permutation``: Mantel and partial Mantel tests, the group test, Holm adjustment.
-- ``bootstrap``: resampling of document units and percentile intervals.
-- ``experts``: shared experts, language- and group-specific experts (threshold rule, LAPE).
-- ``clustering``: hierarchical clustering of languages.
+  Spearman, cosine) on frequency vectors, whole model and per layer (the ``METRICS`` table);
+- ``permutation``: Mantel and partial Mantel tests, the group test, Holm adjustment;
+- ``bootstrap``: resampling of document units and percentile intervals;
+- ``clustering``: hierarchical clustering of languages;
 - ``stability``: adjusted Rand index between partitions, spread over seeds.
-- ``compare``: ``analyse_profile`` runs all of the above on one profile.
-- ``seeds``: several seeds' analyses side by side; ``diff``: two profiles of one architecture.
-- ``records`` / ``summary`` / ``diff_summary``: tidy tables and the headline summary.
-- ``synthetic``: profiles with a known structure, for tests and demos.
 
-I/O: ``tables`` (CSV + JSON tables) and ``runner`` (``run_analysis``, ``run_diff``).
+The analyses (pure):
+- ``genealogy``: genealogical / family / genus / script distances from language metadata, groups;
+- ``experts``: shared experts, language- and group-specific experts (threshold rule, LAPE);
+- ``expert_null``: shared / specific counts against a within-layer permutation null;
+- ``script_genealogy``: activation distance on script vs genealogical distance, per layer;
+- ``compare``: ``analyse_profile`` runs the language comparison on one profile;
+- ``seeds``: several seeds' analyses side by side; ``diff``: two profiles of one architecture;
+- ``sweep``: pruning-sweep rows -> curves, verdicts against random, the specificity matrix;
+- ``tables`` / ``summary`` / ``diff_summary``: tidy tables and the headline summary.
+
+I/O: ``io`` (CSV + JSON tables). The runners are ``babelmoe.stages.analyse`` and ``.diff``;
+synthetic profiles for tests are in ``babelmoe.testing``.
 """

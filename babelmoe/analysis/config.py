@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from babelmoe.analysis.stats.metrics import METRICS
-from babelmoe.errors import require
+from babelmoe.errors import BabelmoeError, require, unknown_name
 
 # The paper's three Romance languages; resolved against code, BCP 47 tag or name of the profile.
 DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {"Romance": ("fr", "es", "pt")}
@@ -61,11 +61,9 @@ class AnalysisConfig:
         self.metrics = tuple(self.metrics)
         self.groups = {name: tuple(members) for name, members in self.groups.items()}
         unknown = [m for m in (*self.metrics, self.primary_metric) if m not in METRICS]
-        require(
-            not unknown,
-            f"unknown metric(s): {', '.join(unknown)}",
-            f"choose from {', '.join(METRICS)}",
-        )
+        if unknown:
+            hint = unknown_name("metric", unknown[0], METRICS).fix
+            raise BabelmoeError(f"unknown metric(s): {', '.join(unknown)}", hint)
         if self.primary_metric not in self.metrics:
             self.metrics = (*self.metrics, self.primary_metric)
         require(
@@ -129,11 +127,8 @@ class DiffConfig:
         require(0.0 <= self.shared_threshold <= 1.0, "shared_threshold must lie in [0, 1]")
         require(self.top_k >= 1, "top_k must be >= 1")
         require(self.z_threshold > 0, "z_threshold must be positive")
-        require(
-            self.primary_metric in METRICS,
-            f"unknown metric {self.primary_metric!r}",
-            f"choose from {', '.join(METRICS)}",
-        )
+        if self.primary_metric not in METRICS:
+            raise unknown_name("metric", self.primary_metric, METRICS)
         require(self.kl_epsilon > 0, "kl_epsilon must be positive")
         require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0")
         require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from babelmoe.artifacts import SCHEMA_VERSION, atomic_write_json, atomic_write_text
+from babelmoe.artifacts import SCHEMA_VERSION, atomic_write_json, atomic_write_text, read_json
 from babelmoe.artifacts import finite_json as clean
-from babelmoe.errors import BabelmoeError
 
 Row = dict[str, Any]
 
@@ -49,26 +47,6 @@ def write_table(folder: Path, name: str, rows: Sequence[Row], description: str) 
         },
     )
     return csv_path
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON file written by this package, checking its schema version."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BabelmoeError(f"missing {path}", "run the stage that writes it first") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BabelmoeError(
-            f"{path} is corrupted ({exc.__class__.__name__})",
-            "delete it and re-run the stage that wrote it",
-        ) from None
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        found = data.get("schema_version") if isinstance(data, dict) else None
-        raise BabelmoeError(
-            f"{path} has schema version {found}, this babelmoe reads {SCHEMA_VERSION}",
-            "re-run the stage that wrote it with this version of babelmoe",
-        )
-    return data
 
 
 def read_table(folder: Path, name: str) -> list[Row]:

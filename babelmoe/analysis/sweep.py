@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from babelmoe.prune.criteria import FREQUENCY_METHODS
+from babelmoe.prune.criteria import frequency_methods
 from babelmoe.prune.sweep import DENSE, RANDOM, SweepConfig
 
 ROW_FIELDS = (
@@ -114,7 +114,7 @@ def verdicts(
                         "eval_lang": lang,
                         "ratio": ratio,
                         "method": method,
-                        "frequency_guided": method in FREQUENCY_METHODS,
+                        "frequency_guided": method in frequency_methods(),
                         "ppl": own["ppl"],
                         "random_mean": rand and rand["ppl"],
                         "random_std": rand and rand["ppl_std"],

@@ -20,23 +20,32 @@ EPILOG = """Examples (after babelmoe split --out runs/demo):
 """
 
 
+# Options the main job (`babelmoe run`) shares, declared once.
+LANGUAGES = common.option(
+    ProfileConfig, "languages", "--languages", "-l", help="Comma-separated language codes."
+)
+CORPUS = common.option(
+    ProfileConfig,
+    "corpus",
+    "--corpus",
+    help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>[:<config>].",
+)
+BUDGET = common.option(
+    ProfileConfig, "token_budget", "--budget", help="Maximum counted tokens per language."
+)
+BATCH_SIZE = common.option(
+    ProfileConfig, "batch_size", "--batch-size", help="Sequences per forward pass."
+)
+
+
 @common.model_options()
 def profile(
     run_dir: Path = typer.Argument(
         ..., help="Run folder holding partition.* (from babelmoe split)."
     ),
-    languages: str = common.option(
-        ProfileConfig, "languages", "--languages", "-l", help="Comma-separated language codes."
-    ),
-    corpus: str = common.option(
-        ProfileConfig,
-        "corpus",
-        "--corpus",
-        help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>[:<config>].",
-    ),
-    budget: int = common.option(
-        ProfileConfig, "token_budget", "--budget", help="Maximum counted tokens per language."
-    ),
+    languages: str = LANGUAGES,
+    corpus: str = CORPUS,
+    budget: int = BUDGET,
     heldout: float = common.option(
         ProfileConfig,
         "heldout_frac",
@@ -46,9 +55,7 @@ def profile(
     max_length: int = common.option(
         ProfileConfig, "max_length", "--max-length", help="Tokens per sequence (BOS included)."
     ),
-    batch_size: int = common.option(
-        ProfileConfig, "batch_size", "--batch-size", help="Sequences per forward pass."
-    ),
+    batch_size: int = BATCH_SIZE,
     packing: bool = common.option(
         ProfileConfig,
         "packing",

@@ -9,6 +9,7 @@ import typer
 
 from babelmoe.commands import common
 from babelmoe.models.loading import ModelSpec
+from babelmoe.prune.criteria import PruneConfig, methods_help
 
 EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):
 
@@ -28,8 +29,8 @@ def prune(
     run_dir: Annotated[Path, typer.Argument(help="Run folder with partition.* and profile.*.")],
     method: Annotated[
         str,
-        typer.Option(help="threshold, sort, sort-per-layer, adaptive, random or norm."),
-    ] = "sort",
+        typer.Option(help=f"Selection rule. {methods_help()}."),
+    ] = common.config_default(PruneConfig, "method"),
     ratio: Annotated[
         float | None, typer.Option("--ratio", "-r", help="Share of experts removed, in [0, 1).")
     ] = None,
@@ -42,7 +43,7 @@ def prune(
     ] = None,
     aggregate: Annotated[
         str, typer.Option(help="Several languages: mean or max frequency per expert.")
-    ] = "mean",
+    ] = common.config_default(PruneConfig, "aggregate"),
     seed: Annotated[int, typer.Option(help="Seed of random and of the tie-breaking order.")] = 0,
     out: Annotated[
         Path | None,
@@ -55,7 +56,6 @@ def prune(
     spec: ModelSpec,
 ) -> None:
     """Remove experts by activation frequency (or a baseline); save a physically smaller model."""
-    from babelmoe.prune.criteria import PruneConfig
     from babelmoe.stages.prune import run_prune
 
     config = PruneConfig(

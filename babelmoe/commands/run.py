@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from babelmoe.commands import common
+from babelmoe.commands import profile as profile_options
 from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec
 from babelmoe.stages.profile import ProfileConfig
@@ -25,18 +26,9 @@ def run(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Run folder (created; an interrupted run resumes)."
     ),
-    languages: str = common.option(
-        ProfileConfig, "languages", "--languages", "-l", help="Comma-separated codes."
-    ),
-    corpus: str = common.option(
-        ProfileConfig,
-        "corpus",
-        "--corpus",
-        help="udhr, a folder of <lang>.txt/.jsonl, or hf:<dataset>.",
-    ),
-    budget: int = common.option(
-        ProfileConfig, "token_budget", "--budget", help="Maximum profiled tokens per language."
-    ),
+    languages: str = profile_options.LANGUAGES,
+    corpus: str = profile_options.CORPUS,
+    budget: int = profile_options.BUDGET,
     experts: int = common.option(
         SplitConfig, "n_experts", "--experts", "-e", help="Experts per layer."
     ),
@@ -62,9 +54,7 @@ def run(
         "--sweep-documents",
         help="Held-out documents per language in the sweep (0: all).",
     ),
-    batch_size: int = common.option(
-        ProfileConfig, "batch_size", "--batch-size", help="Sequences per forward pass."
-    ),
+    batch_size: int = profile_options.BATCH_SIZE,
     force: bool = common.FORCE,
     *,
     spec: ModelSpec,

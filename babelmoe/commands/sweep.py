@@ -9,7 +9,7 @@ import typer
 
 from babelmoe.commands import common
 from babelmoe.models.loading import ModelSpec
-from babelmoe.prune.sweep import SweepConfig
+from babelmoe.prune.sweep import SweepConfig, swept_methods
 
 EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):
 
@@ -26,7 +26,7 @@ report_section.json; an interrupted sweep resumes where it stopped.
 def sweep(
     run_dir: Annotated[Path, typer.Argument(help="Run folder with partition.* and profile.*.")],
     methods: Annotated[
-        str, typer.Option(help="Comma-separated: sort, sort-per-layer, adaptive, norm.")
+        str, typer.Option(help=f"Comma-separated, any of: {', '.join(swept_methods())}.")
     ] = common.config_default(SweepConfig, "methods"),
     ratios: Annotated[
         str, typer.Option(help="Comma-separated shares of experts removed.")

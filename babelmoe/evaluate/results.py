@@ -25,6 +25,7 @@ from babelmoe.artifacts import (
     atomic_write_json,
     atomic_write_text,
     finite_json,
+    read_json,
 )
 from babelmoe.errors import BabelmoeError
 
@@ -132,12 +133,4 @@ def read_task_summary(folder: Path, task: str, lang: str) -> dict[str, Any] | No
     summary_path = result_paths(Path(folder), task, lang)[0]
     if not summary_path.is_file():
         return None
-    try:
-        data = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BabelmoeError(
-            f"{summary_path} is corrupted", "delete it and re-run the evaluation"
-        ) from None
-    if not isinstance(data, dict) or data.get("kind") != "task_result":
-        raise BabelmoeError(f"{summary_path} is not a task result", "pass the right folder")
-    return data
+    return read_json(summary_path, "task_result", "delete it and re-run the evaluation")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from babelmoe.experts.partition import Partition, check_partition_fits
+from babelmoe.experts.partition import Partition, check_canonical, check_partition_fits
 from babelmoe.models.ffn import FFN, ffns
 
 
@@ -30,8 +30,9 @@ def expert_offsets(sizes: torch.Tensor) -> torch.Tensor:
 def expert_scores(h: torch.Tensor, sizes: torch.Tensor, norm: str = "l2") -> torch.Tensor:
     """[..., E] score of each expert's contiguous slice of ``h`` [..., width].
 
-    Sizes may differ by one: the larger experts come first (the partition's canonical labels),
-    so the activation splits into two reshapes. ``norm``: l2, l1, mean (mean |h|), max (max |h|).
+    Sizes may differ by one: the larger experts come first (the partition's canonical labels,
+    which ``expert_layout`` checks), so the activation splits into two reshapes. ``norm``: l2,
+    l1, mean (mean |h|), max (max |h|).
     """
     big, small = int(sizes.max()), int(sizes.min())
     n_big = int((sizes == big).sum()) if big != small else int(sizes.numel())
@@ -67,6 +68,7 @@ def expert_layout(model: nn.Module, partition: Partition) -> Iterator[list[torch
     Yields the per-layer expert sizes [E] (int64), in the slice order. The caller checks that
     the partition fits the model (``check_partition_fits``), once.
     """
+    check_canonical(partition)
     layers = ffns(model)
     orders = [partition.expert_order(f.layer) for f in layers]
     for ffn, order in zip(layers, orders, strict=True):

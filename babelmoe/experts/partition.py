@@ -209,7 +209,26 @@ def load_partition(folder: Path) -> Partition:
     partition = Partition(labels=labels, n_experts=int(meta["n_experts"]), meta=meta)
     if partition.sha256 != meta.get("partition_sha256"):
         raise BabelmoeError(f"{folder}/partition.json does not match its labels", "re-run split")
+    check_canonical(partition, f"{folder}/partition.safetensors")
     return partition
+
+
+def check_canonical(partition: Partition, where: str = "the partition") -> None:
+    """Refuse labels the expert layout cannot slice: every expert must have ``width // E`` or
+    ``width // E + 1`` neurons, the larger experts carrying the smaller labels (as ``split``
+    writes them). A hand-made partition can be brought into this form by relabelling."""
+    sizes = partition.sizes()  # [L, E]
+    for layer, row in enumerate(sizes):
+        spread = int(row.max() - row.min())
+        descending = bool((row[1:] <= row[:-1]).all())
+        if spread > 1 or not descending or int(row.min()) == 0:
+            raise BabelmoeError(
+                f"{where}: layer {layer} has experts of sizes {int(row.min())}..{int(row.max())} "
+                "that are not balanced in label order (sizes may differ by one, larger experts "
+                "first, none empty)",
+                "re-run babelmoe split, or relabel the experts so that sizes do not increase "
+                "with the label",
+            )
 
 
 def check_partition_fits(partition: Partition, model: nn.Module) -> None:

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from babelmoe.analysis.sweep import BEATS, WITHIN, WORSE
-from babelmoe.prune.criteria import FREQUENCY_METHODS
+from babelmoe.prune.criteria import frequency_methods
 from babelmoe.prune.sweep import DENSE, SweepConfig
 
 
@@ -50,7 +50,7 @@ def section_html(
     pairs = {(v["eval_lang"], v["ratio"]) for v in judged}
     freq = [v for v in judged if v["frequency_guided"]]
     won = {(v["eval_lang"], v["ratio"]) for v in freq if v["verdict"] == BEATS}
-    guided = [m for m in config.methods if m in FREQUENCY_METHODS]
+    guided = [m for m in config.methods if m in frequency_methods()]
     if freq:
         parts.append(
             f"<p>Frequency-guided pruning (best of {e(', '.join(guided))}) "

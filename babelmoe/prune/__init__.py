@@ -1,9 +1,12 @@
-"""Pruning by expert activation frequency: selection rules, model surgery, evaluation, sweeps.
+"""Pruning by expert activation frequency: selection rules, targets, model surgery, sweep design.
 
-* ``criteria``: which experts to remove ([L, E] statistic -> ``Selection``; pure);
+* ``criteria``: the registry of selection rules (``METHODS``, ``register_method``): which experts
+  to remove ([L, E] statistic -> ``Selection``; pure);
 * ``targets``: languages and statistics from a profile;
 * ``surgery``: experts -> neurons -> a physically smaller model; ``save_pruned`` / ``load_pruned``;
-* ``runner``, ``evaluation``, ``sweep``: the runners of ``babelmoe prune``, ``evaluate``, ``sweep``.
+* ``sweep``: the design of a sweep (methods x ratios x languages against random; pure).
+
+The runners of ``babelmoe prune``, ``evaluate`` and ``sweep`` are in ``babelmoe.stages``.
 """
 
 from __future__ import annotations

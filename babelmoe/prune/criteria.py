@@ -39,23 +39,76 @@ Rules shared by all methods:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, unknown_name
 
-Method = Literal["threshold", "sort", "sort-per-layer", "adaptive", "random", "norm"]
 Aggregate = Literal["mean", "max"]
 Statistic = Literal["frequency", "mean_score"]
+# select(config, values [L, E] or None, (L, E)) -> Selection
+SelectFn = Callable[["PruneConfig", "torch.Tensor | None", tuple[int, int]], "Selection"]
 
-METHODS: tuple[str, ...] = ("threshold", "sort", "sort-per-layer", "adaptive", "random", "norm")
-# Methods that read the target languages' activation frequencies.
-FREQUENCY_METHODS: tuple[str, ...] = ("threshold", "sort", "sort-per-layer", "adaptive")
-# Methods whose choice depends on the target languages at all.
-LANGUAGE_METHODS: tuple[str, ...] = (*FREQUENCY_METHODS, "norm")
+
+@dataclass(frozen=True)
+class PruningMethod:
+    """One entry of the registry of pruning methods.
+
+    Attributes:
+        name: the name users pass (``--method``).
+        select: the selection rule (pure; see ``select_experts``).
+        statistic: what it ranks experts by: the target languages' activation ``frequency``,
+            their ``mean_score`` (norm baseline), or None (language-independent, e.g. random).
+        takes_ratio: the method removes a share ``ratio`` of the experts (threshold: ``tau``).
+        summary: one line for ``--help``.
+    """
+
+    name: str
+    select: SelectFn
+    statistic: Statistic | None
+    takes_ratio: bool = True
+    summary: str = ""
+
+
+# The registry (like ``METRICS`` and the architecture table); ``register_method`` adds to it.
+METHODS: dict[str, PruningMethod] = {}
+
+
+def register_method(
+    name: str, *, statistic: Statistic | None, takes_ratio: bool = True, summary: str = ""
+) -> Callable[[SelectFn], SelectFn]:
+    """Register a selection rule as pruning method ``name`` (a decorator)."""
+
+    def decorate(select: SelectFn) -> SelectFn:
+        METHODS[name] = PruningMethod(name, select, statistic, takes_ratio, summary)
+        return select
+
+    return decorate
+
+
+def get_method(name: str) -> PruningMethod:
+    """The registered method ``name``; one clear line (with "did you mean") when unknown."""
+    if name not in METHODS:
+        raise unknown_name("pruning method", name, METHODS)
+    return METHODS[name]
+
+
+def methods_help() -> str:
+    """The registered methods as one line for ``--help``."""
+    return "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values())
+
+
+def frequency_methods() -> list[str]:
+    """Methods that read the target languages' activation frequencies."""
+    return [m.name for m in METHODS.values() if m.statistic == "frequency"]
+
+
+def language_methods() -> list[str]:
+    """Methods whose choice depends on the target languages at all."""
+    return [m.name for m in METHODS.values() if m.statistic is not None]
 
 
 @dataclass(frozen=True)
@@ -74,7 +127,7 @@ class PruneConfig:
             expert counts as low-frequency (0.5: the median).
     """
 
-    method: Method = "sort"
+    method: str = "sort"
     ratio: float | None = None
     tau: float | None = None
     languages: tuple[str, ...] = ()
@@ -84,14 +137,10 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))
-        if self.method not in METHODS:
-            raise BabelmoeError(
-                f"unknown pruning method {self.method!r}", f"use one of {', '.join(METHODS)}"
-            )
-        if self.method == "threshold":
+        if not get_method(self.method).takes_ratio:
             if self.tau is None or self.ratio is not None:
                 raise BabelmoeError(
-                    "--method threshold takes --tau, not --ratio", "pass e.g. --tau 0.01"
+                    f"--method {self.method} takes --tau, not --ratio", "pass e.g. --tau 0.01"
                 )
             if not 0.0 <= self.tau <= 1.0:
                 raise BabelmoeError(
@@ -105,7 +154,7 @@ class PruneConfig:
             check_ratio(self.ratio)
         if self.aggregate not in ("mean", "max"):
             raise BabelmoeError(f"unknown aggregate {self.aggregate!r}", "use mean or max")
-        if self.method in LANGUAGE_METHODS and not self.languages:
+        if self.method in language_methods() and not self.languages:
             raise BabelmoeError(
                 f"--method {self.method} needs target languages", "pass --languages en[,fr]"
             )
@@ -121,10 +170,8 @@ class PruneConfig:
 
     @property
     def statistic(self) -> Statistic | None:
-        """What the method ranks experts by (None: random)."""
-        if self.method == "random":
-            return None
-        return "mean_score" if self.method == "norm" else "frequency"
+        """What the method ranks experts by (None: language-independent, e.g. random)."""
+        return METHODS[self.method].statistic
 
 
 def check_ratio(ratio: float) -> None:
@@ -275,30 +322,64 @@ def select_experts(
     config: PruneConfig, values: torch.Tensor | None, shape: tuple[int, int]
 ) -> Selection:
     """The experts ``config`` removes, given the target languages' [L, E] statistic ``values``
-    (frequency, or mean score for ``norm``; ignored by ``random``)."""
-    n_layers, n_experts = shape
-    if config.method == "random":
-        generator = torch.Generator().manual_seed(config.seed)
-        noise = torch.rand(shape, generator=generator, dtype=torch.float64)
-        return drop_lowest_global(noise, round(config.ratio * n_layers * n_experts), config.seed)
-    if values is None or tuple(values.shape) != tuple(shape):
+    (frequency, or mean score for ``norm``; ignored by language-independent methods)."""
+    method = get_method(config.method)
+    if method.statistic is not None and (values is None or tuple(values.shape) != tuple(shape)):
         raise BabelmoeError(
             f"the statistic has shape {None if values is None else tuple(values.shape)}, "
             f"expected {shape}",
             "use a profile made with this partition",
         )
-    if config.method == "threshold":
-        return _threshold(values, config.tau, config.seed)  # type: ignore[arg-type]
-    ratio = float(config.ratio)  # type: ignore[arg-type]
-    if config.method == "sort":
-        return drop_lowest_global(values, round(ratio * n_layers * n_experts), config.seed)
-    if config.method == "adaptive":
-        counts = adaptive_counts(
-            values, round(ratio * n_layers * n_experts), config.adaptive_quantile
-        )
-        return drop_lowest_per_layer(values, counts, config.seed)
-    counts = torch.full((n_layers,), round(ratio * n_experts), dtype=torch.long)
-    return drop_lowest_per_layer(values, counts, config.seed)  # sort-per-layer, norm
+    return method.select(config, values, shape)
+
+
+def _n_drop(config: PruneConfig, shape: tuple[int, int]) -> int:
+    return round(float(config.ratio) * shape[0] * shape[1])  # type: ignore[arg-type]
+
+
+@register_method(
+    "threshold",
+    statistic="frequency",
+    takes_ratio=False,
+    summary="drop every expert with frequency < tau",
+)
+def _select_threshold(config: PruneConfig, values, shape) -> Selection:
+    return _threshold(values, config.tau, config.seed)  # type: ignore[arg-type]
+
+
+@register_method("sort", statistic="frequency", summary="lowest frequency over the whole model")
+def _select_sort(config: PruneConfig, values, shape) -> Selection:
+    return drop_lowest_global(values, _n_drop(config, shape), config.seed)
+
+
+@register_method("sort-per-layer", statistic="frequency", summary="lowest frequency in every layer")
+def _select_sort_per_layer(config: PruneConfig, values, shape) -> Selection:
+    counts = torch.full((shape[0],), round(float(config.ratio) * shape[1]), dtype=torch.long)
+    return drop_lowest_per_layer(values, counts, config.seed)
+
+
+@register_method(
+    "adaptive",
+    statistic="frequency",
+    summary="per-layer budgets from each layer's count of low-frequency experts",
+)
+def _select_adaptive(config: PruneConfig, values, shape) -> Selection:
+    counts = adaptive_counts(values, _n_drop(config, shape), config.adaptive_quantile)
+    return drop_lowest_per_layer(values, counts, config.seed)
+
+
+@register_method("random", statistic=None, summary="uniformly at random (seeded baseline)")
+def _select_random(config: PruneConfig, values, shape) -> Selection:
+    generator = torch.Generator().manual_seed(config.seed)
+    noise = torch.rand(shape, generator=generator, dtype=torch.float64)
+    return drop_lowest_global(noise, _n_drop(config, shape), config.seed)
+
+
+@register_method(
+    "norm", statistic="mean_score", summary="lowest mean activation norm in every layer"
+)
+def _select_norm(config: PruneConfig, values, shape) -> Selection:
+    return _select_sort_per_layer(config, values, shape)
 
 
 def _threshold(values: torch.Tensor, tau: float, seed: int) -> Selection:

@@ -29,7 +29,7 @@ import math
 import torch
 
 from babelmoe.errors import BabelmoeError
-from babelmoe.prune.criteria import Selection, check_ratio, ranking
+from babelmoe.prune.criteria import PruneConfig, Selection, check_ratio, ranking, register_method
 
 DEFAULT_FLOOR_SHARE = 0.5
 
@@ -83,3 +83,13 @@ def select_mass_budget(
     drop = torch.zeros(n_layers * n_experts, dtype=torch.bool)
     drop[candidates[:n_drop]] = True
     return Selection(drop.view(n_layers, n_experts), notes)
+
+
+@register_method(
+    "mass-budget",
+    statistic="frequency",
+    summary="every layer keeps a floor of its most-used experts; the rest go by frequency "
+    "over the whole model",
+)
+def _select_mass_budget(config: PruneConfig, values, shape) -> Selection:
+    return select_mass_budget(values, float(config.ratio), config.seed)  # type: ignore[arg-type]

@@ -120,24 +120,9 @@ def read_pruning_record(folder: Path) -> dict[str, Any]:
             f"{folder} is not a babelmoe-pruned model (no {PRUNING_FILE})",
             "pass a folder written by babelmoe prune",
         )
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BabelmoeError(
-            f"{path} is corrupted ({exc.__class__.__name__})", "re-run babelmoe prune"
-        ) from None
-    if (
-        not isinstance(record, dict)
-        or record.get("kind") != KIND
-        or not isinstance(record.get("widths"), list)
-    ):
+    record = artifacts.read_json(path, KIND, "re-run babelmoe prune with this version")
+    if not isinstance(record.get("widths"), list):
         raise BabelmoeError(f"{path} is not a pruning record", "re-run babelmoe prune")
-    if record.get("schema_version") != artifacts.SCHEMA_VERSION:
-        raise BabelmoeError(
-            f"{path} has schema version {record.get('schema_version')}, this babelmoe reads "
-            f"{artifacts.SCHEMA_VERSION}",
-            "re-run babelmoe prune with this version",
-        )
     return record
 
 

@@ -14,6 +14,7 @@ rows into curves and verdicts.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,11 @@ from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, check_ratio
 from babelmoe.prune.targets import resolve_languages, statistic
 
 DENSE, RANDOM = "dense", "random"
+
+
+def swept_methods() -> list[str]:
+    """Registered methods a sweep can compare with random: language-guided, with a ratio."""
+    return [m.name for m in METHODS.values() if m.takes_ratio and m.statistic is not None]
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,15 @@ class SweepConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.languages is not None:
             object.__setattr__(self, "languages", tuple(self.languages))
+        sweepable = swept_methods()
         for method in self.methods:
-            if method not in METHODS or method in ("threshold", RANDOM):
+            if method not in sweepable:
+                close = difflib.get_close_matches(method, sweepable, n=1)
+                hint = f"did you mean {close[0]!r}? " if close and method not in METHODS else ""
                 raise BabelmoeError(
                     f"--methods: {method!r} cannot be swept",
-                    "use sort, sort-per-layer, adaptive or norm (random always runs; threshold "
-                    "has no ratio)",
+                    f"{hint}use {', '.join(sweepable)} (random always runs; threshold has no "
+                    "ratio)",
                 )
         if not self.methods or not self.ratios:
             raise BabelmoeError(
@@ -149,5 +158,3 @@ def job_selection(job: Job, profile: ProfileData) -> Selection | None:
     prune = PruneConfig(method=job.method, ratio=job.ratio, languages=languages, seed=job.seed or 0)  # type: ignore[arg-type]
     values = statistic(profile, prune, resolve_languages(profile, languages)) if languages else None
     return select_experts(prune, values, (profile.n_layers, profile.n_experts))
-
-

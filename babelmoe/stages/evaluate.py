@@ -16,6 +16,7 @@ headline number, the model's identity and, for a pruned model, its pruning recor
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -166,33 +167,55 @@ def _task_file_langs(lang: str, aliases: list[str]) -> list[str]:
     return list(dict.fromkeys([lang, *aliases]))
 
 
+# run(loaded, config, lang, held-out documents, file names to try for lang) -> results
+TaskRunner = Callable[[LoadedModel, "EvaluateConfig", str, list[Any], list[str]], list[TaskResult]]
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One entry of the registry of evaluation tasks (beside perplexity, which always runs).
+
+    Attributes:
+        name: the task's name in results (``udhr_cont``, ``xcsqa``, ``mgsm``).
+        asked: whether ``EvaluateConfig`` asks for it (e.g. ``--xcsqa DIR`` given).
+        run: evaluates one language.
+    """
+
+    name: str
+    asked: Callable[[EvaluateConfig], bool]
+    run: TaskRunner
+
+
+TASKS: dict[str, EvalTask] = {}
+
+
+def register_task(name: str, asked: Callable[[EvaluateConfig], bool]):
+    """Register an evaluation task run by ``babelmoe evaluate`` (a decorator)."""
+
+    def decorate(run: TaskRunner) -> TaskRunner:
+        TASKS[name] = EvalTask(name, asked, run)
+        return run
+
+    return decorate
+
+
 def evaluate_languages(
     loaded: LoadedModel,
     documents: dict[str, list[Any]],
     config: EvaluateConfig,
     aliases: dict[str, list[str]] | None = None,
 ) -> list[TaskResult]:
-    """Every task of ``config`` on every language of ``documents`` (held-out ``Document`` lists)."""
+    """Perplexity and every task ``config`` asks for, on every language of ``documents``
+    (held-out ``Document`` lists)."""
     results = []
     aliases = aliases or {}
+    tasks = [task for task in TASKS.values() if task.asked(config)]
     for lang, docs in documents.items():
         results.append(perplexity_result(loaded, lang, docs, config.perplexity))
         logger.info("perplexity %s: %.3f", lang, results[-1].metrics["ppl"])
-        if config.udhr_cont:
-            task = UDHRContConfig(segment=config.udhr_cont_segment, max_items=config.limit)
-            scoring = MultipleChoiceConfig(
-                batch_size=config.batch_size, max_length=config.max_length
-            )
-            results.append(
-                evaluate_udhr_continuation(
-                    loaded.model, loaded.tokenizer, [d.text for d in docs], lang, task, scoring
-                )
-            )
         names = _task_file_langs(lang, aliases.get(lang, []))
-        if config.xcsqa is not None:
-            results += _xcsqa(loaded, config, lang, names)
-        if config.mgsm is not None:
-            results += _mgsm(loaded, config, lang, names)
+        for task in tasks:
+            results += task.run(loaded, config, lang, docs, names)
     return results
 
 
@@ -200,8 +223,19 @@ def _first_existing(names: list[str], path_for) -> str | None:
     return next((n for n in names if path_for(n).is_file()), None)
 
 
+@register_task("udhr_cont", lambda config: config.udhr_cont)
+def _udhr_cont(
+    loaded: LoadedModel, config: EvaluateConfig, lang: str, docs: list[Any], names: list[str]
+) -> list[TaskResult]:
+    task = UDHRContConfig(segment=config.udhr_cont_segment, max_items=config.limit)
+    scoring = MultipleChoiceConfig(batch_size=config.batch_size, max_length=config.max_length)
+    texts = [d.text for d in docs]
+    return [evaluate_udhr_continuation(loaded.model, loaded.tokenizer, texts, lang, task, scoring)]
+
+
+@register_task("xcsqa", lambda config: config.xcsqa is not None)
 def _xcsqa(
-    loaded: LoadedModel, config: EvaluateConfig, lang: str, names: list[str]
+    loaded: LoadedModel, config: EvaluateConfig, lang: str, docs: list[Any], names: list[str]
 ) -> list[TaskResult]:
     from babelmoe.evaluate.tasks.xcsqa import resolve_path
 
@@ -221,8 +255,9 @@ def _xcsqa(
     return [evaluate_xcsqa(loaded.model, loaded.tokenizer, questions, lang, scoring)]
 
 
+@register_task("mgsm", lambda config: config.mgsm is not None)
 def _mgsm(
-    loaded: LoadedModel, config: EvaluateConfig, lang: str, names: list[str]
+    loaded: LoadedModel, config: EvaluateConfig, lang: str, docs: list[Any], names: list[str]
 ) -> list[TaskResult]:
     root = Path(config.mgsm)  # type: ignore[arg-type]
     found = _first_existing(names, lambda n: root / f"mgsm_{n}.tsv")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from babelmoe import artifacts
+from babelmoe.corpus.load import PAPER_LANGUAGES
 from babelmoe.errors import BabelmoeError
 from babelmoe.experts.partition import check_partition_fits, load_partition
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
@@ -29,7 +30,7 @@ from babelmoe.profile.scoring import from_fixed_point, selected_per_token
 
 logger = logging.getLogger(__name__)
 
-PAPER_LANGUAGES = ["en", "fr", "es", "pt", "zh", "ar", "hi", "bn", "ur"]
+
 STATE_DIR = ".profile_state"
 STATE_SLOTS = ("state-a", "state-b")  # checkpoints alternate between these artifacts
 NORMS = ("l2", "l1", "mean", "max")

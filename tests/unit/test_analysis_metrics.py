@@ -20,7 +20,7 @@ from babelmoe.analysis.genealogy import (
 from babelmoe.analysis.stats.metrics import METRICS, as_distance, pairwise
 from babelmoe.analysis.stats.stability import adjusted_rand_index, partition_agreement
 from babelmoe.errors import BabelmoeError
-from babelmoe.testing import PAPER_LANGUAGES
+from babelmoe.testing import PAPER_LANGUAGE_INFO
 
 
 def test_euclidean_and_cosine_by_hand():
@@ -76,7 +76,7 @@ def test_batched_equals_per_slice_and_distance_is_symmetric(metric):
 
 
 def test_genealogical_distance_follows_the_tree_and_is_ultrametric():
-    langs = PAPER_LANGUAGES
+    langs = PAPER_LANGUAGE_INFO
     d = genealogical_distance(langs)
     i = {lang["code"]: k for k, lang in enumerate(langs)}
     assert d[i["es"], i["pt"]] < d[i["fr"], i["es"]] < d[i["en"], i["fr"]] < d[i["en"], i["zh"]]
@@ -91,7 +91,7 @@ def test_group_members_match_iso_or_bcp47_codes():
     langs = [
         {**lang, "code": code3}
         for lang, code3 in zip(
-            PAPER_LANGUAGES,
+            PAPER_LANGUAGE_INFO,
             ["eng", "fra", "spa", "por", "zho", "arb", "hin", "ben", "urd"],
             strict=True,
         )

@@ -16,7 +16,7 @@ from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import save_profile
 from babelmoe.stages.analyse import load_partition_labels, run_analysis
 from babelmoe.stages.diff import run_diff
-from babelmoe.testing import PAPER_LANGUAGES, make_labels, make_profile
+from babelmoe.testing import PAPER_LANGUAGE_INFO, make_labels, make_profile
 
 QUICK = {"n_bootstrap": 40, "n_permutations": 99, "exact_limit": 5000}
 
@@ -92,7 +92,7 @@ def test_analysis_writes_tidy_tables_and_a_summary(analysed):
 
 def test_seed_runs_must_match(tmp_path):
     main_run = make_run(tmp_path / "a")
-    other = make_run(tmp_path / "b", languages=PAPER_LANGUAGES[:5])
+    other = make_run(tmp_path / "b", languages=PAPER_LANGUAGE_INFO[:5])
     with pytest.raises(BabelmoeError, match="does not match"):
         run_analysis(main_run, AnalysisConfig(**QUICK), seed_runs=[other], figures=False)
 
@@ -109,10 +109,10 @@ def test_partition_labels_are_optional_but_checked(tmp_path):
 
 def test_diff_of_two_profiles(tmp_path):
     a = make_run(tmp_path / "base", seed=0)
-    b = make_run(tmp_path / "tuned", seed=1, languages=PAPER_LANGUAGES[:7])
+    b = make_run(tmp_path / "tuned", seed=1, languages=PAPER_LANGUAGE_INFO[:7])
     out = tmp_path / "tuned" / "diff_vs_base"
     summary = run_diff(a, b, out, DiffConfig(n_bootstrap=30, top_k=3))
-    assert summary["languages"] == [lang["code"] for lang in PAPER_LANGUAGES[:7]]
+    assert summary["languages"] == [lang["code"] for lang in PAPER_LANGUAGE_INFO[:7]]
     assert len(summary["mean_abs_delta_per_layer"]) == 3 and summary["same_partition"]
     assert summary["geometry"]["p_value"] <= 1.0
     layers = json.loads((out / "diff_layers.json").read_text())["rows"]

@@ -28,7 +28,7 @@ from babelmoe.analysis.stats.permutation import (
     partial_mantel,
 )
 from babelmoe.errors import BabelmoeError
-from babelmoe.testing import PAPER_LANGUAGES, make_profile, true_frequency
+from babelmoe.testing import PAPER_LANGUAGE_INFO, make_profile, true_frequency
 
 
 def _separated(n: int, members: list[int], inside: float = 0.1, outside: float = 1.0):
@@ -135,7 +135,7 @@ def test_percentile_interval_shapes_and_nan():
 
 def test_bootstrap_interval_covers_the_true_value():
     """Nominal 90% intervals of a cosine similarity cover the truth in most of 40 datasets."""
-    langs = PAPER_LANGUAGES[:3]
+    langs = PAPER_LANGUAGE_INFO[:3]
     truth_freq = true_frequency(langs, 2, 16, seed=5)
     truth = pairwise(truth_freq.reshape(3, -1), "cosine")[0, 1]
 
@@ -194,7 +194,7 @@ def test_analysis_refuses_empty_languages_and_notes_missing_members():
     profile.tokens[2] = 0
     with pytest.raises(BabelmoeError, match="no counted tokens"):
         analyse_profile(profile, _quick())
-    small = make_profile(PAPER_LANGUAGES[:5], n_layers=2, n_experts=8)
+    small = make_profile(PAPER_LANGUAGE_INFO[:5], n_layers=2, n_experts=8)
     small.unit_counts = small.unit_counts.clone()
     result = analyse_profile(
         small, _quick(groups={"Romance": ("fr", "es", "pt", "it")}, n_bootstrap=0)
@@ -205,7 +205,7 @@ def test_analysis_refuses_empty_languages_and_notes_missing_members():
 
 
 def test_diff_detects_a_planted_change_and_little_else():
-    freq = true_frequency(PAPER_LANGUAGES, 3, 32, seed=2)
+    freq = true_frequency(PAPER_LANGUAGE_INFO, 3, 32, seed=2)
     tuned = freq.copy()
     tuned[:, 1, :4] = np.minimum(tuned[:, 1, :4] + 0.3, 1.0)
     a = make_profile(frequency=freq, seed=1, tokens_per_unit=300)
@@ -219,7 +219,7 @@ def test_diff_detects_a_planted_change_and_little_else():
 
 
 def test_diff_of_two_samples_of_one_model_stays_within_noise():
-    freq = true_frequency(PAPER_LANGUAGES, 3, 32, seed=4)
+    freq = true_frequency(PAPER_LANGUAGE_INFO, 3, 32, seed=4)
     a = make_profile(frequency=freq, seed=1, tokens_per_unit=300)
     b = make_profile(frequency=freq, seed=2, tokens_per_unit=300)
     result = diff_profiles(a, b, DiffConfig(n_bootstrap=100))

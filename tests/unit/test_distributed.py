@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from babelmoe.models.shapes import tiny_model
 from babelmoe.profile.batches import language_sequences, make_batches
 from babelmoe.profile.core import Scoring, profile_batches
-from tests.helpers import balanced_partition
+from babelmoe.testing import balanced_partition
 
 
 def _inputs():

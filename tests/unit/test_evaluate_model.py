@@ -10,7 +10,6 @@ import math
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from babelmoe.errors import BabelmoeError
@@ -35,6 +34,7 @@ from babelmoe.evaluate.multiple_choice import (
 )
 from babelmoe.evaluate.tasks import mgsm
 from babelmoe.evaluate.tasks.udhr_continuation import UDHRContConfig, evaluate_udhr_continuation
+from babelmoe.models.shapes import byte_tokenizer
 
 DOCS = [
     "All human beings are born free and equal in dignity and rights.",
@@ -47,13 +47,7 @@ DOCS = [
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
     """Byte-level BPE without merges: any text, one token per UTF-8 byte, exact decoding."""
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    core = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    core.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
-    )
+    return byte_tokenizer()
 
 
 @pytest.fixture(scope="module")

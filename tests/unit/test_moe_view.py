@@ -9,7 +9,7 @@ from babelmoe.experts.moe_view import expert_layout, expert_scores, moe_view
 from babelmoe.experts.partition import Partition
 from babelmoe.models.ffn import ffns
 from babelmoe.models.shapes import tiny_model
-from tests.helpers import balanced_partition
+from babelmoe.testing import balanced_partition
 
 
 @pytest.mark.parametrize("model_type", ["llama", "gpt2", "phi3"])
@@ -73,3 +73,26 @@ def test_expert_scores_match_a_scatter_over_labels():
         rtol=1e-6,
         atol=1e-6,
     )
+
+
+def test_a_partition_with_larger_experts_on_later_labels_is_refused(tmp_path):
+    """expert_scores slices the larger experts first: a hand-made partition whose larger
+    experts carry the later labels would be scored on the wrong slices, so it is refused."""
+    from babelmoe.errors import BabelmoeError
+    from babelmoe.experts.partition import check_canonical, load_partition, save_partition
+
+    model = tiny_model("llama", dtype=torch.float64)
+    width = ffns(model)[0].width  # 64 neurons into 5 experts: sizes 13, 13, 13, 13, 12
+    canonical = balanced_partition(2, width, 5)
+    check_canonical(canonical)  # what split writes passes
+    flipped = Partition(labels=4 - canonical.labels, n_experts=5, meta=dict(canonical.meta))
+    assert flipped.sizes()[0].tolist() == [12, 13, 13, 13, 13]
+    with pytest.raises(BabelmoeError, match="larger experts first"):
+        check_canonical(flipped)
+    with pytest.raises(BabelmoeError, match="not balanced in label order"), expert_layout(
+        model, flipped
+    ):
+        pass
+    save_partition(tmp_path, flipped, {"name": "tiny"})
+    with pytest.raises(BabelmoeError, match="relabel the experts"):
+        load_partition(tmp_path)

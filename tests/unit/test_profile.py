@@ -12,7 +12,7 @@ from babelmoe.profile.accumulate import Accumulator
 from babelmoe.profile.batches import budget_documents, language_sequences, make_batches
 from babelmoe.profile.core import Scoring, profile_batches
 from babelmoe.profile.scoring import select, selected_per_token, zscore
-from tests.helpers import balanced_partition
+from babelmoe.testing import balanced_partition
 
 
 def test_zscore_and_global_selection_golden_case():

@@ -8,6 +8,7 @@ import torch
 from babelmoe.errors import BabelmoeError
 from babelmoe.prune.criteria import (
     PruneConfig,
+    Selection,
     adaptive_counts,
     aggregate_languages,
     apportion,
@@ -183,3 +184,22 @@ def test_profile_from_another_partition_is_refused() -> None:
     check_profile_matches(profile, partition)
     with pytest.raises(BabelmoeError, match="profile was counted with partition"):
         check_profile_matches(profile, random_partition(L, 32, E, seed=1))
+
+
+def test_methods_are_a_registry_with_did_you_mean():
+    from babelmoe.prune.criteria import METHODS, get_method, register_method
+
+    with pytest.raises(BabelmoeError, match="did you mean 'sort-per-layer'"):
+        PruneConfig(method="sort-per-layr", ratio=0.25, languages=("en",))
+
+    @register_method("every-other", statistic=None, summary="test-only rule")
+    def every_other(config, values, shape):
+        drop = torch.zeros(shape, dtype=torch.bool)
+        drop[:, ::2] = True
+        return Selection(drop, [])
+
+    try:
+        selection = select_experts(PruneConfig(method="every-other", ratio=0.5), None, (2, 4))
+        assert selection.drop.sum().item() == 4 and get_method("every-other").statistic is None
+    finally:
+        del METHODS["every-other"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from babelmoe import testing
 from babelmoe.experts.partition import Partition, SplitConfig, save_partition, split_model
 from babelmoe.models.loading import LoadedModel, model_identity
 from babelmoe.models.shapes import tiny_model
@@ -72,21 +73,14 @@ def save_model_folder(loaded: LoadedModel, folder: Path) -> Path:
 
 
 def write_corpus(folder: Path, texts: dict[str, list[str]] = TEXTS) -> Path:
-    """``<lang>.txt`` files, documents separated by blank lines."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for lang, docs in texts.items():
-        (folder / f"{lang}.txt").write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-    return folder
+    """``<lang>.txt`` files of ``texts`` (default: the short UDHR-like sentences above)."""
+    return testing.write_corpus(folder, texts)
 
 
 def random_partition(n_layers: int, width: int, n_experts: int, seed: int = 0) -> Partition:
     """Balanced random labels (sizes differ by at most one)."""
-    generator = torch.Generator().manual_seed(seed)
-    base = torch.arange(width) % n_experts
-    labels = torch.stack(
-        [base[torch.randperm(width, generator=generator)] for _ in range(n_layers)]
-    )
-    return Partition(labels=labels, n_experts=n_experts, meta={"weights_sha256": f"random-{seed}"})
+    meta = {"weights_sha256": f"random-{seed}"}
+    return testing.balanced_partition(n_layers, width, n_experts, seed, meta)
 
 
 def synthetic_profile(
