@@ -261,15 +261,18 @@ def findings(result: ExpertNullResult, cfg: ExpertNullConfig) -> list[str]:
             f"of selections (Spearman {rho:.2f}). Above the null model (p < {cfg.alpha}, "
             f"{result.n_draws} draws) in {len(above)} of {observed.size} layers"
         )
-        if peak_excess is not None and peak_excess != peak_raw:
+        survives = peak_excess == peak_raw and p[peak_raw] < cfg.alpha
+        if peak_excess is None:
+            text += "; no layer has more than the null expects: the raw peak does not survive"
+        elif survives:
+            text += "; the excess over the null peaks in the same layer: the peak survives"
+        else:
             text += (
-                f"; the excess over the null peaks in layer {peak_excess} "
-                f"({observed[peak_excess] - expected[peak_excess]:.3g} more than expected), so "
-                f"the raw peak in layer {peak_raw} does not survive"
-            )
-        elif peak_excess is not None:
-            text += (
-                f"; the excess over the null also peaks in layer {peak_excess}: the peak survives"
+                f"; at the raw peak {int(observed[peak_raw])} observed vs "
+                f"{expected[peak_raw]:.3g} expected (p = {p[peak_raw]:.2g}), while the excess "
+                f"over the null peaks in layer {peak_excess} "
+                f"({observed[peak_excess] - expected[peak_excess]:.3g} more than expected, "
+                f"p = {p[peak_excess]:.2g}): the raw peak does not survive as a peak"
             )
         texts.append(text + ".")
     return texts

@@ -178,3 +178,27 @@ def test_hypergeometric_draws_have_the_permutation_distribution() -> None:
     assert np.array_equal(
         en._specific_counts(freq, cfg), specific_mask(freq, 0.05, 0.01).sum(axis=(0, 2))
     )
+
+
+def test_one_pass_nulls_equal_the_partial_mantel_of_stats() -> None:
+    from babelmoe.analysis.stats.metrics import as_distance, pairwise
+    from babelmoe.analysis.stats.permutation import LabelPermutations, mantel, partial_mantel
+
+    langs = _languages()[:7]
+    freq = _frequency(langs, "script") + np.random.default_rng(1).uniform(0, 0.02, (7, 4, 32))
+    profile = make_profile(langs, frequency=freq, n_units=8)
+    cfg = sg.ScriptGenealogyConfig(n_permutations=99, exact_limit=10_000, n_bootstrap=0)
+    result = sg.script_genealogy(profile, cfg)
+    plan = LabelPermutations(7, 10_000, 99, 0)
+    assert plan.exact
+    dist = as_distance(
+        pairwise(profile.frequency.numpy().reshape(7, -1), "jensen_shannon"), "jensen_shannon"
+    )
+    s_ref, g_ref = result.references["script"], result.references["genealogy"]
+    expected = partial_mantel(plan, dist, s_ref, g_ref)
+    got = result.model.partial["script"]
+    assert got.statistic == pytest.approx(expected.statistic)
+    assert got.p_value == pytest.approx(expected.p_value)
+    expected_g = partial_mantel(plan, dist, g_ref, s_ref)
+    assert result.model.partial["genealogy"].p_value == pytest.approx(expected_g.p_value)
+    assert result.model.mantel["script"].p_value == pytest.approx(mantel(plan, dist, s_ref).p_value)
