@@ -123,6 +123,16 @@ class HarnessResult:
         """The result row of ``task`` (``acc,none``, ``acc_stderr,none`` ...)."""
         return dict(self.results.get("results", {}).get(task, {}))
 
+    def merge(self, other: HarnessResult) -> HarnessResult:
+        """Both runs in one result (per-task tables joined; ``other``'s scalars win)."""
+        merged = dict(self.results)
+        for key, value in other.results.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        return HarnessResult(merged, {**self.samples, **other.samples})
+
     def task_results(self) -> list[TaskResult]:
         """One babelmoe ``TaskResult`` per task, with per-item records (see ``to_task_result``)."""
         return [to_task_result(self, task) for task in self.samples]
