@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ def _make_folder(folder: Path) -> list[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise BabelmoeError(
+        raise OutputError(
             f"cannot create the folder {folder}: a file is in the way",
             "choose another output folder",
         ) from None

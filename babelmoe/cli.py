@@ -1,9 +1,11 @@
 """The ``babelmoe`` program: one subcommand per stage, each defined in ``babelmoe/commands/``.
 
 Every failure the user can fix is reported as one line on stderr with a non-zero exit:
-``BabelmoeError`` (exit 2), usage errors from the option parser (exit 2), a full disk, a file size
-limit, a folder that cannot be written or created (exit 3) and Ctrl-C (exit 130). Anything else
-is a bug and keeps its traceback.
+``BabelmoeError`` (exit 2), usage errors from the option parser (exit 2), an empty argument (an
+unset shell variable, exit 2), every problem with the place a run writes to (exit 3: a full disk,
+a file size limit, a folder that cannot be written or created, a file in the way, any I/O error
+of the libraries we write through) and Ctrl-C (exit 130). Anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import contextlib
 import errno
 import importlib
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -19,7 +23,7 @@ import click
 import typer
 
 from babelmoe.commands import common
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, first_sentence
 
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -32,6 +36,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prune",
     "evaluate",
     "sweep",
+    "languages",
+    "study",
 )
 
 app = typer.Typer(
@@ -84,15 +90,76 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+# Options whose value may be empty on purpose ('' for none); any other empty argument is almost
+# always an unset shell variable (``--out "$RUN"``) and is refused rather than read as ".".
+EMPTY_ALLOWED = ("--extra-seeds",)
+
+
+def _empty_argument(argv: list[str]) -> str | None:
+    """The option (or 'an argument') given an empty value, if any."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and arg.endswith("=") and arg[:-1] not in EMPTY_ALLOWED:
+            return arg[:-1]
+        if arg == "":
+            before = argv[i - 1] if i > 0 else ""
+            if before in EMPTY_ALLOWED:
+                continue
+            return before if before.startswith("-") else "an argument"
+    return None
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an I/O error from any writer (ours, safetensors, matplotlib, json, the
+    lock): what failed, where, and what to do."""
+    where = exc.filename or "the output"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device writing {where}; free space or choose another "
+            "output folder"
+        )
+    if exc.errno == errno.EFBIG:
+        return (
+            f"file too large writing {where} (the file size limit, ulimit -f, was reached); "
+            "raise the limit or choose another output folder"
+        )
+    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return f"cannot write {where} ({exc.strerror}); choose a folder you can write"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR) and exc.filename:
+        return f"cannot create {where}: a file is in the way; choose another output path"
+    if exc.errno == errno.ENOENT and exc.filename:
+        return (
+            f"cannot create or open {where} ({exc.strerror}); choose an output folder on a "
+            "normal writable file system"
+        )
+    reason = exc.strerror or first_sentence(exc) or exc.__class__.__name__
+    return f"input/output error on {where} ({reason}); check the disk and the path, then re-run"
+
+
+def _library_os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind a library's I/O exception (safetensors reports "... (os error
+    27)"), or None."""
+    if isinstance(exc, OSError):
+        return exc
+    found = re.search(r"os error (\d+)", str(exc))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), getattr(exc, "filename", None))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     interrupted = "interrupted; a re-run of the same command resumes or restarts cleanly"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    empty = _empty_argument(argv)
+    if empty is not None:
+        _fail(f"empty value for {empty} (an unset shell variable?); pass a non-empty value", 2)
     try:
         # Without standalone mode, typer returns (not raises) the code of an Exit; it turns
         # Ctrl-C into Exit(130) itself.
         code = app(args=argv, standalone_mode=False)
     except BabelmoeError as exc:
-        _fail(exc.one_line(), 2)
+        _fail(exc.one_line(), exc.exit_code)
     except NO_ARGS_ERRORS as exc:  # `babelmoe` alone: the help
         click.echo(exc.format_message())  # type: ignore[attr-defined]
         sys.exit(0)
@@ -106,31 +173,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except KeyboardInterrupt:
         _fail(interrupted, 130)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            _fail(
-                f"no space left on the device writing {exc.filename or 'output'}; free space "
-                "or choose another output folder",
-                3,
-            )
-        if exc.errno == errno.EFBIG:
-            _fail(
-                f"file too large writing {exc.filename or 'output'} (the file size limit, "
-                "ulimit -f, was reached); raise the limit or choose another output folder",
-                3,
-            )
-        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            _fail(
-                f"cannot write {exc.filename or 'the output'} ({exc.strerror}); choose a folder "
-                "you can write",
-                3,
-            )
-        if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
-            _fail(
-                f"cannot create {exc.filename}: a file is in the way; choose another output path",
-                3,
-            )
-        raise
+    except OverflowError as exc:  # a number beyond what a library takes (a seed of 20 digits)
+        _fail(f"a number is out of range ({first_sentence(exc)}); pass a smaller value", 2)
+    except Exception as exc:
+        os_error = _library_os_error(exc)
+        if os_error is None:
+            raise
+        _fail(_os_error_line(os_error), 3)
     if code == 130:
         _fail(interrupted, 130)
     if isinstance(code, int) and code != 0:

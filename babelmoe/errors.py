@@ -18,6 +18,8 @@ class BabelmoeError(Exception):
         fix: what to do about it, e.g. ``"pass an existing .gguf path"``.
     """
 
+    exit_code = 2  # what the CLI exits with (OutputError: 3, like a full disk)
+
     def __init__(self, problem: str, fix: str | None = None) -> None:
         self.problem = problem
         self.fix = fix
@@ -26,6 +28,33 @@ class BabelmoeError(Exception):
     def one_line(self) -> str:
         """The message on a single line, as the CLI prints it."""
         return " ".join(str(self).split())
+
+
+class OutputError(BabelmoeError):
+    """The output cannot be written where asked (a file in the way, a folder that cannot be
+    made): exit 3, the code of every problem with the place a run writes to."""
+
+    exit_code = 3
+
+
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value: int, flag: str = "--seed") -> int:
+    """A seed every random generator we use accepts (numpy and torch): 0 .. 2**32 - 1."""
+    if not 0 <= value <= MAX_SEED:
+        raise BabelmoeError(f"{flag} must be in [0, {MAX_SEED}], got {value}", "pass e.g. 0")
+    return value
+
+
+def first_sentence(message: object, limit: int = 200) -> str:
+    """A library's message cut to its first line and first sentence (at most ``limit`` chars)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    end = text.find(". ")
+    if end > 0:
+        text = text[: end + 1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def require(condition: bool, problem: str, fix: str | None = None) -> None:

@@ -10,7 +10,7 @@ import typer
 from babelmoe.analysis.config import DEFAULT_GROUPS, AnalysisConfig
 from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.commands import common
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, check_seed
 
 EPILOG = """Examples:
 
@@ -114,7 +114,7 @@ def analyse(
         bootstrap_paired=paired,
         n_permutations=permutations,
         exact_limit=exact_limit,
-        seed=seed,
+        seed=check_seed(seed),
     )
     summary = run_analysis(run_dir, cfg, seed_runs=seed_run or [], figures=figures)
     for finding in summary["findings"]:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from babelmoe.commands import common
+from babelmoe.errors import check_seed
 from babelmoe.models.loading import ModelSpec
 from babelmoe.prune.criteria import PruneConfig, methods_help
 
@@ -64,7 +65,7 @@ def prune(
         tau=tau,
         languages=tuple(common.split_list(languages)),
         aggregate=aggregate,  # type: ignore[arg-type]
-        seed=seed,
+        seed=check_seed(seed),
     )
     path = run_prune(run_dir, config, spec, out=out, force=force)
     typer.echo(f"pruned model written to {path}")

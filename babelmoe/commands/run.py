@@ -8,6 +8,7 @@ import typer
 
 from babelmoe.commands import common
 from babelmoe.commands import profile as profile_options
+from babelmoe.errors import check_seed
 from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec
 from babelmoe.stages.profile import ProfileConfig
@@ -62,7 +63,9 @@ def run(
     """Run every stage on one model and write RUN/report.html."""
     from babelmoe.stages.run import run_pipeline
 
-    seeds = common.numbers(extra_seeds, int, "--extra-seeds")
+    seeds = tuple(
+        check_seed(s, "--extra-seeds") for s in common.numbers(extra_seeds, int, "--extra-seeds")
+    )
     config = PipelineConfig(
         split=SplitConfig(n_experts=experts, seed=seed),
         profile=ProfileConfig(

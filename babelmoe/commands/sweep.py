@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from babelmoe.commands import common
+from babelmoe.errors import check_seed
 from babelmoe.models.loading import ModelSpec
 from babelmoe.prune.sweep import SweepConfig, swept_methods
 
@@ -76,8 +77,11 @@ def sweep(
         methods=tuple(common.split_list(methods)),
         ratios=common.numbers(ratios, float, "--ratios"),
         languages=tuple(common.split_list(languages)) or None,
-        random_seeds=common.numbers(random_seeds, int, "--random-seeds"),
-        seed=seed,
+        random_seeds=tuple(
+            check_seed(s, "--random-seeds")
+            for s in common.numbers(random_seeds, int, "--random-seeds")
+        ),
+        seed=check_seed(seed),
         specificity=specificity,
         specificity_method=specificity_method,
         specificity_ratio=specificity_ratio,

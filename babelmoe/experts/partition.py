@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, check_seed
 from babelmoe.experts import kmeans
 from babelmoe.models.ffn import FFN, ffns
 
@@ -59,6 +59,7 @@ class SplitConfig:
             raise BabelmoeError(f"unknown --source {self.source!r}", "use up, gate or both")
         if self.max_iter < 1:
             raise BabelmoeError(f"--max-iter must be >= 1, got {self.max_iter}", "pass e.g. 50")
+        check_seed(self.seed)
 
 
 @dataclass

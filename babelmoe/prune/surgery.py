@@ -45,7 +45,7 @@ from torch import nn
 
 import babelmoe.artifacts as artifacts_names
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, OutputError
 from babelmoe.experts.partition import Partition
 from babelmoe.models.ffn import ffns, set_width_in_config
 
@@ -141,7 +141,7 @@ def check_can_write_pruned(out: Path, identity: Mapping[str, Any], force: bool) 
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return True
     if not is_pruned_folder(out):
-        raise BabelmoeError(
+        raise OutputError(
             f"{out} exists and is not a pruned model (it is never replaced)",
             "choose another --out",
         )
