@@ -48,8 +48,8 @@ class StreamedFFN:
     """One layer's FFN input weights as read from the checkpoint (no modules).
 
     Offers the part of :class:`babelmoe.models.ffn.FFN` that clustering needs: ``layer``,
-    ``width``, ``up_rows()`` and ``gate_rows()``. A part that was not asked for is None and its
-    method raises.
+    ``width``, ``up_rows()`` and ``gate_rows()``. A part that was not asked for is None:
+    ``up_rows()`` then raises, ``gate_rows()`` returns None.
     """
 
     layer: int
@@ -65,9 +65,8 @@ class StreamedFFN:
         return self.up
 
     def gate_rows(self) -> torch.Tensor | None:
-        """[width, hidden] rows of the gate projection, or None for a non-gated FFN."""
-        if self.gated and self.gate is None:
-            raise RuntimeError("the gate projection was not read (stream_ffns parts)")
+        """[width, hidden] rows of the gate projection, or None for a non-gated FFN or when
+        the gate was not read (``gated`` tells which)."""
         return self.gate
 
 
