@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -94,7 +94,21 @@ class Partition:
         return torch.argsort(self.labels[layer], stable=True)
 
 
-def clustering_rows(ffn: FFN, source: Source) -> torch.Tensor:
+class LayerRows(Protocol):
+    """What the split needs of one layer: :class:`babelmoe.models.ffn.FFN` of a loaded model,
+    or :class:`babelmoe.models.streaming.StreamedFFN` read from the checkpoint."""
+
+    layer: int
+
+    @property
+    def width(self) -> int: ...
+
+    def up_rows(self) -> torch.Tensor: ...
+
+    def gate_rows(self) -> torch.Tensor | None: ...
+
+
+def clustering_rows(ffn: FFN | LayerRows, source: Source) -> torch.Tensor:
     """[width, d] rows that k-means clusters, before normalisation."""
     gate = ffn.gate_rows()
     if source == "gate" or source == "both":
@@ -107,10 +121,14 @@ def clustering_rows(ffn: FFN, source: Source) -> torch.Tensor:
     return ffn.up_rows()
 
 
-def weights_sha256(model: nn.Module, source: Source) -> str:
-    """sha256 over every layer's clustered weights (as stored), to tie artifacts to weights."""
+def weights_sha256(model: nn.Module | Iterable[LayerRows], source: Source) -> str:
+    """sha256 over every layer's clustered weights (as stored), to tie artifacts to weights.
+
+    ``model``: the model, or its FFNs in layer order (streamed from the checkpoint in the
+    model's dtype they hash to the same digest as the loaded model).
+    """
     digest = hashlib.sha256()
-    for ffn in ffns(model):
+    for ffn in ffns(model) if isinstance(model, nn.Module) else model:
         rows = clustering_rows(ffn, source).detach().to("cpu").contiguous()
         digest.update(f"{ffn.layer}|{rows.dtype}|{tuple(rows.shape)}|".encode())
         digest.update(rows.view(torch.uint8).numpy().tobytes())
@@ -140,30 +158,54 @@ def split_model(
     from other weights); ``on_layer(progress)`` is called after every layer, for checkpoints.
     """
     layers = ffns(model)
-    widths = {f.width for f in layers}
-    if len(widths) != 1:
+    return split_layers(lambda start: iter(layers[start:]), config, progress, on_layer)
+
+
+def split_layers(
+    read: Callable[[int], Iterator[LayerRows]],
+    config: SplitConfig,
+    progress: SplitProgress | None = None,
+    on_layer: Callable[[SplitProgress], None] | None = None,
+    device: torch.device | str | None = None,
+) -> Partition:
+    """:func:`split_model` over layers given one at a time, e.g. streamed from the checkpoint.
+
+    ``read(start)`` yields the FFNs of layers ``start..L-1`` in order. It is called twice: once
+    for the weights digest (all layers), once for the layers left to cluster, so that memory
+    holds one layer at a time. ``device``: where to cluster when ``config.device`` is
+    ``auto`` (None: where the rows are).
+    """
+    widths: list[int] = []
+
+    def noting_widths(layers: Iterator[LayerRows]) -> Iterator[LayerRows]:
+        for ffn in layers:
+            widths.append(ffn.width)
+            yield ffn
+
+    digest = weights_sha256(noting_widths(read(0)), config.source)
+    if len(set(widths)) != 1:
         raise BabelmoeError(
-            f"FFN widths differ between layers ({sorted(widths)})", "split the unpruned model"
+            f"FFN widths differ between layers ({sorted(set(widths))})", "split the unpruned model"
         )
-    width = widths.pop()
+    width = widths[0]
     if config.n_experts > width:
         raise BabelmoeError(
             f"--experts {config.n_experts} is larger than the FFN width {width}",
             f"pass at most {width} (e.g. 256)",
         )
-    digest = weights_sha256(model, config.source)
     if progress is None or progress.weights_sha256 != digest:
         progress = SplitProgress(weights_sha256=digest)
     elif progress.labels:
         logger.info("resuming the split at layer %d", len(progress.labels))
     labels, inertia, seconds = progress.labels, progress.inertia, progress.seconds
+    target = device if config.device == "auto" else config.device
     for ffn in tqdm(
-        layers[len(labels) :], desc="split", unit="layer", initial=len(labels), total=len(layers)
+        read(len(labels)), desc="split", unit="layer", initial=len(labels), total=len(widths)
     ):
         start = time.perf_counter()
         rows = clustering_rows(ffn, config.source).detach()
-        if config.device != "auto":
-            rows = rows.to(config.device)
+        if target is not None:
+            rows = rows.to(target)
         rows = torch.nn.functional.normalize(rows.float(), dim=1)
         result = kmeans.balanced_kmeans(
             rows, config.n_experts, seed=config.seed + ffn.layer, max_iter=config.max_iter

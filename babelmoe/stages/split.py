@@ -1,9 +1,16 @@
-"""The split stage's runner: load, cluster, write the partition artifact into a run folder."""
+"""The split stage's runner: load, cluster, write the partition artifact into a run folder.
+
+A local folder of safetensors weights is not loaded: each layer's FFN input rows are streamed
+from the shards (:mod:`babelmoe.models.streaming`), so a model larger than one GPU splits on
+one GPU. Other sources (the default model, GGUF, hub ids, ``.bin`` folders) are loaded whole.
+Both give the same partition artifact (same identity, weights digest and labels).
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,12 +19,15 @@ import torch
 from babelmoe import artifacts
 from babelmoe.experts.partition import (
     KIND,
+    Partition,
     SplitConfig,
     SplitProgress,
     save_partition,
+    split_layers,
     split_model,
 )
-from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
+from babelmoe.models.loading import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from babelmoe.models.streaming import StreamedCheckpoint, is_streamable
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +48,34 @@ def _resume(state_dir: Path, identity: dict) -> SplitProgress | None:
     )
 
 
+_PARTS = {"up": ("up",), "gate": ("gate",), "both": ("gate", "up")}
+
+Split = Callable[[SplitProgress | None, Callable[[SplitProgress], None]], Partition]
+
+
+def _streamed(spec: ModelSpec, config: SplitConfig) -> tuple[dict, Split] | None:
+    """(model identity, split) reading the layers from the checkpoint, or None to load it."""
+    if spec.source == DEFAULT_MODEL or not is_streamable(spec.source):
+        return None
+    checkpoint = StreamedCheckpoint.open(spec.source, trust_remote_code=spec.trust_remote_code)
+    dtype = spec.resolved_dtype()  # as load_model would hold the weights: same digest
+    if spec.device_map is None:
+        device = spec.resolved_device()
+    else:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    logger.info("reading the FFN weights of %s layer by layer (not loading the model)", spec.source)
+
+    def split(
+        progress: SplitProgress | None, on_layer: Callable[[SplitProgress], None]
+    ) -> Partition:
+        def read(start: int) -> Iterator:
+            return checkpoint.ffns(_PARTS[config.source], dtype=dtype, start=start)
+
+        return split_layers(read, config, progress=progress, on_layer=on_layer, device=device)
+
+    return checkpoint.identity(spec.source), split
+
+
 def run_split(
     spec: ModelSpec,
     config: SplitConfig,
@@ -45,10 +83,25 @@ def run_split(
     force: bool = False,
     loaded: LoadedModel | None = None,
 ) -> Path:
-    """Write ``out/partition.{safetensors,json}``; reuse an identical existing one."""
+    """Write ``out/partition.{safetensors,json}``; reuse an identical existing one.
+
+    Without ``loaded``, a local safetensors folder is streamed layer by layer instead of loaded.
+    """
     with artifacts.run_lock(out):
-        loaded = loaded or load_model(spec)
-        identity = {"model": loaded.identity, "config": asdict(config)}
+        streamed = None if loaded is not None else _streamed(spec, config)
+        if streamed is not None:
+            model_identity, split = streamed
+        else:
+            loaded = loaded or load_model(spec)
+            model_identity = loaded.identity
+            model = loaded.model
+
+            def split(
+                progress: SplitProgress | None, on_layer: Callable[[SplitProgress], None]
+            ) -> Partition:
+                return split_model(model, config, progress=progress, on_layer=on_layer)
+
+        identity = {"model": model_identity, "config": asdict(config)}
         if not artifacts.check_can_write(out, artifacts.PARTITION, KIND, identity, force):
             logger.info("%s already holds this partition; keeping it", out)
             return out / f"{artifacts.PARTITION}.json"
@@ -66,12 +119,12 @@ def run_split(
 
         progress = None if force else _resume(state_dir, identity)
         try:
-            partition = split_model(loaded.model, config, progress=progress, on_layer=checkpoint)
+            partition = split(progress, checkpoint)
         except BaseException:
             if not artifacts.artifact_exists(state_dir, "state"):  # nothing worth resuming
                 shutil.rmtree(state_dir, ignore_errors=True)
             raise
-        path = save_partition(out, partition, loaded.identity)
+        path = save_partition(out, partition, model_identity)
         shutil.rmtree(state_dir, ignore_errors=True)
         inertia = partition.meta["inertia"]
         logger.info(
