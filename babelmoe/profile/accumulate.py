@@ -7,6 +7,7 @@ row that is dropped at the end, so no boolean indexing (and no host sync) is nee
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,6 +44,7 @@ class Accumulator:
         self.counts = torch.zeros(rows, n_layers * n_experts, dtype=torch.int64, device=device)
         self.tokens = torch.zeros(rows, dtype=torch.int64, device=device)
         self.score_sums = torch.zeros(rows, n_layers, n_experts, dtype=torch.int64, device=device)
+        self.timings: Any = None  # set by profile_batches (a babelmoe.profile.core.ProfileTimings)
 
     def rows(self, group: torch.Tensor) -> torch.Tensor:
         """[T] accumulator row of every token: its group, or the spare row for group -1."""
@@ -53,9 +55,16 @@ class Accumulator:
         """Add one layer's raw scores [T, E] to the score sums."""
         self.add_layer_fixed(layer, to_fixed_point(scores.to(self.score_sums.device)), rows)
 
-    def add_layer_fixed(self, layer: int, fixed: torch.Tensor, rows: torch.Tensor) -> None:
-        """Add one layer's scores already in fixed point ([T, E] int64; called from the hooks)."""
-        self.score_sums[:, layer].index_add_(0, rows, fixed)
+    def add_layer_fixed(
+        self, layer: int | torch.Tensor, fixed: torch.Tensor, rows: torch.Tensor
+    ) -> None:
+        """Add one layer's scores already in fixed point ([T, E] int64; called from the hooks).
+
+        ``layer`` may be a tensor (one element, on this device): the compiled hooks pass it so
+        that one graph serves every layer.
+        """
+        n_layers, n_experts = self.score_sums.shape[1:]
+        self.score_sums.view(-1, n_experts).index_add_(0, rows * n_layers + layer, fixed)
 
     def add_batch(self, values: torch.Tensor, rows: torch.Tensor) -> None:
         """Select experts for every token of a batch and count them.

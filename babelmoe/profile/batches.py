@@ -1,14 +1,22 @@
-"""From tokenised documents to padded batches whose every token knows its (language, unit) group.
+"""From tokenised documents to batches whose every token knows its (language, unit) group.
 
-Each sequence holds text of one language only. Without packing, a sequence is one chunk of at most
-``max_length`` tokens of one document, BOS first. With packing, a language's documents are
-concatenated (each starting with BOS) and cut into rows of ``max_length``. BOS and padding get
-group -1 and are never counted. Sequences are sorted by length (longest first) so batches carry
-little padding; the order is deterministic, so a resumed run sees the same batches.
+Each sequence holds text of one language only and every document chunk starts with BOS: a
+document longer than ``max_length`` is cut into chunks of at most ``max_length`` tokens, BOS
+first. Without packing a row is one chunk; with packing (``pack_rows``) several chunks share a
+row, each with position ids starting again at 0, so the model's packed-sequence mask keeps every
+chunk attending only to itself: the same context per token as without packing. BOS and padding
+get group -1 and are never counted.
+
+``make_batches`` sorts rows by length (longest first, deterministic, so a resumed run sees the
+same batches) and fills each batch up to a token budget, so short documents make wide batches
+and long ones narrow batches of about the same cost, with little padding. Rows are right-padded:
+under causal attention padding at the end of a row cannot reach a real token, so no attention
+mask is needed and the fast causal attention kernels run.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,19 +25,22 @@ import torch
 
 @dataclass(frozen=True)
 class Sequence:
-    """One row of a batch: token ids and, per token, its group (-1: not counted)."""
+    """One row of a batch: token ids, per token its group (-1: not counted) and, in packed rows,
+    its position in its own chunk."""
 
     ids: tuple[int, ...]
     groups: tuple[int, ...]
+    positions: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Batch:
     """Model inputs and the flattened group of every position."""
 
-    input_ids: torch.Tensor  # [B, S] int64
-    attention_mask: torch.Tensor  # [B, S] int64
+    input_ids: torch.Tensor  # [B, S] int64, rows right-padded
+    attention_mask: torch.Tensor  # [B, S] int64, 1 for tokens, 0 for padding
     group: torch.Tensor  # [B*S] int64, -1 for BOS and padding
+    position_ids: torch.Tensor | None = None  # [B, S] int64 for packed rows (restart per chunk)
 
     @property
     def n_counted(self) -> int:
@@ -37,8 +48,18 @@ class Batch:
         return int((self.group >= 0).sum())
 
     @property
+    def n_positions(self) -> int:
+        """Positions the model computes (B x S)."""
+        return self.input_ids.numel()
+
+    @property
+    def n_padding(self) -> int:
+        """Padding positions."""
+        return int((self.attention_mask == 0).sum())
+
+    @property
     def full(self) -> bool:
-        """No padding: the model can run without an attention mask (fast causal kernels)."""
+        """No padding."""
         return bool(self.attention_mask.all())
 
 
@@ -63,46 +84,112 @@ def language_sequences(
     max_length: int,
     packing: bool,
 ) -> list[Sequence]:
-    """Sequences of one language; document j counts towards group lang * n_units + j % n_units."""
+    """Sequences of one language; document j counts towards group lang * n_units + j % n_units.
+
+    Each document is cut into chunks of at most ``max_length`` tokens, BOS first; with
+    ``packing`` the chunks are then packed into rows of ``max_length`` (``pack_rows``).
+    """
     prefix = [] if bos_id is None else [bos_id]
     room = max_length - len(prefix)
-    if packing:
-        ids: list[int] = []
-        groups: list[int] = []
-        for j, doc in enumerate(docs):
-            ids += prefix + doc
-            groups += [-1] * len(prefix) + [lang * n_units + j % n_units] * len(doc)
-        return [
-            Sequence(tuple(ids[s : s + max_length]), tuple(groups[s : s + max_length]))
-            for s in range(0, len(ids), max_length)
-        ]
-    sequences = []
+    chunks = []
     for j, doc in enumerate(docs):
         group = lang * n_units + j % n_units
         for start in range(0, len(doc), room):
             chunk = doc[start : start + room]
-            sequences.append(
+            chunks.append(
                 Sequence(tuple(prefix + chunk), tuple([-1] * len(prefix) + [group] * len(chunk)))
             )
-    return sequences
+    return pack_rows(chunks, max_length) if packing else chunks
 
 
-def make_batches(sequences: list[Sequence], batch_size: int, pad_id: int) -> list[Batch]:
-    """Right-padded batches of ``batch_size`` sequences, longest first (deterministic)."""
-    order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i].ids), i))
+def pack_rows(chunks: list[Sequence], max_length: int) -> list[Sequence]:
+    """Chunks packed into rows of at most ``max_length`` tokens (best fit, longest first;
+    deterministic), each chunk's positions starting at 0."""
+    order = sorted(range(len(chunks)), key=lambda i: (-len(chunks[i].ids), i))
+    rows: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (room left, row) sorted
+    for i in order:
+        n = len(chunks[i].ids)
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            room, row = free.pop(at)
+        else:
+            room, row = max_length, len(rows)
+            rows.append([])
+        rows[row].append(i)
+        if room - n > 0:
+            bisect.insort(free, (room - n, row))
+    packed = []
+    for members in rows:
+        ids: list[int] = []
+        groups: list[int] = []
+        positions: list[int] = []
+        for i in members:
+            ids += chunks[i].ids
+            groups += chunks[i].groups
+            positions += range(len(chunks[i].ids))
+        packed.append(Sequence(tuple(ids), tuple(groups), tuple(positions)))
+    return packed
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def make_batches(
+    sequences: list[Sequence],
+    batch_size: int | None,
+    pad_id: int,
+    batch_tokens: int | None = None,
+    pad_multiple: int = 1,
+) -> list[Batch]:
+    """Right-padded batches, longest rows first (deterministic).
+
+    A batch takes rows while it holds at most ``batch_size`` rows (None: no limit) and its padded
+    size, rows x width, stays within ``batch_tokens`` (None: no limit); it always takes at least
+    one row. The width is the longest row's length rounded up to ``pad_multiple`` (fewer distinct
+    shapes), but never beyond the longest row of all. A batch left with a single row while others
+    have several gets a row of padding: a lone row would make the compiled layers specialise (and
+    compile again) for a batch of one.
+    """
+    if not sequences:
+        return []
+    lengths = [len(s.ids) for s in sequences]
+    order = sorted(range(len(sequences)), key=lambda i: (-lengths[i], i))
+    longest = lengths[order[0]]
+    packed = any(s.positions is not None for s in sequences)
+    groups_of_rows: list[tuple[int, list[Sequence]]] = []
+    at = 0
+    while at < len(order):
+        width = min(_round_up(lengths[order[at]], pad_multiple), longest)
+        take = 1
+        while (
+            at + take < len(order)
+            and (batch_size is None or take < batch_size)
+            and (batch_tokens is None or (take + 1) * width <= batch_tokens)
+        ):
+            take += 1
+        groups_of_rows.append((width, [sequences[i] for i in order[at : at + take]]))
+        at += take
+    several = any(len(rows) > 1 for _, rows in groups_of_rows)
     batches = []
-    for start in range(0, len(order), batch_size):
-        rows = [sequences[i] for i in order[start : start + batch_size]]
-        width = max(len(r.ids) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.int64)
-        mask = torch.zeros((len(rows), width), dtype=torch.int64)
-        group = torch.full((len(rows), width), -1, dtype=torch.int64)
+    for width, rows in groups_of_rows:
+        n_rows = 2 if several and len(rows) == 1 else len(rows)
+        ids = torch.full((n_rows, width), pad_id, dtype=torch.int64)
+        mask = torch.zeros((n_rows, width), dtype=torch.int64)
+        group = torch.full((n_rows, width), -1, dtype=torch.int64)
+        positions = torch.arange(width, dtype=torch.int64).repeat(n_rows, 1) if packed else None
         for b, row in enumerate(rows):
             n = len(row.ids)
             ids[b, :n] = torch.tensor(row.ids)
             mask[b, :n] = 1
             group[b, :n] = torch.tensor(row.groups)
-        batches.append(Batch(ids, mask, group.reshape(-1)))
+            if positions is not None and row.positions is not None and n:
+                # padding continues the row's last chunk (causal: it cannot reach a real token)
+                last = row.positions[-1]
+                positions[b, :n] = torch.tensor(row.positions)
+                positions[b, n:] = torch.arange(last + 1, last + 1 + width - n)
+        batches.append(Batch(ids, mask, group.reshape(-1), positions))
     return batches
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -38,34 +39,96 @@ class Scoring:
     zscore: bool = True
     compile: bool = True  # fuse the per-layer statistics with torch.compile (CUDA only)
     compile_layers: bool = False  # also torch.compile every decoder layer (CUDA only)
+    backend: str = "inductor"  # torch.compile backend of both
+
+
+# Device types on which ``compile``/``compile_layers`` take effect (tests add "cpu").
+COMPILE_DEVICE_TYPES = frozenset({"cuda"})
+
+
+@dataclass
+class CompileReport:
+    """What dynamo did inside a ``compiled_layers`` block (filled in on exit)."""
+
+    graphs: int = 0  # graphs compiled (one is the goal: shared by all layers and shapes)
+    limit_hits: int = 0  # "hit config.recompile_limit" warnings (layers left to run eagerly)
+
+
+class _LimitHits(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "hit config." in record.getMessage():
+            self.count += 1
 
 
 @contextlib.contextmanager
-def compiled_layers(model: nn.Module, enabled: bool) -> Iterator[None]:
-    """``torch.compile`` every decoder layer for the block (hooks inside are traced too)."""
+def compiled_layers(
+    model: nn.Module, enabled: bool, backend: str = "inductor"
+) -> Iterator[CompileReport]:
+    """``torch.compile`` every decoder layer for the block (hooks inside are traced too).
+
+    All layers run the same code, and the profiling hooks keep their per-layer state in tensors
+    (``babelmoe.profile.hooks``), so dynamo compiles one graph that every layer shares. The token
+    dimensions are dynamic from the first call (no duck sizing, which would tie a sequence
+    length to an equal model dimension), so new batch shapes reuse that graph; a batch of a
+    single row is the one shape that gets a graph of its own (``make_batches`` avoids it). Layers
+    of different widths (a model pruned per layer) need a graph per width; the recompile limit
+    allows one per layer. Dynamo's code cache is cleared on entry and exit: hooks are not part
+    of its guards, so a graph compiled with (or without) hooks must not outlive the block.
+    A layer that cannot compile runs eagerly. The yielded report counts graphs and limit hits.
+    """
+    report = CompileReport()
     if not enabled:
-        yield
+        yield report
         return
     import torch._dynamo
+    import torch._inductor.config
+    import torch.fx.experimental._config as shapes_config
+    from torch._dynamo.utils import counters
 
     layers = decoder_layers(model)
-    # Each layer's hook closes over its own index, so every layer is its own graph: allow that
-    # many (the default limit of 8 would leave the later layers eager); a layer that cannot
-    # compile runs eagerly. The settings hold for the block only.
     config = torch._dynamo.config
-    settings = config.patch(
-        suppress_errors=True,
-        cache_size_limit=max(config.cache_size_limit, 2 * len(layers) + 8),
-        accumulated_cache_size_limit=max(config.accumulated_cache_size_limit, 4 * len(layers) + 64),
-    )
+    settings = [
+        config.patch(
+            # the hook's per-batch tensors are reached through the layer's modules: without
+            # this their token dimension would be taken as constant (one graph per batch size)
+            force_nn_module_property_static_shapes=False,
+            suppress_errors=True,
+            # room for one graph per layer, should an architecture keep per-layer constants in
+            # its code (e.g. alternating attention types); the goal remains one graph
+            cache_size_limit=max(config.cache_size_limit, 2 * len(layers) + 8),
+            accumulated_cache_size_limit=max(
+                config.accumulated_cache_size_limit, 4 * len(layers) + 64
+            ),
+        ),
+        shapes_config.patch(use_duck_shape=False),
+    ]
+    if hasattr(torch._inductor.config, "deterministic"):
+        # no on-device benchmarking to pick kernels: every process (data-parallel ranks) and
+        # every run compiles the same kernels, so the counts do not depend on timing noise
+        settings.append(torch._inductor.config.patch(deterministic=True))
+    hits = _LimitHits()
+    dynamo_log = logging.getLogger("torch._dynamo")
+    torch._dynamo.reset()
+    graphs_before = counters["stats"]["unique_graphs"]
     for layer in layers:
-        layer.compile(dynamic=False)
+        layer.compile(dynamic=True, backend=backend)
+    dynamo_log.addHandler(hits)
     try:
-        with settings:
-            yield
+        with contextlib.ExitStack() as stack:
+            for setting in settings:
+                stack.enter_context(setting)
+            yield report
     finally:
+        dynamo_log.removeHandler(hits)
+        report.graphs = counters["stats"]["unique_graphs"] - graphs_before
+        report.limit_hits = hits.count
         for layer in layers:
             layer._compiled_call_impl = None
+        torch._dynamo.reset()
 
 
 def decoder_stack(model: nn.Module) -> nn.Module:
@@ -85,6 +148,50 @@ def _raise_nonfinite(layer: int) -> None:
         f"NaN or inf in the FFN activations of layer {layer} (numerical overflow)",
         "run with --dtype bfloat16 or --dtype float32 instead of float16",
     )
+
+
+@dataclass
+class ProfileTimings:
+    """Where the time of one ``profile_batches`` call went (this process's batches only)."""
+
+    batches: int = 0
+    counted_tokens: int = 0  # tokens that count (no BOS, no padding)
+    positions: int = 0  # positions the model computed (B x S summed over batches)
+    padding: int = 0  # of which padding
+    first_batch_s: float = 0.0  # the first batch, compilation included
+    total_s: float = 0.0  # all batches (from the first batch's start to the last sync)
+    steady_tokens: int = 0  # counted tokens after the first batch
+    steady_s: float = 0.0  # time after the first batch
+    graphs: int = 0  # graphs dynamo compiled for the decoder layers
+    limit_hits: int = 0  # dynamo recompile-limit warnings (must stay 0)
+
+    @property
+    def padding_share(self) -> float:
+        return self.padding / self.positions if self.positions else 0.0
+
+    @property
+    def steady_tokens_per_s(self) -> float:
+        return self.steady_tokens / self.steady_s if self.steady_s > 0 else float("nan")
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            **asdict(self),
+            "padding_share": self.padding_share,
+            "steady_tokens_per_s": self.steady_tokens_per_s,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.counted_tokens:,} tokens in {self.batches} batches, {self.total_s:.1f} s "
+            f"(first batch, compilation included, {self.first_batch_s:.1f} s; then "
+            f"{self.steady_tokens_per_s:,.0f} tok/s); padding {100 * self.padding_share:.1f}% "
+            f"of positions; {self.graphs} compiled graph(s), {self.limit_hits} recompile-limit hits"
+        )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @torch.inference_mode()
@@ -107,7 +214,12 @@ def profile_batches(
 
     Rank ``rank`` of ``world_size`` takes batches ``i`` with ``i % world_size == rank``; batches
     before ``start`` are skipped (already in ``state``). ``on_sync(next_batch, accumulator)`` is
-    called every ``sync_every`` batches, for checkpoints. Counts are not all-reduced here.
+    called every ``sync_every`` batches, for checkpoints. Counts are not all-reduced here. The
+    returned accumulator's ``timings`` (a ``ProfileTimings``) say where the time went.
+
+    Rows are right-padded (``make_batches``), so no attention mask is passed: under causal
+    attention the padding cannot reach a counted token. Packed rows pass their position ids,
+    from which the model builds the mask that keeps each chunk to itself.
     """
     layers = ffns(model)
     device = layers[0].down.weight.device
@@ -127,14 +239,22 @@ def profile_batches(
     input_device = model.get_input_embeddings().weight.device
     todo = [i for i in range(start, len(batches)) if i % world_size == rank]
     counted = sum(batches[i].n_counted for i in todo)
-    on_cuda = device.type == "cuda"
+    can_compile = device.type in COMPILE_DEVICE_TYPES
+    timings = ProfileTimings()
     with expert_layout(model, partition) as sizes:
         recorder = ScoreRecorder(
-            layers, sizes, scoring.norm, accumulator, device, scoring.compile and on_cuda
+            layers,
+            sizes,
+            scoring.norm,
+            accumulator,
+            device,
+            scoring.backend if scoring.compile and can_compile else None,
         )
         with (
             recording(recorder),
-            compiled_layers(model, scoring.compile_layers and on_cuda),
+            compiled_layers(
+                model, scoring.compile_layers and can_compile, scoring.backend
+            ) as compile_report,
             tqdm(
                 total=counted,
                 unit="tok",
@@ -144,20 +264,42 @@ def profile_batches(
                 smoothing=0.1,
             ) as bar,
         ):
+            began = time.perf_counter()
             for step, index in enumerate(todo, start=1):
                 batch = batches[index]
                 recorder.begin(_to(batch.group, device))
-                stack(
-                    input_ids=_to(batch.input_ids, input_device),
-                    attention_mask=None if batch.full else _to(batch.attention_mask, input_device),
-                    use_cache=False,
-                )
+                inputs = {"input_ids": _to(batch.input_ids, input_device)}
+                if batch.position_ids is not None:
+                    inputs["position_ids"] = _to(batch.position_ids, input_device)
+                stack(**inputs, use_cache=False)
                 recorder.end()
-                bar.update(batch.n_counted)
+                n = batch.n_counted
+                bar.update(n)
+                timings.batches += 1
+                timings.counted_tokens += n
+                timings.positions += batch.n_positions
+                timings.padding += batch.n_padding
+                if step == 1:
+                    _sync(device)
+                    timings.first_batch_s = time.perf_counter() - began
+                else:
+                    timings.steady_tokens += n
                 if step % sync_every == 0 or step == len(todo):
                     bad = recorder.first_nonfinite_layer()
                     if bad is not None:
                         _raise_nonfinite(bad)
                     if on_sync is not None:
                         on_sync(index + 1, accumulator)
+            _sync(device)
+            timings.total_s = time.perf_counter() - began
+            timings.steady_s = timings.total_s - timings.first_batch_s
+    timings.graphs, timings.limit_hits = compile_report.graphs, compile_report.limit_hits
+    accumulator.timings = timings
+    if todo:
+        logger.info("profile%s: %s", f" (rank {rank})" if world_size > 1 else "", timings.summary())
+    if timings.limit_hits:
+        logger.warning(
+            "dynamo hit its recompile limit %d time(s): some layers ran uncompiled (slower)",
+            timings.limit_hits,
+        )
     return accumulator
