@@ -6,6 +6,13 @@ metadata (resolved config, model identity, partition hash ...). Writes go to tem
 are renamed into place, tensors first and JSON last, so a reader that finds the JSON finds
 complete tensors; the checksum catches truncation or corruption afterwards.
 
+The JSON says what the tensors mean (languages, token counts, config, identities), so it is
+covered too: ``meta_sha256`` is the sha256 of every JSON field but the tensor checksum, stored in
+the JSON and in the tensor file's own header. An edited value or a deleted key no longer matches
+the header and is reported like a corrupted tensor file. Artifacts written before this check
+(no checksum in the header) are still read, after a check of their required fields
+(:data:`REQUIRED_FIELDS`).
+
 File names used by the stages live here and nowhere else.
 """
 
@@ -52,6 +59,23 @@ SECTION_FILE = "report_section.json"  # a stage's section of the HTML report
 PRUNING_FILE = "babelmoe_pruning.json"  # what a pruned checkpoint lost, and why
 SWEEP_ROWS_FILE = "rows.jsonl"  # one sweep evaluation per line (resumable)
 
+META_CHECKSUM = "meta_sha256"  # in the JSON and in the tensor file's header
+_UNCHECKED = ("tensors_sha256", META_CHECKSUM)  # fields the metadata checksum leaves out
+
+# Fields an artifact of a kind must carry (what readers use); checked on every load.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "partition": ("config", "model", "n_experts", "n_layers", "width", "partition_sha256"),
+    "profile": (
+        "config",
+        "model",
+        "corpus",
+        "partition_sha256",
+        "languages",
+        "n_layers",
+        "n_experts",
+    ),
+}
+
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
@@ -70,6 +94,43 @@ def sha256_tensors(tensors: Mapping[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def meta_sha256(meta: Mapping[str, Any]) -> str:
+    """Hex sha256 of an artifact's JSON metadata (canonical form; tensor checksum left out)."""
+    fields = {k: v for k, v in jsonable(dict(meta)).items() if k not in _UNCHECKED}
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _header_checksum(tensor_path: Path) -> str | None:
+    """The metadata checksum recorded in a tensor file's header (None: none, or unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(tensor_path), framework="pt") as handle:
+            return (handle.metadata() or {}).get(META_CHECKSUM)
+    except (SafetensorError, OSError):
+        return None  # a damaged file: the tensor checksum reports it
+
+
+def _check_meta(json_path: Path, meta: dict[str, Any], kind: str) -> None:
+    """Refuse metadata that was edited after it was written, or lacks a required field."""
+    tensor_path = json_path.parent / str(meta.get("tensors_file", ""))
+    recorded = _header_checksum(tensor_path) if tensor_path.is_file() else None
+    if recorded is not None and recorded != meta_sha256(meta):
+        raise BabelmoeError(
+            f"{json_path} was altered after it was written (its metadata does not match the "
+            f"checksum in {tensor_path.name})",
+            "delete both files and re-run the stage that wrote them",
+        )
+    required = ("tensors_file", "tensors_sha256", *REQUIRED_FIELDS.get(kind, ()))
+    missing = [field for field in required if field not in meta]
+    if missing:
+        raise BabelmoeError(
+            f"{json_path} lacks required field(s): {', '.join(missing)}",
+            "delete it and re-run the stage that wrote it",
+        )
 
 
 def _umask() -> int:
@@ -168,13 +229,21 @@ def save_artifact(
     folder.mkdir(parents=True, exist_ok=True)
     tensor_path = folder / f"{name}.safetensors"
     json_path = folder / f"{name}.json"
+    header: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "tensors_file": tensor_path.name,
+    }
+    # The header wins over ``meta`` (which may come from a loaded artifact, old checksums and all).
+    header.update({k: v for k, v in meta.items() if k not in (*header, *_UNCHECKED)})
+    checksum_of_meta = meta_sha256(header)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".safetensors.tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         try:
-            save_file(contiguous, str(tmp))
+            save_file(contiguous, str(tmp), metadata={META_CHECKSUM: checksum_of_meta})
         except SafetensorError as exc:  # a full disk arrives as "... (os error 28)"
             raise _os_error(exc, tensor_path) from None
         checksum = sha256_file(tmp)
@@ -186,15 +255,11 @@ def save_artifact(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    header = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": kind,
-        "tensors_file": tensor_path.name,
-        "tensors_sha256": checksum,
-    }
-    # The header wins over ``meta`` (which may come from a loaded artifact, old checksum and all).
-    header.update({k: v for k, v in meta.items() if k not in header})
-    atomic_write_json(json_path, header)
+    fields = list(header)
+    header["tensors_sha256"] = checksum
+    header[META_CHECKSUM] = checksum_of_meta
+    ordered = {k: header[k] for k in [*fields[:3], "tensors_sha256", META_CHECKSUM, *fields[3:]]}
+    atomic_write_json(json_path, ordered)
     return json_path
 
 
@@ -238,6 +303,7 @@ def load_meta(folder: Path, name: str, kind: str) -> dict[str, Any]:
             f"{json_path} has schema version {version}, this babelmoe reads {SCHEMA_VERSION}",
             "re-run the stage with this version of babelmoe",
         )
+    _check_meta(json_path, meta, kind)
     return meta
 
 
