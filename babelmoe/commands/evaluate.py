@@ -20,8 +20,15 @@ EPILOG = """Examples:
 
   babelmoe evaluate ./llama2 --run runs/llama --xcsqa data/X-CSQA --mgsm data/mgsm --limit 100
 
+  babelmoe evaluate runs/demo/pruned/sort-en-r0.25-s0 --run runs/demo --tasks my_task.yaml
+
+  babelmoe evaluate ./llama2 --run runs/llama --tasks xcopa_it,mgsm_direct_fr --num-fewshot 0
+
 Writes <task>.<lang>.json + <task>.<lang>.items.jsonl and results.json into --out
-(default RUN/eval/<model folder name>).
+(default RUN/eval/<model folder name>). --tasks, --xcsqa and --mgsm run through
+lm-evaluation-harness (pip install 'babelmoe[eval]'): its own files go to OUT/lm_eval, the task
+configs babelmoe writes to OUT/harness_tasks (re-run them with
+lm_eval --model hf --model_args pretrained=MODEL_DIR --include_path OUT/harness_tasks --tasks NAME).
 """
 
 
@@ -74,6 +81,15 @@ def evaluate(
     limit: Annotated[
         int | None, typer.Option(help="At most this many items per task and language.")
     ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated lm-eval task names or task YAML files (needs babelmoe[eval])."
+        ),
+    ] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option(help="Few-shot examples for --tasks (default: each task's).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace earlier results in --out.")] = False,
     *,
     spec: ModelSpec,
@@ -94,6 +110,8 @@ def evaluate(
         mgsm_shots=mgsm_shots,
         mgsm_exemplars=mgsm_exemplars,
         limit=limit,
+        tasks=tuple(common.split_list(tasks)),
+        num_fewshot=num_fewshot,
     )
     spec = dataclasses.replace(spec, source=source)
     path = run_evaluate(source, run, config, spec, out=out, overwrite=overwrite)

@@ -9,12 +9,21 @@ headline number, the model's identity and, for a pruned model, its pruning recor
 * ``udhr-cont`` (``udhr_cont``): the project's own UDHR continuation task, built from the same
   held-out documents (one item per sentence by default: a handful of held-out articles give
   too few documents for one item each);
-* ``xcsqa`` / ``mgsm-cot`` / ``mgsm-direct``: the published files, when a folder is given;
-  languages the folder has no file for are skipped with a warning.
+* ``xcsqa`` / ``mgsm-cot`` / ``mgsm-direct``: the published files, when a folder is given, run
+  through lm-evaluation-harness with the shipped task configs (``babelmoe.evaluate.harness_tasks``,
+  written per language into ``OUT/harness_tasks``); languages the folder has no file for are
+  skipped with a warning, and a folder with no file for any language is an error;
+* ``--tasks``: any lm-eval task name or task YAML, on the same loaded model.
+
+Harness tasks need the ``eval`` extra; lm-eval's own files go to ``OUT/lm_eval``
+(``results.json``, ``samples_<task>.jsonl``) beside babelmoe's per-item records. The UDHR-Cont
+task config is written too (scored by babelmoe, so the main job needs no extra), so that
+``lm_eval --include_path OUT/harness_tasks`` can re-run every task.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -29,15 +38,20 @@ from babelmoe.evaluate import (
     PerplexityConfig,
     TaskResult,
     UDHRContConfig,
-    evaluate_mgsm,
-    evaluate_udhr_continuation,
-    evaluate_xcsqa,
+    build_udhr_continuation_items,
     perplexity,
     read_mgsm,
     read_mgsm_exemplars,
-    read_xcsqa,
+    score_multiple_choice,
     write_task_result,
 )
+from babelmoe.evaluate.harness_tasks import (
+    HarnessTask,
+    write_mgsm_task,
+    write_udhr_cont_task,
+    write_xcsqa_task,
+)
+from babelmoe.evaluate.tasks.xcsqa import resolve_path
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model, model_identity
 from babelmoe.profile.artifact import load_profile
 from babelmoe.prune.surgery import is_pruned_folder, load_pruned, read_pruning_record
@@ -47,6 +61,7 @@ from babelmoe.stages.heldout import heldout_documents
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = artifacts.RESULTS_FILE
+HARNESS_TASKS_DIR = "harness_tasks"
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,9 @@ class EvaluateConfig:
         mgsm_shots: exemplars per MGSM prompt (needs ``mgsm_exemplars``).
         mgsm_exemplars: JSON copy of the published ``MGSM_EXEMPLARS``, or None.
         limit: at most this many items per task and language (None: all); for quick checks.
+        tasks: lm-eval task names or task YAML files, run through lm-evaluation-harness on the
+            same model (needs ``pip install 'babelmoe[eval]'``).
+        num_fewshot: few-shot examples for ``tasks`` (None: each task's default).
     """
 
     languages: tuple[str, ...] | None = None
@@ -82,6 +100,8 @@ class EvaluateConfig:
     mgsm_shots: int = 0
     mgsm_exemplars: Path | None = None
     limit: int | None = None
+    tasks: tuple[str, ...] = ()
+    num_fewshot: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_documents is not None and self.max_documents < 1:
@@ -96,7 +116,14 @@ class EvaluateConfig:
             )
         if self.mgsm_mode not in ("cot", "direct"):
             raise BabelmoeError(f"unknown --mgsm-mode {self.mgsm_mode!r}", "use cot or direct")
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise BabelmoeError(f"--num-fewshot must be >= 0, got {self.num_fewshot}", "fix it")
         PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)  # validates
+
+    @property
+    def needs_harness(self) -> bool:
+        """Whether a task runs through lm-evaluation-harness (X-CSQA, MGSM, ``tasks``)."""
+        return bool(self.tasks) or self.xcsqa is not None or self.mgsm is not None
 
     @property
     def perplexity(self) -> PerplexityConfig:
@@ -167,8 +194,12 @@ def _task_file_langs(lang: str, aliases: list[str]) -> list[str]:
     return list(dict.fromkeys([lang, *aliases]))
 
 
-# run(loaded, config, lang, held-out documents, file names to try for lang) -> results
-TaskRunner = Callable[[LoadedModel, "EvaluateConfig", str, list[Any], list[str]], list[TaskResult]]
+# run(loaded, config, lang, held-out documents, file names to try for lang, task-config folder)
+# -> results scored here, or harness tasks (written configs) to run through lm-eval together
+TaskRunner = Callable[
+    [LoadedModel, "EvaluateConfig", str, list[Any], list[str], Path],
+    list[TaskResult | HarnessTask],
+]
 
 
 @dataclass(frozen=True)
@@ -204,19 +235,62 @@ def evaluate_languages(
     documents: dict[str, list[Any]],
     config: EvaluateConfig,
     aliases: dict[str, list[str]] | None = None,
+    out: Path | None = None,
 ) -> list[TaskResult]:
     """Perplexity and every task ``config`` asks for, on every language of ``documents``
-    (held-out ``Document`` lists)."""
-    results = []
-    aliases = aliases or {}
-    tasks = [task for task in TASKS.values() if task.asked(config)]
-    for lang, docs in documents.items():
-        results.append(perplexity_result(loaded, lang, docs, config.perplexity))
-        logger.info("perplexity %s: %.3f", lang, results[-1].metrics["ppl"])
-        names = _task_file_langs(lang, aliases.get(lang, []))
-        for task in tasks:
-            results += task.run(loaded, config, lang, docs, names)
-    return results
+    (held-out ``Document`` lists), then the harness tasks in one lm-eval run. Task configs and
+    lm-eval's own files are written into ``out`` (a temporary folder when None)."""
+    import tempfile
+
+    with contextlib.ExitStack() as stack:
+        if out is None:
+            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="babelmoe-eval-")))
+        tasks_dir = Path(out) / HARNESS_TASKS_DIR
+        results: list[TaskResult] = []
+        harness: list[HarnessTask] = []
+        aliases = aliases or {}
+        tasks = [task for task in TASKS.values() if task.asked(config)]
+        for lang, docs in documents.items():
+            results.append(perplexity_result(loaded, lang, docs, config.perplexity))
+            logger.info("perplexity %s: %.3f", lang, results[-1].metrics["ppl"])
+            names = _task_file_langs(lang, aliases.get(lang, []))
+            for task in tasks:
+                for done in task.run(loaded, config, lang, docs, names, tasks_dir):
+                    (harness if isinstance(done, HarnessTask) else results).append(done)
+        if harness or config.tasks:
+            results += run_harness_tasks(loaded, config, harness, Path(out))
+        return results
+
+
+def run_harness_tasks(
+    loaded: LoadedModel, config: EvaluateConfig, shipped: list[HarnessTask], out: Path
+) -> list[TaskResult]:
+    """The shipped task configs, then ``config.tasks`` (with ``config.num_fewshot``), through
+    lm-eval on the loaded model; lm-eval's files into ``out/lm_eval``; babelmoe's view returned."""
+    from babelmoe.evaluate.harness import (
+        HarnessConfig,
+        HarnessResult,
+        harness_lm,
+        run_harness,
+        write_harness_results,
+    )
+
+    def harness_config(tasks: tuple[str, ...], num_fewshot: int | None) -> HarnessConfig:
+        return HarnessConfig(
+            tasks=tasks, limit=config.limit, num_fewshot=num_fewshot, batch_size=config.batch_size
+        )
+
+    runs = []
+    if shipped:  # shots are in each config (MGSM: --mgsm-shots), not the user's --num-fewshot
+        runs.append(harness_config(tuple(str(t.path) for t in shipped), None))
+    if config.tasks:
+        runs.append(harness_config(config.tasks, config.num_fewshot))
+    lm = harness_lm(loaded.model, loaded.tokenizer, runs[0])
+    combined = HarnessResult({}, {})
+    for run in runs:
+        combined = combined.merge(run_harness(loaded.model, loaded.tokenizer, run, lm=lm))
+    write_harness_results(out, combined, overwrite=True)
+    return combined.task_results()
 
 
 def _first_existing(names: list[str], path_for) -> str | None:
@@ -225,51 +299,109 @@ def _first_existing(names: list[str], path_for) -> str | None:
 
 @register_task("udhr_cont", lambda config: config.udhr_cont)
 def _udhr_cont(
-    loaded: LoadedModel, config: EvaluateConfig, lang: str, docs: list[Any], names: list[str]
-) -> list[TaskResult]:
+    loaded: LoadedModel,
+    config: EvaluateConfig,
+    lang: str,
+    docs: list[Any],
+    names: list[str],
+    tasks_dir: Path,
+) -> list[TaskResult | HarnessTask]:
+    """Scored here (no extra needed); its task config is written for ``lm_eval`` re-runs."""
     task = UDHRContConfig(segment=config.udhr_cont_segment, max_items=config.limit)
     scoring = MultipleChoiceConfig(batch_size=config.batch_size, max_length=config.max_length)
     texts = [d.text for d in docs]
-    return [evaluate_udhr_continuation(loaded.model, loaded.tokenizer, texts, lang, task, scoring)]
+    items = build_udhr_continuation_items(texts, lang, task)
+    write_udhr_cont_task(tasks_dir, items, lang)
+    result = score_multiple_choice(
+        loaded.model, loaded.tokenizer, items, scoring, desc=f"udhr-cont {lang}"
+    )
+    unit = "words" if items[0].delimiter else "chars"
+    return [
+        result.to_task_result(
+            "udhr-cont", lang, {"task": asdict(task), "unit": unit, "scoring": asdict(scoring)}
+        )
+    ]
+
+
+def _xcsqa_file(config: EvaluateConfig, names: list[str]) -> Path | None:
+    """The X-CSQA file for a language (tried under each of its names), or None."""
+    root = Path(config.xcsqa)  # type: ignore[arg-type]
+    if root.is_file():
+        return root
+    found = _first_existing(names, lambda n: resolve_path(root, n, config.xcsqa_split))
+    return None if found is None else resolve_path(root, found, config.xcsqa_split)
+
+
+def _mgsm_code(config: EvaluateConfig, names: list[str]) -> str | None:
+    """The code ``c`` of the language's ``mgsm_{c}.tsv`` (tried under each name), or None."""
+    return _first_existing(names, lambda n: Path(config.mgsm) / f"mgsm_{n}.tsv")  # type: ignore[arg-type]
 
 
 @register_task("xcsqa", lambda config: config.xcsqa is not None)
 def _xcsqa(
-    loaded: LoadedModel, config: EvaluateConfig, lang: str, docs: list[Any], names: list[str]
-) -> list[TaskResult]:
-    from babelmoe.evaluate.tasks.xcsqa import resolve_path
-
-    root = Path(config.xcsqa)  # type: ignore[arg-type]
-    found = (
-        lang
-        if root.is_file()
-        else _first_existing(names, lambda n: resolve_path(root, n, config.xcsqa_split))
-    )
-    if found is None:
-        logger.warning("X-CSQA: no %s file for %s in %s; skipped", config.xcsqa_split, lang, root)
+    loaded: LoadedModel,
+    config: EvaluateConfig,
+    lang: str,
+    docs: list[Any],
+    names: list[str],
+    tasks_dir: Path,
+) -> list[TaskResult | HarnessTask]:
+    path = _xcsqa_file(config, names)
+    if path is None:
+        logger.warning(
+            "X-CSQA: no %s file for %s in %s; skipped", config.xcsqa_split, lang, config.xcsqa
+        )
         return []
-    questions = read_xcsqa(root, None if root.is_file() else found, config.xcsqa_split)[
-        : config.limit
-    ]
-    scoring = MultipleChoiceConfig(batch_size=config.batch_size, max_length=config.max_length)
-    return [evaluate_xcsqa(loaded.model, loaded.tokenizer, questions, lang, scoring)]
+    return [write_xcsqa_task(tasks_dir, path, lang)]
 
 
 @register_task("mgsm", lambda config: config.mgsm is not None)
 def _mgsm(
-    loaded: LoadedModel, config: EvaluateConfig, lang: str, docs: list[Any], names: list[str]
-) -> list[TaskResult]:
-    root = Path(config.mgsm)  # type: ignore[arg-type]
-    found = _first_existing(names, lambda n: root / f"mgsm_{n}.tsv")
+    loaded: LoadedModel,
+    config: EvaluateConfig,
+    lang: str,
+    docs: list[Any],
+    names: list[str],
+    tasks_dir: Path,
+) -> list[TaskResult | HarnessTask]:
+    found = _mgsm_code(config, names)
     if found is None:
-        logger.warning("MGSM: no mgsm_%s.tsv in %s; skipped", lang, root)
+        logger.warning("MGSM: no mgsm_%s.tsv in %s; skipped", lang, config.mgsm)
         return []
-    problems = read_mgsm(root, found)[: config.limit]
+    problems = read_mgsm(Path(config.mgsm), found)  # type: ignore[arg-type]
     exemplars = read_mgsm_exemplars(config.mgsm_exemplars, found) if config.mgsm_exemplars else []
+    if config.mgsm_shots > len(exemplars):
+        raise BabelmoeError(
+            f"--mgsm-shots {config.mgsm_shots}: {config.mgsm_exemplars} has {len(exemplars)} "
+            f"exemplars for {found}",
+            "lower --mgsm-shots",
+        )
     mgsm = MGSMConfig(
         mode=config.mgsm_mode, n_shots=config.mgsm_shots, batch_size=config.batch_size
     )
-    return [evaluate_mgsm(loaded.model, loaded.tokenizer, problems, found, mgsm, exemplars)]
+    return [write_mgsm_task(tasks_dir, problems, found, mgsm, exemplars[: config.mgsm_shots])]
+
+
+def check_named_tasks(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
+    """Refuse, before any model is loaded, a named task folder with no file for any language
+    (``names``: the file names tried per language), and harness tasks without lm-eval."""
+    if config.needs_harness:
+        from babelmoe.evaluate.harness import require_lm_eval
+
+        require_lm_eval()
+    tried = sorted({n for ns in names.values() for n in ns if n})
+    if config.xcsqa is not None and all(_xcsqa_file(config, ns) is None for ns in names.values()):
+        raise BabelmoeError(
+            f"--xcsqa {config.xcsqa}: no {{lang}}/{config.xcsqa_split}.jsonl for any asked "
+            f"language (looked for {', '.join(tried)})",
+            "pass the X-CSQA folder holding one folder per language, or the languages it has",
+        )
+    if config.mgsm is not None and all(_mgsm_code(config, ns) is None for ns in names.values()):
+        raise BabelmoeError(
+            f"--mgsm {config.mgsm}: no mgsm_{{lang}}.tsv for any asked language "
+            f"(looked for {', '.join(tried)})",
+            "pass the folder of the mgsm_{lang}.tsv files, or the languages it has",
+        )
 
 
 def write_results(
@@ -332,6 +464,7 @@ def run_evaluate(
         name: [(profile.languages[i].get("bcp47") or "").split("-")[0], profile.codes[i]]
         for name, i in zip(documents, chosen, strict=True)
     }
+    check_named_tasks(config, {name: _task_file_langs(name, a) for name, a in aliases.items()})
     loaded, record = load_for_evaluation(source, spec)
     if record is not None and record.get("profile_sha256") != profile.meta.get("tensors_sha256"):
         logger.warning(
@@ -340,7 +473,7 @@ def run_evaluate(
             source,
         )
     with artifacts.run_lock(out):
-        results = evaluate_languages(loaded, documents, config, aliases)
+        results = evaluate_languages(loaded, documents, config, aliases, out)
         meta = {
             "model": loaded.identity,
             "source": source,
