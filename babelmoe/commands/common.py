@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import functools
 import inspect
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 import typer
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, first_sentence
 from babelmoe.models.loading import ModelSpec
 
 ARCHITECTURES_HELP = "JSON file registering extra architectures (see the README)."
@@ -147,21 +148,119 @@ def model_options(
     return decorate
 
 
+# Seconds a collective may wait for a silent rank before this rank gives up (NCCL's default is
+# 30 minutes); BABELMOE_DIST_TIMEOUT overrides it.
+DIST_TIMEOUT_S = 600
+_PID_KEY = "babelmoe/pid/{}"
+
+
+class RankStopped(BabelmoeError):
+    """This rank stopped because another rank of the job died or the launcher ended the job."""
+
+
+def _dist_timeout() -> float:
+    value = os.environ.get("BABELMOE_DIST_TIMEOUT", str(DIST_TIMEOUT_S))
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise BabelmoeError(
+            f"BABELMOE_DIST_TIMEOUT={value!r} is not a number of seconds", "set e.g. 600"
+        ) from None
+    if seconds <= 0:
+        raise BabelmoeError(f"BABELMOE_DIST_TIMEOUT must be > 0, got {value}", "set e.g. 600")
+    return seconds
+
+
+def _dead_ranks(rank: int, world_size: int) -> list[int]:
+    """Ranks on this host whose process is gone (each rank left its pid in the group's store);
+    empty when it cannot be told (other hosts, the store gone with rank 0)."""
+    import socket
+
+    dead = []
+    try:
+        store = distributed_store()
+        store.set_timeout(datetime.timedelta(seconds=2))
+        for other in range(world_size):
+            if other == rank:
+                continue
+            host, pid = store.get(_PID_KEY.format(other)).decode().split(":")
+            if host != socket.gethostname():
+                continue
+            if _is_gone(int(pid)):
+                dead.append(other)
+    except Exception:  # a best-effort diagnosis, never the error itself
+        return dead
+    return dead
+
+
+def _is_gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie its launcher has not reaped counts)."""
+    status = Path(f"/proc/{pid}/status")
+    if Path("/proc/self").exists():
+        return not status.exists() or status.read_text().split("State:")[1].split()[0] == "Z"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _stopped(rank: int, world_size: int, why: str) -> RankStopped:
+    dead = _dead_ranks(rank, world_size)
+    who = f"rank {', '.join(map(str, dead))} died" if dead else "another rank died or hung"
+    return RankStopped(
+        f"rank {rank} of {world_size} stopped: {who} ({why}); no artifact was written",
+        "see that rank's log, then re-run the same command: it resumes from the last checkpoint",
+    )
+
+
 @contextlib.contextmanager
 def distributed() -> Iterator[None]:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); leave it on exit."""
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); leave it on exit.
+
+    A rank that dies does not leave the others waiting: a collective that fails (gloo: the
+    dead rank's connection closed) or waits longer than ``BABELMOE_DIST_TIMEOUT`` seconds, and
+    torchrun's SIGTERM to the survivors, end each surviving rank with one line naming the dead
+    rank (when it ran on this host).
+    """
+    import signal
+    import socket
+
     import torch
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         yield
         return
+    timeout = datetime.timedelta(seconds=_dist_timeout())
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend)
+    dist.init_process_group(backend, timeout=timeout)
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    with contextlib.suppress(Exception):
+        store = distributed_store()
+        store.set(_PID_KEY.format(rank), f"{socket.gethostname()}:{os.getpid()}")
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise _stopped(rank, world_size, "the launcher ended the job")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        yield
-        dist.barrier()  # every rank done (rank 0 has written) before the group is torn down
+        try:
+            yield
+            dist.barrier()  # every rank done (rank 0 has written) before the group is torn down
+        except RuntimeError as exc:  # gloo / NCCL: a peer's connection closed, or a timeout
+            raise _stopped(rank, world_size, first_sentence(exc)) from None
     finally:
-        dist.destroy_process_group()
+        signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def distributed_store() -> Any:
+    """The process group's key-value store."""
+    from torch.distributed import distributed_c10d
+
+    return distributed_c10d._get_default_store()

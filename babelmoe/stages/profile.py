@@ -139,14 +139,14 @@ class ProfileConfig:
 
 
 def tokenized_corpus(
-    config: ProfileConfig, tokenizer: Any
+    config: ProfileConfig, tokenizer: Any, corpus: Any = None
 ) -> tuple[list[dict], list[list[list[int]]], dict]:
     """Language metadata, per language the profiling documents' token ids (no BOS, within the
-    budget), and the corpus identity."""
+    budget), and the corpus identity (``corpus``: the loaded corpus, else loaded here)."""
     from babelmoe.corpus import heldout_split, load_corpus
     from babelmoe.evaluate.encoding import encode
 
-    corpus = load_corpus(config.corpus, config.languages)
+    corpus = corpus if corpus is not None else load_corpus(config.corpus, config.languages)
     languages, documents = [], []
     for entry in corpus.languages:
         profile_docs, _ = heldout_split(entry.documents, config.heldout_frac, config.heldout_seed)
@@ -175,15 +175,22 @@ def run_profile(
     force: bool = False,
     loaded: LoadedModel | None = None,
 ) -> Path:
-    """Profile ``config.languages`` with ``run_dir``'s partition; write ``run_dir/profile.*``."""
+    """Profile ``config.languages`` with ``run_dir``'s partition; write ``run_dir/profile.*``.
+
+    The run lock is taken first and every input (partition, corpus files) is read and checked
+    before the model loads: a second writer or a bad input is refused at once.
+    """
+    from babelmoe.corpus import load_corpus
+
     rank, world_size = _distributed()
-    partition = load_partition(run_dir)
-    loaded = loaded or load_model(spec)
-    check_partition_fits(partition, loaded.model)
-    languages, documents, corpus_identity = tokenized_corpus(config, loaded.tokenizer)
-    identity = profile_identity(loaded.identity, partition.sha256, corpus_identity, config)
     lock = artifacts.run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
     with lock:
+        partition = load_partition(run_dir)
+        corpus = load_corpus(config.corpus, config.languages)
+        loaded = loaded or load_model(spec)
+        check_partition_fits(partition, loaded.model)
+        languages, documents, corpus_identity = tokenized_corpus(config, loaded.tokenizer, corpus)
+        identity = profile_identity(loaded.identity, partition.sha256, corpus_identity, config)
         # Every rank decides alike (a rank that went on alone would wait forever in all_reduce).
         if not artifacts.check_can_write(run_dir, artifacts.PROFILE, KIND, identity, force):
             logger.info("%s already holds this profile; keeping it", run_dir)
@@ -201,6 +208,8 @@ def run_profile(
         ]
         batches = make_batches(sequences, config.batch_size, pad_token_id(loaded.tokenizer))
         state_dir = run_dir / STATE_DIR / f"rank{rank}-of{world_size}"
+        if not force:
+            _check_world_size(run_dir / STATE_DIR, world_size, identity)
         start, state, slot = _resume(state_dir, identity, force)
 
         def checkpoint(next_batch: int, accumulator: Accumulator) -> None:
@@ -272,6 +281,30 @@ def profile_identity(
         "corpus": corpus,
         "config": settings,
     }
+
+
+def _check_world_size(state_root: Path, world_size: int, identity: dict) -> None:
+    """Refuse to start over when checkpoints of this profile were written by another number of
+    ranks: each rank's state covers its own round-robin share of the batches, so they resume
+    only on as many ranks (or are dropped with ``--force``)."""
+    if not state_root.is_dir():
+        return
+    for folder in sorted(state_root.glob("rank*-of*")):
+        other = folder.name.rsplit("-of", 1)[-1]
+        if other == str(world_size):
+            continue
+        usable = any(
+            artifacts.load_checkpoint(folder, slot, "profile_state", identity) is not None
+            for slot in STATE_SLOTS
+        )
+        if usable:
+            launch = "babelmoe profile" if other == "1" else f"torchrun --nproc_per_node {other}"
+            raise BabelmoeError(
+                f"{state_root} holds checkpoints of this profile written by {other} rank(s), "
+                f"and this run has {world_size}",
+                f"resume with {other} rank(s) ({launch} ...), or pass --force to start over "
+                "and drop them",
+            )
 
 
 def _resume(state_dir: Path, identity: dict, force: bool) -> tuple[int, dict | None, str | None]:
