@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,11 +89,50 @@ def checkpoint_files(folder: str | Path) -> dict[str, Path] | None:
         return {name: folder / file for name, file in weight_map.items()}
     single = folder / SINGLE_FILE
     if single.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(single), framework="pt") as f:
+        with _opened(single, folder) as f:
             return dict.fromkeys(f.keys(), single)
     return None
+
+
+@contextmanager
+def _opened(path: Path, folder: Path) -> Iterator[Any]:
+    """``safe_open(path)``; a damaged file raises the loader's error (``cannot load model``)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            yield _Checked(f, folder)
+    except (OSError, SafetensorError) as exc:
+        raise _damaged(folder, exc) from None
+
+
+@dataclass
+class _Checked:
+    """A safetensors handle whose reads raise the loader's error for a damaged file."""
+
+    handle: Any
+    folder: Path
+
+    def keys(self) -> list[str]:
+        return list(self.handle.keys())
+
+    def shape(self, name: str) -> list[int]:
+        return list(self.handle.get_slice(name).get_shape())
+
+    def get_tensor(self, name: str) -> torch.Tensor:
+        from safetensors import SafetensorError
+
+        try:
+            return self.handle.get_tensor(name)
+        except (OSError, SafetensorError) as exc:
+            raise _damaged(self.folder, exc) from None
+
+
+def _damaged(folder: Path, exc: BaseException) -> BabelmoeError:
+    return BabelmoeError(
+        f"cannot load model {str(folder)!r}: {(str(exc).splitlines() or [''])[0][:200]}",
+        "check the folder holds config.json, weights and a tokenizer",
+    )
 
 
 def _read_config(folder: Path, trust_remote_code: bool = False) -> Any:
@@ -219,12 +258,10 @@ class StreamedCheckpoint:
     def identity(self, name: str) -> dict[str, Any]:
         """The model identity of :func:`babelmoe.models.loading.model_identity`, from the
         tensor headers (no weights read): name, model_type, n_layers, ffn_widths, hidden_size."""
-        from safetensors import safe_open
-
         widths, hidden = set(), 0
         for names in self.names:
-            with safe_open(str(self._shard(names["up"])), framework="pt") as f:
-                shape = list(f.get_slice(names["up"]).get_shape())
+            with _opened(self._shard(names["up"]), self.folder) as f:
+                shape = f.shape(names["up"])
             rows, hidden = (shape[1], shape[0]) if self.arch.conv1d else (shape[0], shape[1])
             widths.add(rows // 2 if self.arch.fused_gate_up else rows)
         return {
@@ -252,15 +289,13 @@ class StreamedCheckpoint:
             raise BabelmoeError(
                 "the gate rows were asked for, but this model's FFN has no gate", "use --source up"
             )
-        from safetensors import safe_open
-
         with ExitStack() as stack:
             handles: dict[Path, Any] = {}
 
             def read(name: str) -> torch.Tensor:
                 path = self._shard(name)
                 if path not in handles:
-                    handles[path] = stack.enter_context(safe_open(str(path), framework="pt"))
+                    handles[path] = stack.enter_context(_opened(path, self.folder))
                 return handles[path].get_tensor(name)
 
             for index in range(start, self.n_layers):

@@ -63,7 +63,7 @@ def _streamed(spec: ModelSpec, config: SplitConfig) -> tuple[dict, Split] | None
         device = spec.resolved_device()
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    logger.info("reading the FFN weights of %s layer by layer (not loading the model)", spec.source)
+    logger.debug("streaming the FFN weights of %s layer by layer, not loading it", spec.source)
 
     def split(
         progress: SplitProgress | None, on_layer: Callable[[SplitProgress], None]
