@@ -8,6 +8,7 @@ around it does the I/O (corpus, artifacts, checkpoints). Host syncs happen only 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -143,6 +144,16 @@ def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
+def _check_takes_position_ids(stack: nn.Module) -> None:
+    """Packed rows are exact only if the model restarts positions (and its mask) per chunk."""
+    if "position_ids" not in inspect.signature(stack.forward).parameters:
+        raise BabelmoeError(
+            f"--packing needs a model that takes position ids; {type(stack).__name__} does not, "
+            "so packed documents would attend to each other",
+            "profile without --packing (rows are bucketed by length, with little padding)",
+        )
+
+
 def _raise_nonfinite(layer: int) -> None:
     raise BabelmoeError(
         f"NaN or inf in the FFN activations of layer {layer} (numerical overflow)",
@@ -236,6 +247,8 @@ def profile_batches(
     if state is not None:
         accumulator.load_state(state)
     stack = decoder_stack(model)
+    if any(b.position_ids is not None for b in batches):
+        _check_takes_position_ids(stack)
     input_device = model.get_input_embeddings().weight.device
     todo = [i for i in range(start, len(batches)) if i % world_size == rank]
     counted = sum(batches[i].n_counted for i in todo)
