@@ -376,9 +376,7 @@ def _mgsm(
             f"exemplars for {found}",
             "lower --mgsm-shots",
         )
-    mgsm = MGSMConfig(
-        mode=config.mgsm_mode, n_shots=config.mgsm_shots, batch_size=config.batch_size
-    )
+    mgsm = MGSMConfig(mode=config.mgsm_mode, n_shots=config.mgsm_shots)
     return [write_mgsm_task(tasks_dir, problems, found, mgsm, exemplars[: config.mgsm_shots])]
 
 

@@ -1,6 +1,8 @@
-"""lm-evaluation-harness path on the real default model (Gemma 3 270M) against babelmoe's
-hand-written scoring: the same per-item predictions for multiple choice (X-CSQA format and
-UDHR-Cont from the real UDHR) and the same generated texts and extracted answers for MGSM.
+"""lm-evaluation-harness path on the real default model (Gemma 3 270M) against babelmoe's own
+scoring: the same per-item predictions as ``score_multiple_choice`` for multiple choice (X-CSQA
+format and UDHR-Cont from the real UDHR), and for MGSM the generated texts of plain one-prompt
+greedy decoding and ``extract_last_number``'s answers (the removed hand-written MGSM runner gave
+the same: commit 7873cd8).
 
 No X-CSQA or MGSM data can be had offline: the items below are written here in the published
 formats; what is compared is the scoring path, not the benchmark."""
@@ -11,7 +13,8 @@ import json
 
 import pytest
 
-from babelmoe.evaluate import MultipleChoiceConfig, evaluate_xcsqa, read_xcsqa
+from babelmoe.evaluate import MultipleChoiceConfig, read_xcsqa, score_multiple_choice, xcsqa_items
+from babelmoe.evaluate.answers import as_json_number, extract_last_number
 from babelmoe.evaluate.harness import HarnessConfig, harness_lm, harness_tokenizer, run_harness
 from babelmoe.evaluate.harness_tasks import (
     write_mgsm_task,
@@ -62,6 +65,26 @@ SHOTS = {
 }
 
 
+def greedy(model, tokenizer, prompt: str, config: mgsm.MGSMConfig, lang: str) -> str:
+    """Reference decoding: one prompt (BOS first), plain greedy ``generate``, cut at the stops."""
+    import torch
+
+    from babelmoe.evaluate import encode
+
+    ids = torch.tensor([encode(tokenizer, prompt)])
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=config.budget,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    cuts = [i for i in (text.find(s) for s in config.stop_strings(lang)) if i >= 0]
+    return text[: min(cuts, default=len(text))]
+
+
 @pytest.fixture(scope="module")
 def lm(default_model):
     return harness_lm(
@@ -93,7 +116,9 @@ def test_xcsqa_same_predictions(default_model, lm, tmp_path, lang):
     path = tmp_path / lang / "dev.jsonl"
     path.parent.mkdir()
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    ours = evaluate_xcsqa(model, tokenizer, read_xcsqa(path), lang, MultipleChoiceConfig(4))
+    ours = score_multiple_choice(
+        model, tokenizer, xcsqa_items(read_xcsqa(path)), MultipleChoiceConfig(4)
+    ).to_task_result("xcsqa", lang)
     task = write_xcsqa_task(tmp_path / "tasks", path, lang)
     (theirs,) = run_harness(
         model, tokenizer, HarnessConfig(tasks=(str(task.path),)), lm=lm
@@ -113,26 +138,28 @@ def test_mgsm_same_outputs_and_answers(default_model, lm, tmp_path, lang):
         mgsm.MGSMProblem(f"{lang}-{i + 1}", q, float(a)) for i, (q, a) in enumerate(PROBLEMS[lang])
     ]
     shots = [mgsm.MGSMExemplar(q, r, float(a)) for q, r, a in SHOTS[lang]]
-    config = mgsm.MGSMConfig(mode="cot", n_shots=1, max_new_tokens=40, batch_size=4)
-    ours = mgsm.evaluate_mgsm(model, tokenizer, problems, lang, config, shots)
+    config = mgsm.MGSMConfig(mode="cot", n_shots=1, max_new_tokens=40)
     task = write_mgsm_task(tmp_path, problems, lang, config, shots)
     (theirs,) = run_harness(
-        model, tokenizer, HarnessConfig(tasks=(str(task.path),), num_fewshot=1), lm=lm
+        model, tokenizer, HarnessConfig(tasks=(str(task.path),)), lm=lm
     ).task_results()
-    assert [r.scores["output"] for r in theirs.records] == [
-        r.scores["output"] for r in ours.records
+    outputs = [
+        greedy(model, tokenizer, mgsm.mgsm_prompt(p.question, lang, "cot", shots), config, lang)
+        for p in problems
     ]
-    expected = [NO_NUMBER if r.prediction is None else str(r.prediction) for r in ours.records]
+    assert [r.scores["output"] for r in theirs.records] == outputs
+    values = [extract_last_number(o) for o in outputs]
+    expected = [NO_NUMBER if v is None else str(as_json_number(v)) for v in values]
     assert [r.prediction for r in theirs.records] == expected
-    assert any(r.prediction is not None for r in ours.records)  # real numbers were extracted
+    assert any(v is not None for v in values)  # real numbers were extracted
 
 
 def test_udhr_cont_same_predictions(default_model, lm, tmp_path):
     from babelmoe.corpus import load_corpus
 
     model, tokenizer = default_model.model, default_model.tokenizer
-    docs = [d.text for d in load_corpus("udhr", ["fr"]).languages[0].documents[:12]]
-    config = UDHRContConfig(segment="sentence", max_items=12)
+    docs = [d.text for d in load_corpus("udhr", ["fr"]).languages[0].documents[:8]]
+    config = UDHRContConfig(segment="sentence", max_items=6)
     ours = evaluate_udhr_continuation(
         model, tokenizer, docs, "fr", config, MultipleChoiceConfig(batch_size=4)
     )

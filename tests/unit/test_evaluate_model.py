@@ -14,25 +14,22 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate import (
-    GenerationConfig,
     MultipleChoiceConfig,
     MultipleChoiceItem,
     PerplexityConfig,
     encode,
-    evaluate_xcsqa,
-    generate_greedy,
     perplexity,
     perplexity_by_language,
     read_xcsqa,
     score_multiple_choice,
     write_task_result,
+    xcsqa_items,
 )
 from babelmoe.evaluate.multiple_choice import (
     MultipleChoiceOutcome,
     MultipleChoiceResult,
     encode_pair,
 )
-from babelmoe.evaluate.tasks import mgsm
 from babelmoe.evaluate.tasks.udhr_continuation import UDHRContConfig, evaluate_udhr_continuation
 from babelmoe.models.shapes import byte_tokenizer
 
@@ -237,27 +234,6 @@ def test_multiple_choice_truncation_keeps_bos_and_choice(model, tokenizer):
     assert cut.outcomes[0].loglikelihoods[0] == pytest.approx(expected, rel=1e-10)
 
 
-# --- generation ----------------------------------------------------------------------------
-
-
-def test_batched_left_padded_generation_equals_one_by_one(model, tokenizer):
-    prompts = ["Question: 1 + 1 =", "Hi", "人人生而自由", "A much longer prompt than the others."]
-    config = GenerationConfig(max_new_tokens=12, batch_size=4)
-    batched = generate_greedy(model, tokenizer, prompts, config)
-    single = [generate_greedy(model, tokenizer, [p], config)[0] for p in prompts]
-    assert batched == single
-
-
-def test_generation_stops_at_stop_strings(model, tokenizer):
-    prompt = "Question: how many?"
-    free = generate_greedy(model, tokenizer, [prompt], GenerationConfig(max_new_tokens=24))[0]
-    stop = next(ch for ch in free[1:] if ch.isascii() and ch.isalnum())
-    cut = generate_greedy(
-        model, tokenizer, [prompt], GenerationConfig(max_new_tokens=24, stop=(stop,))
-    )[0]
-    assert cut == free[: free.index(stop)]
-
-
 # --- tasks end to end ----------------------------------------------------------------------
 
 
@@ -282,7 +258,10 @@ def test_xcsqa_end_to_end_and_written_results(model, tokenizer, tmp_path):
     ]
     (folder / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
     questions = read_xcsqa(tmp_path / "X-CSQA", lang="fr", split="dev")
-    result = evaluate_xcsqa(model, tokenizer, questions, "fr", MultipleChoiceConfig(batch_size=4))
+    scored = score_multiple_choice(
+        model, tokenizer, xcsqa_items(questions), MultipleChoiceConfig(batch_size=4)
+    )
+    result = scored.to_task_result("xcsqa", "fr", {"template": "Question: {stem}\nAnswer:"})
     assert result.metrics["n"] == 2
     assert result.metrics["acc"] == sum(r.correct for r in result.records) / 2
     summary_path = write_task_result(tmp_path / "eval", result, meta={"model": "tiny"})
@@ -292,22 +271,6 @@ def test_xcsqa_end_to_end_and_written_results(model, tokenizer, tmp_path):
     lines = (tmp_path / "eval" / summary["items_file"]).read_text("utf-8").splitlines()
     first = json.loads(lines[0])
     assert len(lines) == 2 and first["id"] == "fr-0" and len(first["loglikelihoods"]) == 3
-
-
-def test_mgsm_end_to_end_on_the_tiny_model(model, tokenizer):
-    problems = [mgsm.MGSMProblem("en-1", "Roger has 5 balls and buys 6. How many?", 11.0)]
-    shots = [
-        mgsm.MGSMExemplar(
-            "Ann has 2 pens and buys 1. How many?", "2 + 1 = 3. The answer is 3.", 3.0
-        )
-    ]
-    config = mgsm.MGSMConfig(mode="cot", n_shots=1, max_new_tokens=8)
-    result = mgsm.evaluate_mgsm(model, tokenizer, problems, "en", config, shots)
-    record = result.records[0]
-    assert result.task == "mgsm-cot" and result.metrics["n"] == 1
-    assert record.prediction == mgsm.as_json_number(
-        mgsm.extract_last_number(record.scores["output"])
-    )
 
 
 def test_udhr_continuation_end_to_end(model, tokenizer):

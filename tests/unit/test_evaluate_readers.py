@@ -169,24 +169,23 @@ def test_mgsm_exemplars_and_prompts(tmp_path):
         read_mgsm_exemplars(write(tmp_path / "broken.json", '{"en": '), "en")
 
 
-def test_mgsm_scoring_of_scripted_outputs(monkeypatch):
+def test_mgsm_scoring_of_scripted_outputs(tmp_path):
+    """What the shipped MGSM task's filter makes of outputs, against the gold it writes."""
+    from babelmoe.evaluate.harness_tasks import write_mgsm_task
+    from babelmoe.evaluate.harness_tasks.functions import NO_NUMBER, last_number
     from babelmoe.evaluate.tasks import mgsm
 
     outputs = [" 5 + 13 = 18. The answer is 18.", " 答案是 ３。", " I am not sure.", " 1,000"]
-    monkeypatch.setattr(mgsm, "generate_greedy", lambda *args, **kwargs: outputs)
     problems = [mgsm.MGSMProblem(f"p{i}", "q", gold) for i, gold in enumerate([18, 3, 5, 999])]
-    result = mgsm.evaluate_mgsm(None, None, problems, "en", MGSMConfig())
-    assert [r.correct for r in result.records] == [True, True, False, False]
-    assert [r.prediction for r in result.records] == [18, 3, None, 1000]
-    assert result.metrics == {
-        "acc": 0.5,
-        "acc_stderr": pytest.approx(math.sqrt(0.25 / 3)),
-        "n": 4,
-        "no_number": 0.25,
-    }
+    predicted = [p[0] for p in last_number([[o] for o in outputs], [{}] * 4)]
+    assert predicted == ["18", "3", NO_NUMBER, "1000"]
+    task = write_mgsm_task(tmp_path, problems, "en", MGSMConfig())
+    rows = (tmp_path / "data" / f"{task.name}.test.jsonl").read_text("utf-8").splitlines()
+    gold = [json.loads(row)["answer_number"] for row in rows]
+    assert [p == g for p, g in zip(predicted, gold, strict=True)] == [True, True, False, False]
     with pytest.raises(BabelmoeError, match="2 shots asked, 0 exemplars"):
-        mgsm.evaluate_mgsm(None, None, problems, "en", MGSMConfig(n_shots=2))
-    assert MGSMConfig(mode="direct").generation("fr").stop == ("\n", "Question :")
+        write_mgsm_task(tmp_path, problems, "en", MGSMConfig(n_shots=2))
+    assert MGSMConfig(mode="direct").stop_strings("fr") == ("\n", "Question :")
 
 
 # --- results -------------------------------------------------------------------------------

@@ -111,17 +111,23 @@ def write_mgsm_task(
     config: MGSMConfig | None = None,
     exemplars: Sequence[MGSMExemplar] = (),
 ) -> HarnessTask:
-    """A task on MGSM problems of one language, prompted and decoded as ``evaluate_mgsm``.
+    """A task on MGSM problems of one language (prompts: ``mgsm.mgsm_prompt``; decoding:
+    ``config.budget`` new tokens, cut at ``config.stop_strings(lang)``).
 
-    ``lang`` picks the native-language frame (``mgsm.TEMPLATES``); the number of shots is the
-    harness's ``num_fewshot`` (the exemplars, in order, are the few-shot split).
+    ``lang`` picks the native-language frame (``mgsm.TEMPLATES``); the exemplars, in order, are
+    the few-shot split, and ``config.n_shots`` (when > 0) is written as the task's
+    ``num_fewshot`` (an explicit ``--num_fewshot`` of the harness overrides it).
     """
     config = config or MGSMConfig()
     if not problems:
         raise BabelmoeError(f"no MGSM problems for {lang}", "check the file")
+    if config.n_shots > len(exemplars):
+        raise BabelmoeError(
+            f"{config.n_shots} shots asked, {len(exemplars)} exemplars given",
+            "pass exemplars (read_mgsm_exemplars) or lower n_shots",
+        )
     frame = template_for(lang)
     cue = frame.cot if config.mode == "cot" else frame.direct
-    generation = config.generation(lang)
     name = f"{PREFIX}_mgsm_{config.mode}_{_safe(lang)}"
     folder = Path(folder)
     (folder / "data").mkdir(parents=True, exist_ok=True)
@@ -152,12 +158,13 @@ def write_mgsm_task(
         doc_to_text=_literal(frame.question) + "{{question}}\n" + _literal(cue),
         target_delimiter="" if cue.endswith("：") else " ",
         generation_kwargs={
-            "until": list(generation.stop),
-            "max_gen_toks": generation.max_new_tokens,
+            "until": list(config.stop_strings(lang)),
+            "max_gen_toks": config.budget,
             "do_sample": False,
         },
         fewshot_config={"sampler": "first_n", "doc_to_target": shown},
         **({} if exemplars else {"fewshot_split": None}),
+        **({"num_fewshot": config.n_shots} if config.n_shots else {}),
     )
 
 

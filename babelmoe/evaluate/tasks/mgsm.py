@@ -31,9 +31,10 @@ A prompt is the k exemplars then the problem, blocks separated by a blank line:
 
 (no space after a cue ending in a full-width colon, as in the Chinese and Japanese exemplars).
 
-Generation is greedy and stops at a blank line (cot) or a newline (direct), or at the next
-question prefix; the prediction is the last number of the output (``answers.py``), scored by
-numeric exact match.
+Generation runs in lm-evaluation-harness (``harness_tasks.write_mgsm_task`` writes the task):
+greedy, stopping at a blank line (cot) or a newline (direct), or at the next question prefix;
+the prediction is the last number of the output (``answers.py``, a filter of the task), scored
+by exact match with the gold number.
 """
 
 from __future__ import annotations
@@ -42,22 +43,17 @@ import functools
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate.answers import (
     as_json_number,
     extract_last_number,
-    numbers_equal,
     parse_number,
 )
-from babelmoe.evaluate.generation import GenerationConfig, generate_greedy
 from babelmoe.evaluate.readers import read_lines, read_text
-from babelmoe.evaluate.results import ItemRecord, TaskResult, accuracy_stderr
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +130,6 @@ class MGSMConfig:
     """Generation budget; None: 256 for cot, 32 for direct."""
     stop: tuple[str, ...] | None = None
     """Stop strings; None: a blank line (cot) or a newline (direct), and the question prefix."""
-    batch_size: int = 8
-    """Prompts per generate call."""
-    add_bos: bool = True
-    """Prepend the tokenizer's BOS."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("cot", "direct"):
@@ -150,14 +142,16 @@ class MGSMConfig:
         """Task name in results: ``mgsm-cot`` or ``mgsm-direct``."""
         return f"mgsm-{self.mode}"
 
-    def generation(self, lang: str) -> GenerationConfig:
-        """The decoding settings for ``lang``."""
-        template = template_for(lang)
-        stop = self.stop
-        if stop is None:
-            stop = ("\n\n" if self.mode == "cot" else "\n", template.question.strip())
-        budget = self.max_new_tokens or (256 if self.mode == "cot" else 32)
-        return GenerationConfig(budget, tuple(stop), self.batch_size, self.add_bos)
+    @property
+    def budget(self) -> int:
+        """Most tokens generated per problem."""
+        return self.max_new_tokens or (256 if self.mode == "cot" else 32)
+
+    def stop_strings(self, lang: str) -> tuple[str, ...]:
+        """Where a generation ends (cut before the first of them) for ``lang``."""
+        if self.stop is not None:
+            return tuple(self.stop)
+        return ("\n\n" if self.mode == "cot" else "\n", template_for(lang).question.strip())
 
 
 def read_mgsm(path: Path | str, lang: str | None = None) -> list[MGSMProblem]:
@@ -265,56 +259,3 @@ def mgsm_prompt(
         blocks.append(f"{t.question}{ex.question}\n{cue}{_space(cue)}{shown}")
     blocks.append(f"{t.question}{question}\n{cue}")
     return "\n\n".join(blocks)
-
-
-def evaluate_mgsm(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    problems: Sequence[MGSMProblem],
-    lang: str,
-    config: MGSMConfig | None = None,
-    exemplars: Sequence[MGSMExemplar] = (),
-) -> TaskResult:
-    """Accuracy (numeric exact match of the last number) of greedy generations on MGSM."""
-    config = config or MGSMConfig()
-    if not problems:
-        raise BabelmoeError("no MGSM problems", "check the file")
-    if config.n_shots > len(exemplars):
-        raise BabelmoeError(
-            f"{config.n_shots} shots asked, {len(exemplars)} exemplars given",
-            "pass exemplars (read_mgsm_exemplars) or lower n_shots",
-        )
-    shots = list(exemplars)[: config.n_shots]
-    prompts = [mgsm_prompt(p.question, lang, config.mode, shots) for p in problems]
-    generation = config.generation(lang)
-    outputs = generate_greedy(model, tokenizer, prompts, generation, desc=f"{config.task} {lang}")
-    records = []
-    for problem, output in zip(problems, outputs, strict=True):
-        predicted = extract_last_number(output)
-        records.append(
-            ItemRecord(
-                id=problem.id,
-                prediction=as_json_number(predicted),
-                gold=as_json_number(problem.answer),
-                correct=numbers_equal(predicted, problem.answer),
-                scores={"output": output},
-            )
-        )
-    acc = sum(r.correct for r in records) / len(records)
-    metrics = {
-        "acc": acc,
-        "acc_stderr": accuracy_stderr(acc, len(records)),
-        "n": len(records),
-        "no_number": sum(r.prediction is None for r in records) / len(records),
-    }
-    return TaskResult(
-        task=config.task,
-        lang=lang,
-        metrics=metrics,
-        records=records,
-        config={
-            "mgsm": asdict(config),
-            "generation": asdict(generation),
-            "template": asdict(template_for(lang)),
-        },
-    )

@@ -11,7 +11,10 @@ The test split has no ``answerKey``: it can be read but not scored for accuracy.
 copy (``INK-USC/xcsr``, config ``X-CSQA-{lang}``, splits ``validation``/``test``) stores the
 choices as ``{"label": [...], "text": [...]}``; both shapes are accepted.
 
-Prompt (zero-shot, English frame for every language, as in the harness's CSQA-style tasks):
+Scored through lm-evaluation-harness with the shipped config (``harness_tasks/xcsqa.yaml``,
+written per file by ``harness_tasks.write_xcsqa_task``); ``xcsqa_items`` gives the same items to
+babelmoe's own ``score_multiple_choice``. Prompt (zero-shot, English frame for every language,
+as in the harness's CSQA-style tasks):
 
     context = "Question: {stem}\\nAnswer:"    continuation = " {choice text}"
 """
@@ -20,20 +23,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate.multiple_choice import (
-    MultipleChoiceConfig,
     MultipleChoiceItem,
-    score_multiple_choice,
 )
 from babelmoe.evaluate.readers import read_jsonl, require_field
-from babelmoe.evaluate.results import TaskResult
 
 logger = logging.getLogger(__name__)
 
@@ -158,18 +156,3 @@ def xcsqa_items(
         )
         for q in questions
     ]
-
-
-def evaluate_xcsqa(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    questions: Sequence[XCSQAQuestion],
-    lang: str,
-    config: MultipleChoiceConfig | None = None,
-    template: str = TEMPLATE,
-) -> TaskResult:
-    """acc and acc_norm of ``model`` on X-CSQA questions of one language."""
-    config = config or MultipleChoiceConfig()
-    items = xcsqa_items(questions, template)
-    result = score_multiple_choice(model, tokenizer, items, config, desc=f"{TASK} {lang}")
-    return result.to_task_result(TASK, lang, {"scoring": asdict(config), "template": template})
