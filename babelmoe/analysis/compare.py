@@ -130,6 +130,9 @@ class AnalysisResult:
     groups: list[GroupResult]
     experts: ExpertResult
     notes: list[str] = field(default_factory=list)
+    # bootstrap resamples of the primary distance, whole model [B, n, n] and per layer
+    # [B, L, n, n], for analyses that need intervals of statistics of them (None: no bootstrap)
+    distance_samples: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def codes(self) -> list[str]:
@@ -306,6 +309,14 @@ def analyse_profile(
         groups=group_results,
         experts=experts,
         notes=notes,
+        distance_samples=None
+        if dist_samples is None
+        else (
+            dist_samples,
+            as_distance(
+                samples[f"{cfg.primary_metric}/layers"].astype(np.float64), cfg.primary_metric
+            ),
+        ),
     )
 
 

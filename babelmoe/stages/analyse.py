@@ -3,7 +3,9 @@
 ``run_analysis(run_dir, cfg, seed_runs)`` writes into ``RUN_DIR/analysis/``: the tables of
 ``analysis.records`` (and of ``analysis.seeds`` when seed runs are given) as CSV + JSON,
 ``clustering.json``, ``figures.json`` (captions of the figures) and ``summary.json``; figures go
-to ``RUN_DIR/figures/``. A re-run replaces the previous analysis (it is derived data).
+to ``RUN_DIR/figures/``. Family against script and the shared-expert null model go to
+``RUN_DIR/family_vs_script/`` (see ``stages.family_script``; their blocks are also in
+``summary.json``). A re-run replaces the previous analysis (it is derived data).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import numpy as np
 from babelmoe import artifacts
 from babelmoe.analysis.compare import AnalysisResult, analyse_profile
 from babelmoe.analysis.config import AnalysisConfig
+from babelmoe.analysis.expert_null import ExpertNullConfig
 from babelmoe.analysis.io import clean, write_tables
+from babelmoe.analysis.script_genealogy import ScriptGenealogyConfig
 from babelmoe.analysis.seeds import SeedStudy, compare_seeds, seed_tables
 from babelmoe.analysis.summary import build_summary
 from babelmoe.analysis.tables import analysis_tables
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData, load_profile
+from babelmoe.stages.family_script import run_family_script
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +129,49 @@ def run_analysis(
             {"schema_version": artifacts.SCHEMA_VERSION, "kind": "figures", "figures": entries},
         )
         summary = build_summary(result, cfg, profile.meta, study)
+    # Family against script and the shared-expert null model: RUN/family_vs_script/ (its own
+    # tables, figures and report section); their blocks and sentences also go into summary.json.
+    blocks = run_family_script(
+        run_dir,
+        family_script_config(cfg),
+        expert_null_config(cfg),
+        profile=profile,
+        distance_samples=result.distance_samples,
+        figures=figures,
+    )
+    summary["family_vs_script"] = blocks["family_vs_script"]
+    summary["expert_null"] = blocks["expert_null"]
+    for key, topic in (("family_vs_script", "family vs script"), ("expert_null", "null model")):
+        if blocks[key] is not None:
+            summary["findings"] += [{"topic": topic, "text": t} for t in blocks[key]["findings"]]
+    summary["notes"] = [*summary.get("notes", []), *blocks["notes"]]
+    with artifacts.run_lock(run_dir):
         artifacts.atomic_write_json(out / artifacts.SUMMARY_FILE, summary)
     log.info("wrote %s", out)
     return summary
+
+
+def family_script_config(cfg: AnalysisConfig) -> ScriptGenealogyConfig:
+    """The family-against-script settings that follow the analysis config."""
+    return ScriptGenealogyConfig(
+        metric=cfg.primary_metric,
+        kl_epsilon=cfg.kl_epsilon,
+        n_permutations=cfg.n_permutations,
+        exact_limit=cfg.exact_limit,
+        n_bootstrap=cfg.n_bootstrap,
+        bootstrap_paired=cfg.bootstrap_paired,
+        ci_level=cfg.ci_level,
+        alpha=cfg.alpha,
+        seed=cfg.seed,
+    )
+
+
+def expert_null_config(cfg: AnalysisConfig) -> ExpertNullConfig:
+    """The null model's thresholds: the analysis config's."""
+    return ExpertNullConfig(
+        shared_threshold=cfg.shared_threshold,
+        specific_high=cfg.specific_high,
+        specific_low=cfg.specific_low,
+        alpha=cfg.alpha,
+        seed=cfg.seed,
+    )

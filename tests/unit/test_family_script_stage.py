@@ -53,7 +53,28 @@ def test_study_config() -> None:
     cfg = StudyConfig()
     assert cfg.profile.languages == list(STUDY50_LANGUAGES)
     assert cfg.profile.token_budget == STUDY50_BUDGET
-    assert cfg.analysis.metrics == ("jensen_shannon",) and cfg.analysis.n_bootstrap == 0
-    assert cfg.family_script.n_bootstrap == cfg.n_bootstrap
+    assert cfg.analysis.metrics == ("jensen_shannon",)
+    assert cfg.analysis.n_bootstrap == cfg.n_bootstrap
     small = StudyConfig(languages=("en", "fr", "zh", "ar"), budget=100, n_experts=16)
     assert small.split.n_experts == 16 and small.profile.token_budget == 100
+
+
+def test_analyse_stage_writes_both_blocks_and_the_report_section(tmp_path: Path) -> None:
+    from babelmoe.analysis.config import AnalysisConfig
+    from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.report import build_report
+
+    profile = testing.make_profile([dict(x) for x in LANGS], n_layers=3, n_experts=16)
+    save_profile(tmp_path, profile)
+    cfg = AnalysisConfig(n_bootstrap=30, n_permutations=99, exact_limit=10)
+    summary = run_analysis(tmp_path, cfg)
+    block = summary["family_vs_script"]
+    assert block["n_bootstrap"] == 30  # the analysis's own resamples, not new ones
+    assert block["model"]["partial"]["script"]["ci"][0] is not None
+    assert summary["expert_null"]["shared"]["expected"]
+    topics = {f["topic"] for f in summary["findings"]}
+    assert {"family vs script", "null model"} <= topics
+    on_disk = json.loads((tmp_path / "analysis" / "summary.json").read_text())
+    assert on_disk["family_vs_script"]["model"] == block["model"]
+    page = build_report(tmp_path).read_text()
+    assert "Family against script" in page and "partial Mantel" in page
