@@ -50,6 +50,7 @@ PRUNED_DIR = "pruned"
 EVAL_DIR = "eval"
 LOCK_FILE = ".babelmoe.lock"
 SWEEP_DIR = "sweep"
+PROFILE_TIMINGS_FILE = "profile_timings.json"  # where the profile's time went (rank 0's view)
 SUMMARY_FILE = "summary.json"  # headline numbers of a stage folder (analysis/, diff output)
 FIGURES_FILE = "figures.json"  # names and captions of a stage's figures
 CLUSTERING_FILE = "clustering.json"  # linkage of the languages (analysis/)

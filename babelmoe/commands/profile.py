@@ -34,7 +34,16 @@ BUDGET = common.option(
     ProfileConfig, "token_budget", "--budget", help="Maximum counted tokens per language."
 )
 BATCH_SIZE = common.option(
-    ProfileConfig, "batch_size", "--batch-size", help="Sequences per forward pass."
+    ProfileConfig,
+    "batch_size",
+    "--batch-size",
+    help="At most this many sequences per forward pass (default: as --batch-tokens allows).",
+)
+BATCH_TOKENS = common.option(
+    ProfileConfig,
+    "batch_tokens",
+    "--batch-tokens",
+    help="Positions per forward pass (rows x width); lower it if memory runs out.",
 )
 
 
@@ -55,12 +64,13 @@ def profile(
     max_length: int = common.option(
         ProfileConfig, "max_length", "--max-length", help="Tokens per sequence (BOS included)."
     ),
-    batch_size: int = BATCH_SIZE,
+    batch_tokens: int = BATCH_TOKENS,
+    batch_size: int | None = BATCH_SIZE,
     packing: bool = common.option(
         ProfileConfig,
         "packing",
         "--packing/--no-packing",
-        help="Pack a language's documents into full rows.",
+        help="Pack several documents into each row (each attends only to itself).",
     ),
     norm: str = common.option(
         ProfileConfig, "norm", "--norm", help="Expert score: l2, l1, mean or max."
@@ -99,6 +109,7 @@ def profile(
         token_budget=budget,
         heldout_frac=heldout,
         max_length=max_length,
+        batch_tokens=batch_tokens,
         batch_size=batch_size,
         packing=packing,
         norm=norm,

@@ -55,7 +55,7 @@ def run(
         "--sweep-documents",
         help="Held-out documents per language in the sweep (0: all).",
     ),
-    batch_size: int = profile_options.BATCH_SIZE,
+    batch_size: int | None = profile_options.BATCH_SIZE,
     force: bool = common.FORCE,
     *,
     spec: ModelSpec,

@@ -175,6 +175,7 @@ class ProfileTimings:
     steady_s: float = 0.0  # time after the first batch
     graphs: int = 0  # graphs dynamo compiled for the decoder layers
     limit_hits: int = 0  # dynamo recompile-limit warnings (must stay 0)
+    peak_memory: int | None = None  # bytes, the process's peak on the model's GPU (None: CPU)
 
     @property
     def padding_share(self) -> float:
@@ -305,6 +306,8 @@ def profile_batches(
                         on_sync(index + 1, accumulator)
             _sync(device)
             timings.total_s = time.perf_counter() - began
+            if device.type == "cuda":
+                timings.peak_memory = torch.cuda.max_memory_allocated(device)
             timings.steady_s = timings.total_s - timings.first_batch_s
     timings.graphs, timings.limit_hits = compile_report.graphs, compile_report.limit_hits
     accumulator.timings = timings

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 STATE_DIR = ".profile_state"
 STATE_SLOTS = ("state-a", "state-b")  # checkpoints alternate between these artifacts
 NORMS = ("l2", "l1", "mean", "max")
+PAD_MULTIPLE = 8  # batch widths rounded up to a multiple of this (fewer distinct shapes)
 
 
 @dataclass
@@ -47,17 +49,24 @@ class ProfileConfig:
         token_budget: at most this many counted tokens per language (BOS excluded).
         heldout_frac: share of each language's documents kept out for evaluation.
         heldout_seed: seed of the document split (evaluation must use the same).
-        max_length: tokens per sequence, BOS included.
-        batch_size: sequences per forward pass.
-        packing: concatenate a language's documents into full rows instead of one document a row.
+        max_length: tokens per sequence, BOS included (longer documents are cut into chunks
+            of this length, each starting with BOS).
+        batch_tokens: positions per forward pass (rows x padded width): rows of similar length
+            are batched together up to this size, so short documents make wide batches and
+            padding stays small. Lower it if the GPU runs out of memory.
+        batch_size: at most this many sequences per forward pass (None: as many as
+            ``batch_tokens`` allows).
+        packing: pack several document chunks into each row of ``max_length`` (each chunk starts
+            with BOS and attends only to itself: the same counts as without packing, up to float
+            ties). Needs a model that takes position ids.
         norm: expert score: l2 (default), l1, mean (mean |h|) or max (max |h|) of its slice of h.
         selection: ``global`` (top fraction of all L*E z-scores per token) or ``per_layer``.
         top_frac: fraction of experts a token selects (default 0.10).
         zscore: standardise scores per token and layer before selecting (default on).
         n_units: bootstrap units per language (documents grouped round-robin), for intervals.
         checkpoint_every: batches between resumable checkpoints (and NaN checks).
-        compile: on CUDA, ``torch.compile`` every decoder layer and the per-layer statistics
-            (the fast path: profiling at ~0.97x of a compiled forward); ignored on CPU.
+        compile: on CUDA, ``torch.compile`` the decoder layers with the statistics inside
+            (one graph shared by all layers and batch shapes); ignored on CPU.
     """
 
     languages: list[str] = field(default_factory=lambda: list(PAPER_LANGUAGES))
@@ -66,7 +75,8 @@ class ProfileConfig:
     heldout_frac: float = 0.2
     heldout_seed: int = 0
     max_length: int = 512
-    batch_size: int = 8
+    batch_tokens: int = 16384
+    batch_size: int | None = None
     packing: bool = False
     norm: str = "l2"
     selection: str = "global"
@@ -100,9 +110,14 @@ class ProfileConfig:
                 "pass e.g. 512",
             ),
             (
-                self.batch_size >= 1,
+                self.batch_tokens >= 1,
+                f"--batch-tokens must be >= 1, got {self.batch_tokens}",
+                "pass e.g. 16384",
+            ),
+            (
+                self.batch_size is None or self.batch_size >= 1,
                 f"--batch-size must be >= 1, got {self.batch_size}",
-                "pass e.g. 8",
+                "pass e.g. 8, or leave it out (as many rows as --batch-tokens allows)",
             ),
             (self.norm in NORMS, f"unknown --norm {self.norm!r}", f"use one of {', '.join(NORMS)}"),
             (
@@ -187,9 +202,13 @@ def run_profile(
     with lock:
         partition = load_partition(run_dir)
         corpus = load_corpus(config.corpus, config.languages)
+        began = time.perf_counter()
         loaded = loaded or load_model(spec)
+        load_s = time.perf_counter() - began
         check_partition_fits(partition, loaded.model)
+        began = time.perf_counter()
         languages, documents, corpus_identity = tokenized_corpus(config, loaded.tokenizer, corpus)
+        tokenize_s = time.perf_counter() - began
         identity = profile_identity(loaded.identity, partition.sha256, corpus_identity, config)
         # Every rank decides alike (a rank that went on alone would wait forever in all_reduce).
         if not artifacts.check_can_write(run_dir, artifacts.PROFILE, KIND, identity, force):
@@ -206,7 +225,13 @@ def run_profile(
             for lang, docs in enumerate(documents)
             for s in language_sequences(docs, lang, n_units, bos, config.max_length, config.packing)
         ]
-        batches = make_batches(sequences, config.batch_size, pad_token_id(loaded.tokenizer))
+        batches = make_batches(
+            sequences,
+            config.batch_size,
+            pad_token_id(loaded.tokenizer),
+            batch_tokens=config.batch_tokens,
+            pad_multiple=PAD_MULTIPLE,
+        )
         state_dir = run_dir / STATE_DIR / f"rank{rank}-of{world_size}"
         if not force:
             _check_world_size(run_dir / STATE_DIR, world_size, identity)
@@ -260,6 +285,15 @@ def run_profile(
             },  # type: ignore[arg-type]
         )
         path = save_profile(run_dir, data)
+        artifacts.atomic_write_json(
+            run_dir / artifacts.PROFILE_TIMINGS_FILE,
+            {
+                "load_s": load_s,
+                "tokenize_s": tokenize_s,
+                "world_size": world_size,
+                **accumulator.timings.as_dict(),
+            },
+        )
         shutil.rmtree(run_dir / STATE_DIR, ignore_errors=True)
         logger.info(
             "profiled %s: %s tokens -> %s",
