@@ -8,7 +8,9 @@ import dataclasses
 import datetime
 import functools
 import inspect
+import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -171,26 +173,29 @@ def _dist_timeout() -> float:
     return seconds
 
 
-def _dead_ranks(rank: int, world_size: int) -> list[int]:
+def _dead_ranks(rank: int, world_size: int, wait_s: float = 3.0) -> list[int]:
     """Ranks on this host whose process is gone (each rank left its pid in the group's store);
-    empty when it cannot be told (other hosts, the store gone with rank 0)."""
+    empty when it cannot be told (other hosts, the store gone with rank 0). A killed process
+    closes its sockets before it exits, so this waits up to ``wait_s`` for it to be gone."""
     import socket
+    import time
 
-    dead = []
+    pids = {}
     try:
         store = distributed_store()
         store.set_timeout(datetime.timedelta(seconds=2))
         for other in range(world_size):
-            if other == rank:
-                continue
             host, pid = store.get(_PID_KEY.format(other)).decode().split(":")
-            if host != socket.gethostname():
-                continue
-            if _is_gone(int(pid)):
-                dead.append(other)
-    except Exception:  # a best-effort diagnosis, never the error itself
-        return dead
-    return dead
+            if other != rank and host == socket.gethostname():
+                pids[other] = int(pid)
+    except Exception as exc:  # a best-effort diagnosis, never the error itself
+        logging.getLogger(__name__).debug("cannot tell which rank died: %r", exc)
+    deadline = time.monotonic() + wait_s
+    while True:
+        dead = [other for other, pid in pids.items() if _is_gone(pid)]
+        if dead or not pids or time.monotonic() > deadline:
+            return dead
+        time.sleep(0.1)
 
 
 def _is_gone(pid: int) -> bool:
@@ -206,6 +211,7 @@ def _is_gone(pid: int) -> bool:
 
 
 def _stopped(rank: int, world_size: int, why: str) -> RankStopped:
+    why = re.sub(r"^\[[^\]]*\]\s*", "", why)  # gloo's "[file.cc:553] " prefix
     dead = _dead_ranks(rank, world_size)
     who = f"rank {', '.join(map(str, dead))} died" if dead else "another rank died or hung"
     return RankStopped(
