@@ -96,3 +96,75 @@ def test_profile_checkpoint_on_a_full_disk_keeps_the_previous_and_resumes(
         assert (a[key] == b[key]).all(), key
     with contextlib.suppress(FileNotFoundError):
         assert not any((run / ".profile_state").iterdir())
+
+
+def _limited_rows_child(argv: list[str], log: str, occurrence: int) -> None:
+    """``babelmoe sweep`` where the ``occurrence``-th appended row may grow ``rows.jsonl`` by
+    10 bytes only (a disk that fills up in the middle of a line)."""
+    import babelmoe.stages.sweep as sweep
+
+    real = sweep.append_row
+    seen = 0
+
+    def append_row(path: Path, row: dict) -> None:
+        nonlocal seen
+        seen += 1
+        if seen != occurrence:
+            return real(path, row)
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 10, limits[1]))
+        try:
+            return real(path, row)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+
+    sweep.append_row = append_row
+    _child(argv, log, None)
+
+
+def _rows(path: Path) -> dict[tuple, float]:
+    import json
+
+    rows = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    return {
+        (r["method"], r["ratio"], r["seed"], r["target"], r["eval_lang"]): r["ppl"] for r in rows
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sweep_rows_on_a_full_disk_keep_the_finished_rows_and_resume(
+    tmp_path_factory, tmp_path, caplog
+):
+    model = tiny_checkpoint(tmp_path_factory)
+    runs = []
+    for name in ("run", "reference"):
+        shutil.copytree(tiny_run(tmp_path_factory), tmp_path / name)
+        runs.append(tmp_path / name)
+    run, reference = runs
+
+    def argv(folder: Path) -> list:
+        return ["sweep", folder, "--methods", "sort", "--ratios", "0.25", "--random-seeds", "0",
+                "--no-specificity", "--max-documents", "1", "--model", model,
+                "--device", "cpu"]  # fmt: skip
+
+    context = multiprocessing.get_context("fork")
+    log = tmp_path / "log.txt"
+    child = context.Process(
+        target=_limited_rows_child, args=([str(a) for a in argv(run)], str(log), 3)
+    )
+    child.start()
+    child.join(300)
+    text = log.read_text()
+    assert child.exitcode == 3, text
+    assert text.rstrip().splitlines()[-1].startswith("babelmoe: error: file too large"), text
+    rows_file = run / "sweep" / "rows.jsonl"
+    kept = rows_file.read_text().splitlines()
+    assert len(kept) == 4, kept  # the header, 2 finished rows, the stub of the third
+    assert not (run / "sweep" / "sweep.json").exists()
+    with caplog.at_level(logging.INFO, logger="babelmoe"):
+        result = run_cli(argv(run))
+    assert result.code == 0, result.stderr
+    assert "resuming: 2 rows already" in caplog.text
+    assert run_cli(argv(reference)).code == 0
+    assert _rows(rows_file) == _rows(reference / "sweep" / "rows.jsonl")
