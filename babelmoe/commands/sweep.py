@@ -66,6 +66,19 @@ def sweep(
     force: Annotated[
         bool, typer.Option(help="Discard the rows of an earlier, different sweep; start over.")
     ] = False,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated lm-eval task names or YAML files, run on every pruned model "
+            "(needs babelmoe[eval])."
+        ),
+    ] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option(help="Few-shot examples for --tasks (default: each task's).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="At most this many items per --tasks task.")
+    ] = None,
     *,
     spec: ModelSpec,
 ) -> None:
@@ -90,7 +103,19 @@ def sweep(
         batch_size=batch_size,
         max_documents=max_documents,
     )
-    path = run_sweep(run_dir, config, load_model(spec), force=force)
+    harness = None
+    if tasks:
+        from babelmoe.evaluate.harness import HarnessConfig, require_lm_eval
+
+        require_lm_eval()
+        harness = HarnessConfig(
+            tasks=tuple(common.split_list(tasks)),
+            limit=limit,
+            num_fewshot=num_fewshot,
+            batch_size=batch_size,
+        )
+        harness.task_files()  # a missing YAML: one line before the model loads
+    path = run_sweep(run_dir, config, load_model(spec), force=force, harness=harness)
     typer.echo(f"sweep written to {path}")
 
 

@@ -9,6 +9,11 @@ evaluates held-out perplexity (and UDHR-Cont accuracy when asked). Jobs:
 * a frequency or norm method (ratio, target A): evaluated on A; for the language-specificity
   check (``specificity_method`` at ``specificity_ratio``) on every language B as well.
 
+With harness tasks (``babelmoe sweep --tasks``: lm-eval task names or YAML files, the eval
+extra), every pruned model also runs them once (they do not depend on the target language); the
+numbers go into each row of the job (``harness``: ``{task: {metric: value}}``) and into
+``RUN/sweep/harness.csv`` (one line per model, task and metric) and the report section.
+
 Rows go to ``RUN/sweep/rows.jsonl`` as each job finishes; re-running the same sweep skips the
 rows already there (an interrupted sweep resumes). The summary, tables, plots and the report
 section are written here (``write_report``), from ``babelmoe.analysis.sweep`` (curves,
@@ -26,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -56,9 +61,13 @@ from babelmoe.prune.surgery import temporarily_pruned
 from babelmoe.prune.sweep import DENSE, SweepConfig, job_selection, plan_jobs, row_key
 from babelmoe.prune.targets import language_names, resolve_languages
 
+if TYPE_CHECKING:
+    from babelmoe.evaluate.harness import HarnessConfig
+
 logger = logging.getLogger(__name__)
 
 ROWS_FILE = artifacts.SWEEP_ROWS_FILE
+
 
 def _measure(
     loaded: LoadedModel, lang: str, texts: list[str], config: SweepConfig
@@ -101,10 +110,13 @@ def run_jobs(
     config: SweepConfig,
     done: dict[tuple, dict[str, Any]] | None = None,
     on_rows: Callable[[dict[str, Any]], None] | None = None,
+    harness: HarnessConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Run the sweep's jobs on ``documents`` (``{language name: held-out texts}``); skip rows in
-    ``done``; call ``on_rows`` with each new row. Returns every row (old and new)."""
+    ``done``; call ``on_rows`` with each new row; with ``harness``, run its tasks once per pruned
+    model. Returns every row (old and new)."""
     done = dict(done or {})
+    measure_tasks = _harness_measure(loaded, harness) if harness is not None else None
     sizes = partition.sizes()  # [L, E]
     jobs = plan_jobs(config, list(documents))
     for job in tqdm(jobs, desc="sweep", unit="model", disable=None):
@@ -135,9 +147,10 @@ def run_jobs(
             else contextlib.nullcontext()
         )
         with context:
+            tasks = {"harness": measure_tasks()} if measure_tasks is not None else {}
             for lang in todo:
                 t0 = time.perf_counter()
-                row = {**base, "eval_lang": lang, **pruned}
+                row = {**base, "eval_lang": lang, **pruned, **tasks}
                 row.update(_measure(loaded, lang, documents[lang], config))
                 row["seconds"] = time.perf_counter() - t0
                 done[row_key(row)] = row
@@ -153,6 +166,26 @@ def run_jobs(
             time.perf_counter() - start,
         )
     return list(done.values())
+
+
+def _harness_measure(
+    loaded: LoadedModel, config: HarnessConfig
+) -> Callable[[], dict[str, dict[str, float]]]:
+    """A function running the harness tasks on the model as it is now: ``{task: metrics}``."""
+    from babelmoe.evaluate.harness import harness_lm, run_harness
+
+    lm = harness_lm(loaded.model, loaded.tokenizer, config)
+
+    def measure() -> dict[str, dict[str, float]]:
+        result = run_harness(loaded.model, loaded.tokenizer, config, lm=lm)
+        return {
+            (r.task if r.lang == "all" else f"{r.task}.{r.lang}"): {
+                k: v for k, v in r.metrics.items() if isinstance(v, int | float)
+            }
+            for r in result.task_results()
+        }
+
+    return measure
 
 
 def sweep_identity(
@@ -206,8 +239,15 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         handle.flush()
 
 
-def run_sweep(run_dir: Path, config: SweepConfig, loaded: LoadedModel, force: bool = False) -> Path:
-    """The sweep on ``run_dir``'s held-out text with ``loaded``; writes ``RUN/sweep/``."""
+def run_sweep(
+    run_dir: Path,
+    config: SweepConfig,
+    loaded: LoadedModel,
+    force: bool = False,
+    harness: HarnessConfig | None = None,
+) -> Path:
+    """The sweep on ``run_dir``'s held-out text with ``loaded``; writes ``RUN/sweep/``;
+    ``harness``: lm-eval tasks run on every pruned model too."""
     from babelmoe.experts.partition import check_partition_fits
     from babelmoe.stages.heldout import heldout_documents
     from babelmoe.stages.prune import load_run
@@ -220,6 +260,12 @@ def run_sweep(run_dir: Path, config: SweepConfig, loaded: LoadedModel, force: bo
     texts = {name: [d.text for d in docs] for name, docs in documents.items()}
     folder = run_dir / artifacts.SWEEP_DIR
     identity = sweep_identity(config, partition, profile, loaded.identity)
+    if harness is not None:  # absent otherwise: earlier sweeps resume unchanged
+        identity["harness"] = {
+            "tasks": list(harness.tasks),
+            "limit": harness.limit,
+            "num_fewshot": harness.num_fewshot,
+        }
     with artifacts.run_lock(folder):
         path = folder / ROWS_FILE
         done = read_rows(path, identity, force)
@@ -233,6 +279,7 @@ def run_sweep(run_dir: Path, config: SweepConfig, loaded: LoadedModel, force: bo
             config,
             done,
             on_rows=lambda row: append_row(path, row),
+            harness=harness,
         )
         seconds = time.perf_counter() - start
         meta = {
@@ -255,6 +302,45 @@ SPECIFICITY_CAPTION = (
     "Perplexity on the column's language after pruning for the row's language ({method}, ratio "
     "{ratio:g}), relative to the dense model. Bold: the diagonal (pruned for itself)."
 )
+
+
+HARNESS_CSV = "harness.csv"
+HARNESS_FIELDS = ("method", "ratio", "seed", "target", "task", "metric", "value")
+
+
+def _harness_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per pruned model, harness task and metric (the model's rows share them)."""
+    table: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        model = {k: row[k] for k in ("method", "ratio", "seed", "target")}
+        for task, metrics in (row.get("harness") or {}).items():
+            for metric, value in metrics.items():
+                key = (*map(str, model.values()), task, metric)
+                table.setdefault(key, {**model, "task": task, "metric": metric, "value": value})
+    return list(table.values())
+
+
+def _harness_html(harness_rows: Sequence[dict[str, Any]]) -> str:
+    """The harness numbers as an HTML table (accuracy-like metrics, no stderr)."""
+    import html
+
+    shown = [r for r in harness_rows if r["metric"] in ("acc", "acc_norm", "exact_match")]
+    if not shown:
+        return ""
+    cells = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(r[k]))}</td>"
+            for k in ("method", "ratio", "seed", "target", "task", "metric")
+        )
+        + f"<td>{r['value']:.3f}</td></tr>"
+        for r in shown
+    )
+    head = "".join(f"<th>{k}</th>" for k in (*HARNESS_FIELDS[:-1], "value"))
+    return (
+        "<h3>lm-evaluation-harness tasks</h3>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+    )
 
 
 def _csv(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> str:
@@ -295,6 +381,9 @@ def write_report(
     figures = [str(Path(f).relative_to(run_dir)) for f, _ in captioned]
     artifacts.atomic_write_text(folder / "sweep.csv", _csv(rows, ROW_FIELDS))
     artifacts.atomic_write_text(folder / "curves.csv", _csv(points, CURVE_FIELDS))
+    harness_rows = _harness_rows(rows)
+    if harness_rows:
+        artifacts.atomic_write_text(folder / HARNESS_CSV, _csv(harness_rows, HARNESS_FIELDS))
     summary = {
         "schema_version": artifacts.SCHEMA_VERSION,
         "kind": "prune_sweep",
@@ -306,12 +395,13 @@ def write_report(
         "pair_verdicts": pair_verdicts(judged),
         "specificity": matrix,
         "figures": figures,
+        "harness": harness_rows,
     }
     path = folder / artifacts.SWEEP_FILE
     artifacts.atomic_write_json(path, artifacts.finite_json(summary))
     section = {
         "title": "Pruning sweep",
-        "html": section_html(judged, matrix, config, meta, rows),
+        "html": section_html(judged, matrix, config, meta, rows) + _harness_html(harness_rows),
         "figures": [
             {"path": p, "caption": c} for p, (_, c) in zip(figures, captioned, strict=True)
         ],
@@ -320,5 +410,3 @@ def write_report(
     }
     artifacts.atomic_write_json(folder / artifacts.SECTION_FILE, section)
     return path
-
-

@@ -93,3 +93,29 @@ def test_harness_tasks_without_lm_eval_say_how_to_install(monkeypatch, tmp_path)
     with pytest.raises(BabelmoeError, match=r"pip install 'babelmoe\[eval\]'"):
         check_named_tasks(EvaluateConfig(tasks=("xnli_fr",)), {"en": ["en"]})
     check_named_tasks(EvaluateConfig(udhr_cont=True), {"en": ["en"]})  # needs no extra
+
+
+def test_sweep_runs_harness_tasks_on_every_pruned_model(run, tmp_path):
+    from babelmoe.evaluate.harness import HarnessConfig
+    from babelmoe.models.loading import load_model
+    from babelmoe.stages.sweep import SweepConfig, run_sweep
+
+    run_dir, model_dir = run
+    data = tmp_path / "capitals.jsonl"
+    data.write_text(
+        json.dumps({"q": "Paris is in", "choices": ["France", "Peru"], "gold": 0}) + "\n"
+    )
+    task = tmp_path / "capitals.yaml"
+    task.write_text(TASK_YAML.format(data=data))
+    config = SweepConfig(methods=("sort",), ratios=(0.25,), random_seeds=(0,), languages=("en",))
+    harness_config = HarnessConfig(tasks=(str(task),))
+    path = run_sweep(run_dir, config, load_model(spec(model_dir)), harness=harness_config)
+    summary = json.loads(path.read_text())
+    models = {(r["method"], r["seed"]) for r in summary["rows"]}
+    assert all(set(r["harness"]) == {"capitals"} for r in summary["rows"])
+    table = [r for r in summary["harness"] if r["metric"] == "acc"]
+    assert {(r["method"], r["seed"]) for r in table} == models  # once per pruned model
+    assert all(r["value"] in (0.0, 1.0) for r in table)
+    assert (run_dir / "sweep" / "harness.csv").read_text().startswith("method,ratio,seed,target")
+    section = json.loads((run_dir / "sweep" / "report_section.json").read_text())
+    assert "lm-evaluation-harness tasks" in section["html"]
