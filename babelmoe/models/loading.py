@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, first_sentence
 from babelmoe.models.architectures import resolve_architecture
 from babelmoe.models.ffn import ffns
 
@@ -165,26 +166,84 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[nn.Module, Any]:
     return model, tokenizer
 
 
-def _from_pretrained(source: str, spec: ModelSpec, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def _check_hub_id(source: str) -> bool:
+    """Fail at once, in one line, for a hub id that cannot be fetched: not shaped like one (a
+    local path that does not exist), the hub switched off or out of reach with no cached copy.
+    Returns True when the cached copy is to be used without asking the hub."""
+    first = source.split("/", 1)[0]
+    if not HUB_ID.match(source) or ("/" in source and Path(first).expanduser().is_dir()):
+        raise BabelmoeError(
+            f"no such model folder: {source}", "pass an existing folder, a .gguf file or a hub id"
+        )
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
+    if constants.HF_HUB_OFFLINE:
+        if cached:
+            return True
+        raise BabelmoeError(
+            f"{source!r} is not a local folder, and the hub is switched off (HF_HUB_OFFLINE) "
+            "with no cached copy of it",
+            "pass an existing local folder, or download the model where there is network",
+        )
+    import requests
+
+    try:
+        requests.head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)
+    except requests.RequestException as exc:
+        if cached:
+            logger.warning("the hub is out of reach; using the cached copy of %s", source)
+            return True
+        reason = (
+            f"no answer within {HUB_PROBE_TIMEOUT_S:g} s"
+            if isinstance(exc, requests.Timeout)
+            else "no network connection"
+            if isinstance(exc, requests.ConnectionError)
+            else first_sentence(exc)
+        )
+        raise BabelmoeError(
+            f"{source!r} is not a local folder, and the Hugging Face hub ({constants.ENDPOINT}) "
+            f"cannot be reached ({reason})",
+            "pass an existing local folder; without network, download the model elsewhere "
+            "first (HF_HUB_OFFLINE=1 then uses the cache)",
+        ) from None
+    return False
+
+
+def _from_pretrained(
+    source: str, spec: ModelSpec, dtype: torch.dtype, local_only: bool = False
+) -> tuple[nn.Module, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            source, trust_remote_code=spec.trust_remote_code, local_files_only=local_only
+        )
     except (OSError, ValueError) as exc:
         raise BabelmoeError(
-            f"cannot load model {source!r}: {str(exc).splitlines()[0][:200]}",
+            f"cannot load model {source!r}: {first_sentence(exc)}",
             "pass an existing folder, a .gguf file, a reachable hub id, or 'default'",
         ) from None
     resolve_architecture(config)  # refuse unknown families and native MoE before loading weights
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
+    kwargs: dict[str, Any] = {
+        "dtype": dtype,
+        "trust_remote_code": spec.trust_remote_code,
+        "local_files_only": local_only,
+    }
     if spec.device_map:
         kwargs["device_map"] = spec.device_map
     try:
         model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=spec.trust_remote_code, local_files_only=local_only
+        )
     except (OSError, ValueError, SafetensorError) as exc:  # a damaged weights file: SafetensorError
         raise BabelmoeError(
-            f"cannot load model {source!r}: {str(exc).splitlines()[0][:200]}",
+            f"cannot load model {source!r}: {first_sentence(exc)}",
             "check the folder holds config.json, weights and a tokenizer",
         ) from None
     return model, tokenizer
@@ -194,6 +253,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     """Load the model and tokenizer that ``spec`` names, on its device, in eval mode."""
     dtype = spec.resolved_dtype()
     source = spec.source
+    logger.info("loading model %s", source)
     if source == DEFAULT_MODEL:
         model, tokenizer = _from_pretrained(str(default_model_dir()), spec, dtype)
         name = f"{DEFAULT_MODEL_NAME} (bundled)"
@@ -212,9 +272,11 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             raise BabelmoeError(
                 f"no such model folder: {source}", "pass an existing folder or a hub id"
             )
-        model, tokenizer = _from_pretrained(
-            str(Path(source).expanduser()) if looks_local else source, spec, dtype
-        )
+        if looks_local or Path(source).expanduser().exists():
+            model, tokenizer = _from_pretrained(str(Path(source).expanduser()), spec, dtype)
+        else:
+            local_only = _check_hub_id(source)
+            model, tokenizer = _from_pretrained(source, spec, dtype, local_only)
         name = source
     if spec.device_map is None:
         model.to(spec.resolved_device())
