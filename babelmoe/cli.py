@@ -128,8 +128,8 @@ def _os_error_line(exc: OSError) -> str:
         return f"cannot create {where}: a file is in the way; choose another output path"
     if exc.errno == errno.ENOENT and exc.filename:
         return (
-            f"cannot create or open {where} ({exc.strerror}); choose an output folder on a "
-            "normal writable file system"
+            f"no such file or folder, and none can be created there: {where}; check the path "
+            "(outputs go to a normal writable file system)"
         )
     reason = exc.strerror or first_sentence(exc) or exc.__class__.__name__
     return f"input/output error on {where} ({reason}); check the disk and the path, then re-run"

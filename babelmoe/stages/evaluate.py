@@ -117,7 +117,10 @@ class EvaluateConfig:
         if self.mgsm_mode not in ("cot", "direct"):
             raise BabelmoeError(f"unknown --mgsm-mode {self.mgsm_mode!r}", "use cot or direct")
         if self.num_fewshot is not None and self.num_fewshot < 0:
-            raise BabelmoeError(f"--num-fewshot must be >= 0, got {self.num_fewshot}", "fix it")
+            raise BabelmoeError(
+                f"--num-fewshot must be >= 0, got {self.num_fewshot}",
+                "pass 0 or more, or omit it for each task's own default",
+            )
         PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)  # validates
 
     @property

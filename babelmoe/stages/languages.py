@@ -60,10 +60,12 @@ class LanguagesConfig:
         require(
             self.min_tokens is None or self.min_tokens >= 0,
             f"--min-tokens must be >= 0, got {self.min_tokens}",
+            "pass e.g. 1500",
         )
         require(
             0.0 < self.min_script_share <= 1.0,
             f"--min-share must lie in (0, 1], got {self.min_script_share}",
+            "pass e.g. 0.1",
         )
         require(
             self.min_tokens is None or self.model is not None,

@@ -56,7 +56,11 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         require(len(self.languages) >= 4, "the study needs at least 4 languages")
-        require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0")
+        require(
+            self.n_bootstrap >= 0,
+            f"--bootstrap must be >= 0, got {self.n_bootstrap}",
+            "use 0 to skip intervals",
+        )
         self.languages = tuple(self.languages)
         self.split = SplitConfig(n_experts=self.n_experts, seed=self.seed)
         self.profile = ProfileConfig(
