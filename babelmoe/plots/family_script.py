@@ -84,12 +84,17 @@ def family_vs_script(block: dict[str, Any]) -> Figure:
     left.set_ylim(lo, hi)
     right.set_ylim(lo, hi)
     diff = block["model"]["difference_ci"]
-    if diff[0] is not None and np.isfinite(diff[0]) and diff[0] > 0:
+    significant = {
+        ref: (model[ref]["p_value"] is not None and model[ref]["p_value"] < alpha)
+        for ref in ("script", "genealogy")
+    }
+    finite = diff[0] is not None and diff[1] is not None and np.isfinite(diff).all()
+    if finite and diff[0] > 0 and significant["script"]:
         headline = "Activation distance follows script more than genealogy"
-    elif diff[1] is not None and np.isfinite(diff[1]) and diff[1] < 0:
+    elif finite and diff[1] < 0 and significant["genealogy"]:
         headline = "Activation distance follows genealogy more than script"
     else:
-        headline = "Script and genealogy: no clear winner"
+        headline = "Script against genealogy: no clear winner"
     fig.suptitle(f"{headline} (whole model; higher = follows it more)", fontsize=10)
     return fig
 
