@@ -26,7 +26,7 @@ EPILOG = """Examples:
 
 Writes <task>.<lang>.json + <task>.<lang>.items.jsonl and results.json into --out
 (default RUN/eval/<model folder name>). --tasks, --xcsqa and --mgsm run through
-lm-evaluation-harness (pip install 'babelmoe[eval]'): its own files go to OUT/lm_eval, the task
+lm-evaluation-harness (pip install 'babelmoe\\[eval]'): its own files go to OUT/lm_eval, the task
 configs babelmoe writes to OUT/harness_tasks (re-run them with
 lm_eval --model hf --model_args pretrained=MODEL_DIR --include_path OUT/harness_tasks --tasks NAME).
 """
@@ -84,7 +84,7 @@ def evaluate(
     tasks: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated lm-eval task names or task YAML files (needs babelmoe[eval])."
+            help="Comma-separated lm-eval task names or task YAML files (needs the eval extra)."
         ),
     ] = None,
     num_fewshot: Annotated[

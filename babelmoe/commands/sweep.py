@@ -70,7 +70,7 @@ def sweep(
         str | None,
         typer.Option(
             help="Comma-separated lm-eval task names or YAML files, run on every pruned model "
-            "(needs babelmoe[eval])."
+            "(needs the eval extra)."
         ),
     ] = None,
     num_fewshot: Annotated[
