@@ -193,6 +193,26 @@ def make_batches(
     return batches
 
 
+def corpus_batches(
+    documents: list[list[list[int]]],
+    n_units: int,
+    bos_id: int | None,
+    pad_id: int,
+    max_length: int,
+    packing: bool,
+    batch_size: int | None,
+    batch_tokens: int | None,
+    pad_multiple: int = 1,
+) -> list[Batch]:
+    """The batches of a corpus: per language (in order) its documents' token ids, no BOS."""
+    sequences = [
+        s
+        for lang, docs in enumerate(documents)
+        for s in language_sequences(docs, lang, n_units, bos_id, max_length, packing)
+    ]
+    return make_batches(sequences, batch_size, pad_id, batch_tokens, pad_multiple)
+
+
 def shard(batches: list[Batch], rank: int, world_size: int) -> Iterator[tuple[int, Batch]]:
     """The (index, batch) pairs rank ``rank`` of ``world_size`` processes takes (round robin)."""
     for index, batch in enumerate(batches):

@@ -25,7 +25,7 @@ from babelmoe.experts.partition import check_partition_fits, load_partition
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
 from babelmoe.profile.accumulate import Accumulator
 from babelmoe.profile.artifact import KIND, ProfileData, save_profile
-from babelmoe.profile.batches import budget_documents, language_sequences, make_batches
+from babelmoe.profile.batches import Batch, budget_documents, corpus_batches
 from babelmoe.profile.core import Scoring, profile_batches
 from babelmoe.profile.scoring import from_fixed_point, selected_per_token
 
@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 STATE_DIR = ".profile_state"
 STATE_SLOTS = ("state-a", "state-b")  # checkpoints alternate between these artifacts
 NORMS = ("l2", "l1", "mean", "max")
-PAD_MULTIPLE = 8  # batch widths rounded up to a multiple of this (fewer distinct shapes)
 
 
 @dataclass
@@ -177,6 +176,24 @@ def tokenized_corpus(
     return languages, documents, corpus.identity()
 
 
+def config_batches(
+    config: ProfileConfig, documents: list[list[list[int]]], tokenizer: Any
+) -> list[Batch]:
+    """The batches ``run_profile`` runs for ``documents`` (from ``tokenized_corpus``)."""
+    from babelmoe.evaluate.encoding import pad_token_id
+
+    return corpus_batches(
+        documents,
+        config.n_units,
+        tokenizer.bos_token_id,
+        pad_token_id(tokenizer),
+        config.max_length,
+        config.packing,
+        config.batch_size,
+        config.batch_tokens,
+    )
+
+
 def _distributed() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -216,22 +233,9 @@ def run_profile(
             if rank == 0:  # a run killed after its final write left its checkpoints
                 shutil.rmtree(run_dir / STATE_DIR, ignore_errors=True)
             return run_dir / f"{artifacts.PROFILE}.json"
-        from babelmoe.evaluate.encoding import pad_token_id
 
         n_lang, n_units = len(languages), config.n_units
-        bos = loaded.tokenizer.bos_token_id
-        sequences = [
-            s
-            for lang, docs in enumerate(documents)
-            for s in language_sequences(docs, lang, n_units, bos, config.max_length, config.packing)
-        ]
-        batches = make_batches(
-            sequences,
-            config.batch_size,
-            pad_token_id(loaded.tokenizer),
-            batch_tokens=config.batch_tokens,
-            pad_multiple=PAD_MULTIPLE,
-        )
+        batches = config_batches(config, documents, loaded.tokenizer)
         state_dir = run_dir / STATE_DIR / f"rank{rank}-of{world_size}"
         if not force:
             _check_world_size(run_dir / STATE_DIR, world_size, identity)
