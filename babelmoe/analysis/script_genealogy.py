@@ -167,6 +167,8 @@ class ScriptGenealogyResult:
     contrasts: list[ContrastResult]
     n_bootstrap: int
     notes: list[str] = field(default_factory=list)
+    # family left out -> whole-model partial r (script, genealogy) on the remaining languages
+    leave_one_family_out: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def profile_labels(profile: ProfileData) -> list[str]:
@@ -360,6 +362,7 @@ def script_genealogy(
         for layer, p in zip(layers, holm([x.partial[ref].p_value for x in layers]), strict=True):
             layer.p_holm[ref] = p
     contrasts = _contrasts(labels, model_dist, boot_dist, references, cfg)
+    dropped = _leave_one_family_out(langs, model_dist, references)
     log.info(
         "family vs script: whole model partial r script %.3f, genealogy %.3f (%d layers)",
         model.partial["script"].statistic,
@@ -373,6 +376,7 @@ def script_genealogy(
         model=model,
         layers=layers,
         contrasts=contrasts,
+        leave_one_family_out=dropped,
         n_bootstrap=n_bootstrap,
         notes=notes,
     )
@@ -403,6 +407,29 @@ def _null_statistics(
         partial_s = (r_s - r_g * r_sg) / np.sqrt((1 - r_g**2) * (1 - r_sg**2))
         partial_g = (r_g - r_s * r_sg) / np.sqrt((1 - r_s**2) * (1 - r_sg**2))
     return {"script": r_s, "genealogy": r_g, "script|": partial_s, "genealogy|": partial_g}
+
+
+def _leave_one_family_out(
+    langs: Sequence[dict[str, Any]], dist: np.ndarray, references: dict[str, np.ndarray]
+) -> dict[str, tuple[float, float]]:
+    """Whole-model partial r (script, genealogy) with each family's languages left out, for the
+    families with at least 2 languages (does one family carry the result?)."""
+    families = [lang.get("family") for lang in langs]
+    out = {}
+    for family in sorted({f for f in families if f and families.count(f) >= 2}):
+        keep = np.array([f != family for f in families])
+        if keep.sum() < 4:
+            continue
+        rows, cols = np.triu_indices(int(keep.sum()), 1)
+        sub = np.ix_(keep, keep)
+        x = _ranks(dist[sub][rows, cols])
+        s = _ranks(references["script"][sub][rows, cols])
+        g = _ranks(references["genealogy"][sub][rows, cols])
+        if not (np.isfinite(s).all() and np.isfinite(g).all() and np.isfinite(x).all()):
+            continue
+        _, _, ps, pg, _ = _partials(x, s, g)
+        out[str(family)] = (float(ps), float(pg))
+    return out
 
 
 def _contrasts(
@@ -483,6 +510,10 @@ def summary(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> dict[s
         "layers": layers,
         "layers_following": by_verdict,
         "contrasts": [vars(c) | {"ci": list(c.ci)} for c in result.contrasts],
+        "leave_one_family_out": {
+            family: {"script": ps, "genealogy": pg}
+            for family, (ps, pg) in result.leave_one_family_out.items()
+        },
         "notes": result.notes,
         "findings": findings(result, cfg),
     }
@@ -522,12 +553,21 @@ def findings(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> list[
         "genealogy": [x.layer for x in result.layers if x.difference_ci[1] < 0],
     }
     n_layers = len(result.layers)
+    if result.leave_one_family_out:
+        values = np.array(list(result.leave_one_family_out.values()))  # [F, 2]
+        out.insert(
+            1,
+            f"Leaving out one family at a time ({len(values)} families with 2 or more "
+            f"languages), the whole-model partial r stays between {_f(values[:, 0].min())} and "
+            f"{_f(values[:, 0].max())} for script and between {_f(values[:, 1].min())} and "
+            f"{_f(values[:, 1].max())} for genealogy.",
+        )
     out.append(
         f"Per layer (Holm-adjusted over {n_layers} layers, alpha = {cfg.alpha}): script in "
         f"{len(follow['script'])} layers ({_layers(follow['script'])}), genealogy in "
-        f"{len(follow['genealogy'])} ({_layers(follow['genealogy'])}); script significantly "
-        f"more than genealogy in {_layers(more['script'])}, genealogy more than script in "
-        f"{_layers(more['genealogy'])}."
+        f"{len(follow['genealogy'])} ({_layers(follow['genealogy'])}); the bootstrap interval "
+        f"of the difference (script minus genealogy) lies above 0 in layers "
+        f"{_layers(more['script'])} and below 0 in {_layers(more['genealogy'])}."
     )
     for c in result.contrasts:
         out.append(

@@ -57,6 +57,8 @@ def test_the_driving_reference_wins(driver: str, wins: str) -> None:
     assert model.partial_ci[wins][0] > 0  # the interval of the winner excludes 0
     assert len(result.layers) == 4 and all(x.p_holm for x in result.layers)
     assert (model.difference > 0) == (wins == "script")
+    # leaving out Indo-European (7 of 9) would leave too few languages to compare
+    assert result.leave_one_family_out == {}
     assert model.unique[wins] > model.unique[loses]
     summary = sg.summary(result, sg.ScriptGenealogyConfig(**FAST))
     assert summary["n_languages"] == 9 and len(summary["layers"]) == 4
@@ -202,3 +204,18 @@ def test_one_pass_nulls_equal_the_partial_mantel_of_stats() -> None:
     expected_g = partial_mantel(plan, dist, g_ref, s_ref)
     assert result.model.partial["genealogy"].p_value == pytest.approx(expected_g.p_value)
     assert result.model.mantel["script"].p_value == pytest.approx(mantel(plan, dist, s_ref).p_value)
+
+
+def test_leave_one_family_out() -> None:
+    langs = _languages()
+    extra = [
+        {"code": c, "name": c, "family": "Sino-Tibetan", "genus": "Sinitic", "script": s,
+         "classification": ["Sino-Tibetan", "Sinitic"], "scripts": {s: 1.0}}
+        for c, s in (("yue", "Hani"), ("wuu", "Hani"), ("hak", "Latn"))
+    ]  # fmt: skip
+    langs += extra
+    profile = make_profile(langs, frequency=_frequency(langs, "script"), n_units=8)
+    result = sg.script_genealogy(profile, sg.ScriptGenealogyConfig(**FAST))
+    assert set(result.leave_one_family_out) == {"Indo-European", "Sino-Tibetan"}
+    assert all(-1 <= v <= 1 for pair in result.leave_one_family_out.values() for v in pair)
+    assert "Leaving out one family" in sg.findings(result, sg.ScriptGenealogyConfig(**FAST))[1]
