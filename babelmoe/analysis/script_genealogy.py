@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from babelmoe.analysis.genealogy import genealogical_distance
+from babelmoe.analysis.genealogy import category_distance, genealogical_distance
 from babelmoe.analysis.stats.bootstrap import percentile_interval, run_bootstrap
 from babelmoe.analysis.stats.metrics import METRICS, as_distance, pairwise
 from babelmoe.analysis.stats.permutation import LabelPermutations, TestResult, holm
@@ -169,6 +169,8 @@ class ScriptGenealogyResult:
     notes: list[str] = field(default_factory=list)
     # family left out -> whole-model partial r (script, genealogy) on the remaining languages
     leave_one_family_out: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # the whole-model test again with genus (same / different, 0-1) as the genealogical distance
+    genus: dict[str, TestResult] = field(default_factory=dict)
 
 
 def profile_labels(profile: ProfileData) -> list[str]:
@@ -363,6 +365,13 @@ def script_genealogy(
             layer.p_holm[ref] = p
     contrasts = _contrasts(labels, model_dist, boot_dist, references, cfg)
     dropped = _leave_one_family_out(langs, model_dist, references)
+    genus_tests: dict[str, TestResult] = {}
+    genus_ranks = _ranks(category_distance(langs, "genus")[rows, cols])
+    if np.isfinite(genus_ranks).all() and abs(float(s @ genus_ranks / len(s))) < 1 - 1e-9:
+        by_genus = _null_statistics(plan, x_all[:, :1], s, genus_ranks)
+        for ref, key in (("script", "script|"), ("genus", "genealogy|")):
+            null = by_genus[key][:, 0]
+            genus_tests[ref] = test_from_null(null, float(null[0]), "greater", plan.exact)
     log.info(
         "family vs script: whole model partial r script %.3f, genealogy %.3f (%d layers)",
         model.partial["script"].statistic,
@@ -377,6 +386,7 @@ def script_genealogy(
         layers=layers,
         contrasts=contrasts,
         leave_one_family_out=dropped,
+        genus=genus_tests,
         n_bootstrap=n_bootstrap,
         notes=notes,
     )
@@ -510,6 +520,7 @@ def summary(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> dict[s
         "layers": layers,
         "layers_following": by_verdict,
         "contrasts": [vars(c) | {"ci": list(c.ci)} for c in result.contrasts],
+        "with_genus": {ref: _test(t) for ref, t in result.genus.items()},
         "leave_one_family_out": {
             family: {"script": ps, "genealogy": pg}
             for family, (ps, pg) in result.leave_one_family_out.items()
@@ -553,6 +564,14 @@ def findings(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> list[
         "genealogy": [x.layer for x in result.layers if x.difference_ci[1] < 0],
     }
     n_layers = len(result.layers)
+    if result.genus:
+        out.insert(
+            1,
+            f"With genus (same or different) as the genealogical distance instead of the "
+            f"lineage: partial r of script {_f(result.genus['script'].statistic)} "
+            f"(p = {_p(result.genus['script'].p_value)}), of genus "
+            f"{_f(result.genus['genus'].statistic)} (p = {_p(result.genus['genus'].p_value)}).",
+        )
     if result.leave_one_family_out:
         values = np.array(list(result.leave_one_family_out.values()))  # [F, 2]
         out.insert(

@@ -59,6 +59,7 @@ def test_the_driving_reference_wins(driver: str, wins: str) -> None:
     assert (model.difference > 0) == (wins == "script")
     # leaving out Indo-European (7 of 9) would leave too few languages to compare
     assert result.leave_one_family_out == {}
+    assert set(result.genus) == {"script", "genus"}  # the test again with genus as genealogy
     assert model.unique[wins] > model.unique[loses]
     summary = sg.summary(result, sg.ScriptGenealogyConfig(**FAST))
     assert summary["n_languages"] == 9 and len(summary["layers"]) == 4
