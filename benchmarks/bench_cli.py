@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -107,8 +108,9 @@ def write_corpus(folder: Path, tokens_per_language: int, seed: int = 0) -> dict[
     return sizes
 
 
-def write_checkpoint(folder: Path, shape: str, device: str) -> float:
-    """A random model of ``shape`` with the byte tokenizer, saved with ``save_pretrained``."""
+def write_checkpoint(folder: Path, shape: str, device: str):
+    """A random model of ``shape`` with the byte tokenizer, saved with ``save_pretrained``;
+    returns the model (still on ``device``: the reference reuses it instead of loading it)."""
     model_type, values = SHAPES[shape]
     tokenizer = byte_tokenizer()
     values = {
@@ -122,13 +124,9 @@ def write_checkpoint(folder: Path, shape: str, device: str) -> float:
     config = make_config(model_type, **values)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = random_model(config, dtype=dtype, device=device)
-    params = sum(p.numel() for p in model.parameters())
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    del model
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    return params
+    return model.eval()
 
 
 def run_command(argv: list[str], log: Path, env: dict | None = None) -> float:
@@ -196,8 +194,13 @@ def dense_batches(batches, max_length: int, batch_tokens: int):
     return out
 
 
-def reference(checkpoint: Path, corpus: Path, budget: int, device: str, dense: bool) -> dict:
-    """Load the model as the command does and time the plain forward over its batches."""
+def reference(
+    checkpoint: Path, corpus: Path, budget: int, device: str, dense: bool, model=None
+) -> dict:
+    """Time the plain forward over the command's batches: the model loaded as the command does
+    (or ``model``, the same weights still in memory), the batches built by the same code."""
+    from transformers import AutoTokenizer
+
     from babelmoe.models.loading import ModelSpec, load_model
     from babelmoe.stages.profile import ProfileConfig, config_batches, tokenized_corpus
 
@@ -206,20 +209,23 @@ def reference(checkpoint: Path, corpus: Path, budget: int, device: str, dense: b
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
     started = time.perf_counter()
-    loaded = load_model(ModelSpec(source=str(checkpoint), device=device))
+    if model is None:
+        loaded = load_model(ModelSpec(source=str(checkpoint), device=device))
+        model, tokenizer = loaded.model, loaded.tokenizer
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     load_s = time.perf_counter() - started
     config = ProfileConfig(corpus=str(corpus), token_budget=budget)
-    _, documents, _ = tokenized_corpus(config, loaded.tokenizer)
-    batches = config_batches(config, documents, loaded.tokenizer)
+    _, documents, _ = tokenized_corpus(config, tokenizer)
+    batches = config_batches(config, documents, tokenizer)
     compiled = dev.type == "cuda" and config.compile
     result = {"load_s": load_s, "batches": len(batches), "compiled": compiled}
-    result["same_batches"] = plain_forward(loaded.model, batches, dev, compiled)
+    result["same_batches"] = plain_forward(model, batches, dev, compiled)
     if dev.type == "cuda":
         result["peak_memory"] = torch.cuda.max_memory_allocated(dev)
     if dense:
         rows = dense_batches(batches, config.max_length, config.batch_tokens)
-        result["dense_rows"] = plain_forward(loaded.model, rows, dev, compiled)
-    del loaded
+        result["dense_rows"] = plain_forward(model, rows, dev, compiled)
     return result
 
 
@@ -248,10 +254,16 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="Skip the plain forward.")
     parser.add_argument("--dense", action="store_true", help="Also time dense full rows.")
     parser.add_argument("--torchrun", type=int, default=0, help="Also profile with N processes.")
+    parser.add_argument(
+        "--split-args", default="", help="Extra options for split (e.g. '--max-iter 1')."
+    )
+    parser.add_argument("--logs", type=Path, default=None, help="Command logs here (else --work).")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_cli_"))
     work.mkdir(parents=True, exist_ok=True)
+    logs = args.logs or work
+    logs.mkdir(parents=True, exist_ok=True)
     checkpoint, corpus, run = work / "model", work / "corpus", work / "run"
     budget = max(1, args.tokens // len(LANGUAGES))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -273,25 +285,39 @@ def main() -> None:
 
     results["transformers"] = transformers.__version__
 
-    started = time.perf_counter()
+    def save() -> None:  # after every phase: a run cut short still leaves what it measured
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    def note(what: str) -> None:
+        print(f"[{time.perf_counter() - began:6.1f} s] {what}", flush=True)
+
+    began = started = time.perf_counter()
+    model = None
     if not (checkpoint / "config.json").exists():
-        results["parameters"] = write_checkpoint(checkpoint, args.shape, args.device)
+        model = write_checkpoint(checkpoint, args.shape, args.device)
+        results["parameters"] = sum(p.numel() for p in model.parameters())
     results["checkpoint_s"] = time.perf_counter() - started
     if not corpus.exists():
         write_corpus(corpus, budget)
+    note("checkpoint and corpus written")
     profile_args = ["--corpus", str(corpus), "--budget", str(budget)]
 
     if not (run / f"{artifacts.PARTITION}.json").exists():
         results["split_s"] = run_command(
-            [*cli, "split", *model_args, "--out", str(run)], work / "split.log", env1
+            [*cli, "split", *model_args, "--out", str(run), *shlex.split(args.split_args)],
+            logs / "split.log",
+            env1,
         )
+        note(f"split: {results['split_s']:.1f} s")
     for path in [*run.glob(f"{artifacts.PROFILE}.*"), run / artifacts.PROFILE_TIMINGS_FILE]:
         path.unlink(missing_ok=True)  # profile afresh (a kept work folder holds the last one)
     wall = run_command(
-        [*cli, "profile", str(run), *model_args, *profile_args], work / "profile.log", env1
+        [*cli, "profile", str(run), *model_args, *profile_args], logs / "profile.log", env1
     )
     timings = json.loads((run / artifacts.PROFILE_TIMINGS_FILE).read_text())
-    log = (work / "profile.log").read_text(errors="replace")
+    log = (logs / "profile.log").read_text(errors="replace")
     tokens = timings["counted_tokens"]
     results["profile"] = {
         **timings,
@@ -300,6 +326,8 @@ def main() -> None:
         "tokens_per_s_whole": tokens / wall,
         "tokens_per_s_whole_minus_load": tokens / (wall - timings["load_s"]),
     }
+    save()
+    note(f"profile: {wall:.1f} s")
 
     if args.torchrun:
         run_n = work / f"run_x{args.torchrun}"
@@ -321,7 +349,7 @@ def main() -> None:
                 *model_args,
                 *profile_args,
             ],
-            work / "profile_torchrun.log",
+            logs / "profile_torchrun.log",
             env,
         )
         timings_n = json.loads((run_n / artifacts.PROFILE_TIMINGS_FILE).read_text())
@@ -334,9 +362,12 @@ def main() -> None:
             "speedup_profile_loop": one["total_s"] / timings_n["total_s"],
             **compare_profiles(run, run_n),
         }
+        save()
+        note(f"torchrun: {wall_n:.1f} s")
 
     if not args.no_reference:
-        ref = reference(checkpoint, corpus, budget, args.device, args.dense)
+        ref = reference(checkpoint, corpus, budget, args.device, args.dense, model)
+        note("reference done")
         plain = ref["same_batches"]["steady_tokens_per_s"]
         prof = results["profile"]
         results["reference"] = ref
@@ -350,10 +381,8 @@ def main() -> None:
         dense_speed = ref.get("dense_rows", {}).get("steady_positions_per_s", math.nan)
         if dense_speed > 0:  # NaN when the dense rows made a single batch
             results["ratios"]["steady_vs_dense_rows"] = prof["steady_tokens_per_s"] / dense_speed
+    save()
     report(results)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_device, median, peak_memory, print_table, timed
+from common import describe_device, median, peak_memory, print_table, sync
 
 from babelmoe.experts.partition import Partition
 from babelmoe.models.ffn import ffns
@@ -104,18 +105,30 @@ def main() -> None:
         compile_plain, scoring = variants[name]
 
         @torch.inference_mode()
-        def plain(compile_plain: bool = compile_plain) -> None:
+        def plain(compile_plain: bool = compile_plain) -> float:
+            """Seconds of one pass over the batches, after a warm-up pass in the same compiled
+            block (compilation is not timed; each block compiles afresh)."""
             with compiled_layers(model, compile_plain and device.type == "cuda"):
-                for ids in device_batches:
-                    stack(input_ids=ids, use_cache=False)
+                times = []
+                for _ in range(2):
+                    sync(device)
+                    start = time.perf_counter()
+                    for ids in device_batches:
+                        stack(input_ids=ids, use_cache=False)
+                    sync(device)
+                    times.append(time.perf_counter() - start)
+            return times[-1]
 
-        def profiled(scoring: Scoring = scoring) -> None:
-            profile_batches(model, partition, batches, 9, 1, scoring, sync_every=10**9)
+        def profiled(scoring: Scoring = scoring) -> float:
+            """Seconds of one pass, from the steady state of a call over the batches twice
+            (everything after its first batch, which compiles)."""
+            acc = profile_batches(model, partition, batches * 2, 9, 1, scoring, sync_every=10**9)
+            return acc.timings.steady_s * len(batches) / (2 * len(batches) - 1)
 
         plain_t, prof_t = [], []
         for _ in range(args.repeats):  # alternate so machine drift affects both
-            plain_t += timed(plain, device, 1)
-            prof_t += timed(profiled, device, 1)
+            plain_t.append(plain())
+            prof_t.append(profiled())
         plain_mem, prof_mem = peak_memory(device, plain), peak_memory(device, profiled)
         plain_tps, prof_tps = tokens / median(plain_t), tokens / median(prof_t)
         mem = (

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The GPU benchmark batch recorded in benchmarks/RESULTS.md (one H200; random weights, real shapes).
-# Usage: bash benchmarks/run_gpu.sh [OUTDIR] [PART ...]   PART: profile pruned kmeans (default: all)
+# Usage: bash benchmarks/run_gpu.sh [OUTDIR] [PART ...]   PART: cli profile pruned kmeans (default: all)
+# cli: the profile command itself (the headline); TOKENS counted tokens (default 2M), SPLIT_ARGS.
 set -uo pipefail
 out=${1:-${OUT:-/tmp}}
 shift || true
-parts=${*:-profile pruned kmeans}
+parts=${*:-cli profile pruned kmeans}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
 for part in $parts; do
   case $part in
+    cli) python3 benchmarks/bench_cli.py --device cuda --shape llama2-7b --tokens ${TOKENS:-2000000} --work /tmp/bench_cli \
+           --logs "$out" --out "$out/bench_cli.json" --split-args "${SPLIT_ARGS:-}" ${CLI_FLAGS:-} 2>&1 | tee "$out/bench_cli.txt" ;;
     profile) python3 benchmarks/bench_profile.py --device cuda --shape llama2-7b --batch 8 --seq 2048 --steps ${STEPS:-4} \
                --variants "${VARIANTS:-eager,fused statistics,compiled layers}" ${TRACE---trace} 2>&1 | grep -v "^profile:" | tee "$out/profile_llama2.txt" ;;
     pruned) for c in "" --compile; do

@@ -5,6 +5,12 @@ set -uo pipefail
 out=${1:-${OUT:-/tmp}}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpus.txt"
+# The command itself, one GPU vs torchrun on both (compiled, default options): BENCH=cli
+if [ "${BENCH:-}" = cli ]; then
+  python3 benchmarks/bench_cli.py --device cuda --shape llama2-7b --tokens ${TOKENS:-2000000} --work /tmp/bench_cli \
+    --logs "$out" --out "$out/bench_cli2.json" --torchrun 2 --split-args "${SPLIT_ARGS:-}" 2>&1 | tee "$out/bench_cli2.txt"
+  exit
+fi
 b=benchmarks/bench_distributed.py
 python3 $b single --out /tmp/single.pt --batches ${BATCHES:-32} ${DDP_FLAGS:-} 2>&1 | grep -v "profile:" | tail -5
 torchrun --nproc_per_node 2 $b ddp --out /tmp/ddp.pt --batches ${BATCHES:-32} ${DDP_FLAGS:-} 2>&1 | grep -v "profile:" | tail -5

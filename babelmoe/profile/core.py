@@ -93,7 +93,8 @@ def compiled_layers(
     layers = decoder_layers(model)
     config = torch._dynamo.config
     settings = [
-        config.patch(
+        _patch(
+            config,
             # the hook's per-batch tensors are reached through the layer's modules: without
             # this their token dimension would be taken as constant (one graph per batch size)
             force_nn_module_property_static_shapes=False,
@@ -105,12 +106,11 @@ def compiled_layers(
                 config.accumulated_cache_size_limit, 4 * len(layers) + 64
             ),
         ),
-        shapes_config.patch(use_duck_shape=False),
-    ]
-    if hasattr(torch._inductor.config, "deterministic"):
+        _patch(shapes_config, use_duck_shape=False),
         # no on-device benchmarking to pick kernels: every process (data-parallel ranks) and
         # every run compiles the same kernels, so the counts do not depend on timing noise
-        settings.append(torch._inductor.config.patch(deterministic=True))
+        _patch(torch._inductor.config, deterministic=True),
+    ]
     hits = _LimitHits()
     dynamo_log = logging.getLogger("torch._dynamo")
     torch._dynamo.reset()
@@ -130,6 +130,11 @@ def compiled_layers(
         for layer in layers:
             layer._compiled_call_impl = None
         torch._dynamo.reset()
+
+
+def _patch(config_module, **values):
+    """``config_module.patch`` with the settings this torch version has (others are skipped)."""
+    return config_module.patch(**{k: v for k, v in values.items() if hasattr(config_module, k)})
 
 
 def decoder_stack(model: nn.Module) -> nn.Module:
