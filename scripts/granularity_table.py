@@ -38,7 +38,7 @@ GROUPS = {"Romance": ("fra", "spa", "por"), "Indic": ("hin", "ben", "urd")}
 
 def tensors(path: Path) -> dict[str, np.ndarray]:
     with safe_open(str(path), "np") as f:
-        return {k: f.get_tensor(k) for k in f}
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
 
 
 def seed_runs(run: Path) -> list[Path]:
@@ -92,7 +92,7 @@ def clustering_gain(run: Path, model_dir: Path) -> list[float]:
     n_experts = meta["n_experts"]
     gains = []
     with safe_open(str(model_dir / "model.safetensors"), "np") as f:
-        keys = {k for k in f if k.endswith("mlp.up_proj.weight")}
+        keys = {k for k in f.keys() if k.endswith("mlp.up_proj.weight")}  # noqa: SIM118
         for layer, inertia in enumerate(meta["inertia"]):
             key = next(k for k in keys if f".layers.{layer}.mlp." in k)
             w = f.get_tensor(key).astype(np.float64)

@@ -11,6 +11,7 @@ The runners of ``babelmoe prune``, ``evaluate`` and ``sweep`` are in ``babelmoe.
 
 from __future__ import annotations
 
+from babelmoe.prune import mass_budget  # noqa: F401  (registers "mass-budget")
 from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, select_experts
 from babelmoe.prune.surgery import (
     PRUNING_FILE,

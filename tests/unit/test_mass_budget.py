@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from babelmoe.errors import BabelmoeError
-from babelmoe.prune.criteria import drop_lowest_global, drop_lowest_per_layer
+from babelmoe.prune.criteria import (
+    METHODS,
+    PruneConfig,
+    drop_lowest_global,
+    drop_lowest_per_layer,
+    select_experts,
+)
 from babelmoe.prune.mass_budget import floor_count, select_mass_budget
 
 L, E = 4, 16
@@ -94,3 +100,14 @@ def test_bad_inputs_are_refused() -> None:
         select_mass_budget(distinct(), 0.5, floor_share=1.5)
     with pytest.raises(BabelmoeError, match="shape"):
         select_mass_budget(torch.zeros(E), 0.5)
+
+
+def test_registered_as_a_frequency_method_the_sweep_can_run() -> None:
+    from babelmoe.prune.sweep import swept_methods
+
+    assert METHODS["mass-budget"].statistic == "frequency"
+    assert "mass-budget" in swept_methods()
+    values = skewed()
+    config = PruneConfig(method="mass-budget", ratio=0.75, languages=("en",))
+    sel = select_experts(config, values, (L, E))
+    assert torch.equal(sel.drop, select_mass_budget(values, 0.75).drop)
