@@ -133,11 +133,58 @@ def sweep_numbers(run: Path) -> dict:
     }
 
 
+def partition_runs(run: Path) -> list[Path]:
+    """The run and its seed folders that hold a partition (profiled or not)."""
+    extra = sorted((run / "seeds").glob("seed*"), key=lambda p: int(p.name[4:]))
+    return [p for p in [run, *extra] if (p / "partition.json").is_file()]
+
+
+def ari(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two labelings of the same items."""
+    from sklearn.metrics import adjusted_rand_score
+
+    return float(adjusted_rand_score(a, b))
+
+
+def partition_agreement(runs: list[Path]) -> tuple[float | None, float | None]:
+    """Mean and lowest ARI over seed pairs and layers."""
+    labels = [tensors(r / "partition.safetensors")["labels"] for r in runs]
+    scores = [
+        ari(labels[a][layer], labels[b][layer])
+        for a, b in itertools.combinations(range(len(labels)), 2)
+        for layer in range(labels[0].shape[0])
+    ]
+    return (float(np.mean(scores)), float(np.min(scores))) if scores else (None, None)
+
+
 def one(run: Path, model_dir: Path | None) -> dict:
-    summary = json.loads((run / "analysis" / "summary.json").read_text())
+    """Every number of one E that its artifacts allow (profile-based ones need a profile)."""
+    parts = partition_runs(run)
+    meta = json.loads((run / "partition.json").read_text())
+    ari_mean, ari_min = partition_agreement(parts)
+    gains = [np.mean(clustering_gain(r, model_dir)) for r in parts] if model_dir else []
+    out: dict = {
+        "n_experts": meta["n_experts"],
+        "expert_size": meta["model"]["ffn_widths"][0] // meta["n_experts"],
+        "partition_seeds": len(parts),
+        "ari_mean": ari_mean,
+        "ari_min": ari_min,
+        "clustering_gain_mean": float(np.mean(gains)) if gains else None,
+        "seeds": [],
+        "distance_mean": None,
+        "distance_cv_mean": None,
+        "distance_rho_min": None,
+        "groups": {},
+        "shared": {},
+        "sweep": sweep_numbers(run),
+    }
+    summary_path = run / "analysis" / "summary.json"
+    if not summary_path.is_file():
+        return out
+    summary = json.loads(summary_path.read_text())
     stability = summary.get("stability") or {}
     runs = seed_runs(run)
-    codes, dists = None, []
+    codes, dists = [], []
     for r in runs:
         codes, d = profile_distance(r)
         dists.append(d)
@@ -147,32 +194,22 @@ def one(run: Path, model_dir: Path | None) -> dict:
     rhos = [
         spearmanr(pairs[a], pairs[b])[0] for a, b in itertools.combinations(range(len(runs)), 2)
     ]
-    groups = {}
     for name, members in GROUPS.items():
         idx = [codes.index(c) for c in members]
         per_seed = [group_z(d, idx) for d in dists]
-        groups[name] = {
+        out["groups"][name] = {
             "statistic": [s for s, _, _ in per_seed],
             "relative": [s / pairs[i].mean() for i, (s, _, _) in enumerate(per_seed)],
             "z": [z for _, z, _ in per_seed],
             "p_exact": [p for _, _, p in per_seed],
         }
     shared = summary["shared_experts"]
-    gains = []
-    for r in runs:
-        gains.append(clustering_gain(r, model_dir) if model_dir else [])
-    return {
-        "n_experts": summary["n_experts"],
-        "expert_size": None,
-        "seeds": [str(r) for r in runs],
-        "ari_mean": stability.get("ari_mean"),
-        "ari_min": stability.get("ari_min"),
-        "clustering_gain_mean": float(np.mean([np.mean(g) for g in gains])) if gains[0] else None,
-        "distance_mean": float(pairs.mean()),
-        "distance_cv_mean": float((pairs.std(0) / pairs.mean(0)).mean()) if len(runs) > 1 else None,
-        "distance_rho_min": float(min(rhos)) if rhos else None,
-        "groups": groups,
-        "shared": {
+    out.update(
+        seeds=[str(r) for r in runs],
+        distance_mean=float(pairs.mean()),
+        distance_cv_mean=float((pairs.std(0) / pairs.mean(0)).mean()) if len(runs) > 1 else None,
+        distance_rho_min=float(min(rhos)) if rhos else None,
+        shared={
             "total": shared["total"],
             "share": shared["share"],
             "peak_layer": shared["peak_layer"],
@@ -182,8 +219,8 @@ def one(run: Path, model_dir: Path | None) -> dict:
             "peak_layers_per_seed": stability.get("shared_peak_layers"),
             "centres_per_seed": stability.get("shared_centres"),
         },
-        "sweep": sweep_numbers(run),
-    }
+    )
+    return out
 
 
 def fmt(x: float | None, spec: str = ".3f") -> str:
@@ -192,7 +229,8 @@ def fmt(x: float | None, spec: str = ".3f") -> str:
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        "| E | neurons/expert | seeds | k-means gain | ARI mean (min) | JS mean (bits) "
+        "| E | neurons/expert | seeds (split / profiled) | k-means gain | ARI mean (min) "
+        "| JS mean (bits) "
         "| JS CV over seeds | JS rank corr. min | Romance p (z) per seed "
         "| Indic p (z) per seed | shared share | shared peak layer / rel. depth "
         "| sort@25% / dense (gmean) | random@25% / dense | sort < every random |",
@@ -202,18 +240,21 @@ def markdown(results: list[dict]) -> str:
         g = r["groups"]
         cell = {
             name: ", ".join(
-                f"{p:.3f} ({z:.1f})" for p, z in zip(g[name]["p_exact"], g[name]["z"], strict=False)
+                f"{p:.3f} ({z:.1f})" for p, z in zip(g[name]["p_exact"], g[name]["z"], strict=True)
             )
+            if name in g
+            else "-"
             for name in GROUPS
         }
-        sw = r["sweep"]
+        sh, sw = r["shared"], r["sweep"]
         lines.append(
-            f"| {r['n_experts']} | {r['expert_size']} | {len(r['seeds'])} | "
+            f"| {r['n_experts']} | {r['expert_size']} | "
+            f"{r['partition_seeds']} / {len(r['seeds'])} | "
             f"{fmt(r['clustering_gain_mean'])} | {fmt(r['ari_mean'])} ({fmt(r['ari_min'])}) | "
             f"{fmt(r['distance_mean'], '.4f')} | {fmt(r['distance_cv_mean'])} | "
             f"{fmt(r['distance_rho_min'])} | {cell['Romance']} | {cell['Indic']} | "
-            f"{r['shared']['share']:.3f} | {r['shared']['peak_layer']} / "
-            f"{r['shared']['relative_depth']:.2f} | "
+            f"{fmt(sh.get('share'))} | {sh.get('peak_layer', '-')} / "
+            f"{fmt(sh.get('relative_depth'), '.2f')} | "
             f"{fmt(sw.get('sort_over_dense_gmean'), '.2f')} | "
             f"{fmt(sw.get('random_over_dense_gmean'), '.1f')} | "
             f"{sw.get('sort_beats_every_random', '-')}/{len(sw.get('languages', []))} |"
@@ -226,12 +267,8 @@ def main(root: Path) -> None:
     model_dir = next(iter(sorted((cache / "models").glob("gemma-3-270m*"))), None)
     results = []
     for run in sorted(root.glob("e*"), key=lambda p: int(p.name[1:])):
-        if not (run / "analysis" / "summary.json").is_file():
-            continue
-        r = one(run, model_dir)
-        width = json.loads((run / "partition.json").read_text())["model"]["ffn_widths"][0]
-        r["expert_size"] = width // r["n_experts"]
-        results.append(r)
+        if (run / "partition.json").is_file():
+            results.append(one(run, model_dir))
     (root / "granularity.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (root / "granularity.md").write_text(table)
