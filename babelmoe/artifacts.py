@@ -7,11 +7,12 @@ are renamed into place, tensors first and JSON last, so a reader that finds the 
 complete tensors; the checksum catches truncation or corruption afterwards.
 
 The JSON says what the tensors mean (languages, token counts, config, identities), so it is
-covered too: ``meta_sha256`` is the sha256 of every JSON field but the tensor checksum, stored in
-the JSON and in the tensor file's own header. An edited value or a deleted key no longer matches
-the header and is reported like a corrupted tensor file. Artifacts written before this check
-(no checksum in the header) are still read, after a check of their required fields
-(:data:`REQUIRED_FIELDS`).
+covered too: ``meta_sha256`` in the JSON is the sha256 of every other JSON field but the tensor
+checksum, and the tensor file's header carries a fixed marker saying that the JSON has one (a
+marker, not the checksum itself, so that the tensor bytes do not depend on timings in the JSON).
+An edited value or a deleted key, the checksum's included, is reported like a corrupted tensor
+file. Artifacts written before this check (no marker) are still read when they carry their
+required fields (:data:`REQUIRED_FIELDS`).
 
 File names used by the stages live here and nowhere else.
 """
@@ -60,21 +61,15 @@ SECTION_FILE = "report_section.json"  # a stage's section of the HTML report
 PRUNING_FILE = "babelmoe_pruning.json"  # what a pruned checkpoint lost, and why
 SWEEP_ROWS_FILE = "rows.jsonl"  # one sweep evaluation per line (resumable)
 
-META_CHECKSUM = "meta_sha256"  # in the JSON and in the tensor file's header
+META_CHECKSUM = "meta_sha256"  # in the JSON
+META_MARKER = {"babelmoe_meta_checksum": META_CHECKSUM}  # in the tensor file's header
 _UNCHECKED = ("tensors_sha256", META_CHECKSUM)  # fields the metadata checksum leaves out
 
-# Fields an artifact of a kind must carry (what readers use); checked on every load.
+# Fields an artifact of a kind must carry (what its readers use); checked on every load. (A key
+# deleted from a newer artifact's JSON is caught by its checksum whatever the key.)
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "partition": ("config", "model", "n_experts", "n_layers", "width", "partition_sha256"),
-    "profile": (
-        "config",
-        "model",
-        "corpus",
-        "partition_sha256",
-        "languages",
-        "n_layers",
-        "n_experts",
-    ),
+    "partition": (),  # load_partition needs n_experts (checked there: analyse reads labels only)
+    "profile": ("config", "corpus", "partition_sha256", "languages"),
 }
 
 
@@ -104,25 +99,26 @@ def meta_sha256(meta: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _header_checksum(tensor_path: Path) -> str | None:
-    """The metadata checksum recorded in a tensor file's header (None: none, or unreadable)."""
+def _has_marker(tensor_path: Path) -> bool:
+    """Whether a tensor file's header says that its JSON carries a metadata checksum."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(tensor_path), framework="pt") as handle:
-            return (handle.metadata() or {}).get(META_CHECKSUM)
+            header = handle.metadata() or {}
     except (SafetensorError, OSError):
-        return None  # a damaged file: the tensor checksum reports it
+        return False  # a damaged file: the tensor checksum reports it
+    return all(header.get(k) == v for k, v in META_MARKER.items())
 
 
 def _check_meta(json_path: Path, meta: dict[str, Any], kind: str) -> None:
     """Refuse metadata that was edited after it was written, or lacks a required field."""
     tensor_path = json_path.parent / str(meta.get("tensors_file", ""))
-    recorded = _header_checksum(tensor_path) if tensor_path.is_file() else None
-    if recorded is not None and recorded != meta_sha256(meta):
+    checked = META_CHECKSUM in meta or (tensor_path.is_file() and _has_marker(tensor_path))
+    if checked and meta.get(META_CHECKSUM) != meta_sha256(meta):
         raise BabelmoeError(
-            f"{json_path} was altered after it was written (its metadata does not match the "
-            f"checksum in {tensor_path.name})",
+            f"{json_path} was altered after it was written (its metadata does not match its "
+            "checksum)",
             "delete both files and re-run the stage that wrote them",
         )
     required = ("tensors_file", "tensors_sha256", *REQUIRED_FIELDS.get(kind, ()))
@@ -244,7 +240,7 @@ def save_artifact(
     try:
         contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         try:
-            save_file(contiguous, str(tmp), metadata={META_CHECKSUM: checksum_of_meta})
+            save_file(contiguous, str(tmp), metadata=META_MARKER)
         except SafetensorError as exc:  # a full disk arrives as "... (os error 28)"
             raise _os_error(exc, tensor_path) from None
         checksum = sha256_file(tmp)

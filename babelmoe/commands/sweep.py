@@ -83,7 +83,6 @@ def sweep(
     spec: ModelSpec,
 ) -> None:
     """Compare frequency-guided pruning with random pruning on held-out perplexity."""
-    from babelmoe.models.loading import load_model
     from babelmoe.stages.sweep import SweepConfig, run_sweep
 
     config = SweepConfig(
@@ -115,7 +114,7 @@ def sweep(
             batch_size=batch_size,
         )
         harness.task_files()  # a missing YAML: one line before the model loads
-    path = run_sweep(run_dir, config, load_model(spec), force=force, harness=harness)
+    path = run_sweep(run_dir, config, spec, force=force, harness=harness)
     typer.echo(f"sweep written to {path}")
 
 

@@ -249,6 +249,11 @@ def load_partition(folder: Path) -> Partition:
         raise BabelmoeError(
             f"{folder}/partition.safetensors has no [L, width] labels", "re-run split"
         )
+    if "n_experts" not in meta:
+        raise BabelmoeError(
+            f"{folder}/partition.json lacks required field(s): n_experts",
+            "delete it and re-run the stage that wrote it",
+        )
     partition = Partition(labels=labels, n_experts=int(meta["n_experts"]), meta=meta)
     if partition.sha256 != meta.get("partition_sha256"):
         raise BabelmoeError(f"{folder}/partition.json does not match its labels", "re-run split")

@@ -53,7 +53,7 @@ from babelmoe.evaluate import (
     perplexity,
 )
 from babelmoe.experts.partition import Partition
-from babelmoe.models.loading import LoadedModel
+from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
 from babelmoe.plots.sweep import plot_curves, plot_specificity
 from babelmoe.plots.sweep_sections import section_html
 from babelmoe.profile.artifact import ProfileData
@@ -242,31 +242,34 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
 def run_sweep(
     run_dir: Path,
     config: SweepConfig,
-    loaded: LoadedModel,
+    loaded: LoadedModel | ModelSpec,
     force: bool = False,
     harness: HarnessConfig | None = None,
 ) -> Path:
-    """The sweep on ``run_dir``'s held-out text with ``loaded``; writes ``RUN/sweep/``;
+    """The sweep on ``run_dir``'s held-out text with ``loaded`` (a loaded model, or the spec of
+    one, loaded once the lock is held and the run's artifacts are read); writes ``RUN/sweep/``;
     ``harness``: lm-eval tasks run on every pruned model too."""
     from babelmoe.experts.partition import check_partition_fits
     from babelmoe.stages.heldout import heldout_documents
     from babelmoe.stages.prune import load_run
 
     run_dir = Path(run_dir)
-    partition, profile = load_run(run_dir)
-    check_partition_fits(partition, loaded.model)
-    indices = resolve_languages(profile, config.languages) if config.languages else None
-    documents = heldout_documents(profile, indices, config.max_documents)
-    texts = {name: [d.text for d in docs] for name, docs in documents.items()}
     folder = run_dir / artifacts.SWEEP_DIR
-    identity = sweep_identity(config, partition, profile, loaded.identity)
-    if harness is not None:  # absent otherwise: earlier sweeps resume unchanged
-        identity["harness"] = {
-            "tasks": list(harness.tasks),
-            "limit": harness.limit,
-            "num_fewshot": harness.num_fewshot,
-        }
     with artifacts.run_lock(folder):
+        partition, profile = load_run(run_dir)
+        indices = resolve_languages(profile, config.languages) if config.languages else None
+        documents = heldout_documents(profile, indices, config.max_documents)
+        texts = {name: [d.text for d in docs] for name, docs in documents.items()}
+        if isinstance(loaded, ModelSpec):
+            loaded = load_model(loaded)
+        check_partition_fits(partition, loaded.model)
+        identity = sweep_identity(config, partition, profile, loaded.identity)
+        if harness is not None:  # absent otherwise: earlier sweeps resume unchanged
+            identity["harness"] = {
+                "tasks": list(harness.tasks),
+                "limit": harness.limit,
+                "num_fewshot": harness.num_fewshot,
+            }
         path = folder / ROWS_FILE
         done = read_rows(path, identity, force)
         start_rows(path, identity, done)
