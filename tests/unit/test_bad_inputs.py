@@ -64,6 +64,7 @@ class Case:
     match: str
     setup: Callable[[Workspace], object] | None = None
     subprocess: Callable[[Workspace], Callable[[], None]] | None = None  # -> preexec_fn
+    code: int | None = None  # the exit code, when the case pins it (3: the output location)
 
 
 def model_args(w: Workspace) -> list:
@@ -118,6 +119,39 @@ def more_experts_run(w: Workspace) -> Path:
         setattr(profile, name, torch.cat([value, value], dim=-1))
     save_profile(w.root / "run8", profile)
     return w.root / "run8"
+
+
+def delete_key(path: Path, key: str) -> None:
+    meta = json.loads(path.read_text())
+    del meta[key]
+    path.write_text(json.dumps(meta))
+
+
+def swap_languages(path: Path) -> None:
+    """Swap the first two language records of a profile's JSON (the tensors stay)."""
+    meta = json.loads(path.read_text())
+    meta["languages"][:2] = meta["languages"][1::-1]
+    path.write_text(json.dumps(meta))
+
+
+def legacy_without(folder: Path, name: str, key: str) -> None:
+    """Make ``name`` an artifact as written before its metadata was checksummed (no checksum in
+    the tensor file's header), then delete ``key`` from its JSON."""
+    from safetensors.torch import load_file, save_file
+
+    from babelmoe.artifacts import sha256_file
+
+    tensors = load_file(str(folder / f"{name}.safetensors"))
+    save_file(tensors, str(folder / f"{name}.safetensors"))
+    meta = json.loads((folder / f"{name}.json").read_text())
+    meta["tensors_sha256"] = sha256_file(folder / f"{name}.safetensors")
+    meta.pop("meta_sha256", None)
+    del meta[key]
+    (folder / f"{name}.json").write_text(json.dumps(meta))
+
+
+def one_document(w: Workspace) -> None:
+    (w.corpus / "en.txt").write_text("one single document without any blank line\n")
 
 
 def file_size_limit() -> None:
@@ -323,6 +357,100 @@ CASES: list[Case] = [
                     "--languages", "en,fr", "--experts", "8"],
          r"already holds a different partition artifact.*--force"),
     Case("unknown-subcommand", lambda w: ["frobnicate"], r"No such command 'frobnicate'"),
+    # --- issue 15: the last tracebacks, altered metadata, asked-for work, new commands/options
+    Case("split-seed-overflow", lambda w: split_argv(w, "--seed", "99999999999999999999"),
+         r"--seed must be in \[0, 4294967295\], got 99999999999999999999"),
+    Case("split-seed-negative", lambda w: split_argv(w, "--seed", "-1"), r"--seed must be in"),
+    Case("split-out-under-proc", lambda w: split_argv(w, "--out", "/proc/babelmoe-run"),
+         r"/proc/babelmoe-run", code=3),
+    Case("split-out-empty", lambda w: split_argv(w, "--out", ""),
+         r"empty value for --out \(an unset shell variable\?\)"),
+    Case("split-out-is-a-file-exit-3", lambda w: split_argv(w, "--out", w.file),
+         r"a file is in the way", code=3),
+    Case("model-path-with-spaces-missing", lambda w: split_argv(w, "--model", "no such/model"),
+         r"no such model folder: no such/model"),
+    Case("profile-partition-config-deleted", lambda w: profile_argv(w),
+         r"partition\.json was altered after it was written",
+         setup=lambda w: delete_key(w.run / "partition.json", "config")),
+    Case("profile-partition-legacy-without-n-experts", lambda w: profile_argv(w),
+         r"partition\.json lacks required field\(s\): n_experts",
+         setup=lambda w: legacy_without(w.run, "partition", "n_experts")),
+    Case("profile-one-document-corpus", lambda w: profile_argv(w), r"--heldout 0",
+         setup=one_document),
+    Case("profile-batch-tokens-0", lambda w: profile_argv(w, "--batch-tokens", "0"),
+         r"--batch-tokens"),
+    Case("analyse-profile-languages-swapped", lambda w: ["analyse", w.run],
+         r"profile\.json was altered after it was written",
+         setup=lambda w: swap_languages(w.run / "profile.json")),
+    Case("analyse-profile-key-deleted", lambda w: ["analyse", w.run],
+         r"profile\.json was altered after it was written",
+         setup=lambda w: delete_key(w.run / "profile.json", "corpus")),
+    Case("analyse-legacy-profile-without-config", lambda w: ["analyse", w.run],
+         r"profile\.json lacks required field\(s\): config",
+         setup=lambda w: legacy_without(w.run, "profile", "config")),
+    Case("analyse-seed-overflow", lambda w: ["analyse", w.run, "--seed", "99999999999999999999"],
+         r"--seed must be in"),
+    Case("diff-top-k-negative", lambda w: ["diff", w.run, w.run, "--out", w.out, "--top-k", "-1"],
+         r"--top-k must be >= 1, got -1"),
+    Case("diff-profile-altered", lambda w: ["diff", w.run, w.run, "--out", w.out],
+         r"profile\.json was altered", setup=lambda w: swap_languages(w.run / "profile.json")),
+    Case("prune-profile-config-deleted",
+         lambda w: ["prune", w.run, "--ratio", "0.25", "-l", "en", *model_args(w)],
+         r"profile\.json was altered",
+         setup=lambda w: delete_key(w.run / "profile.json", "config")),
+    Case("prune-seed-negative",
+         lambda w: ["prune", w.run, "--ratio", "0.25", "-l", "en", "--seed", "-3", *model_args(w)],
+         r"--seed must be in"),
+    Case("prune-file-size-limit",
+         lambda w: ["-q", "prune", w.run, "--ratio", "0.25", "-l", "en", *model_args(w),
+                    "--out", w.out],
+         r"file too large writing .*ulimit -f", subprocess=lambda w: file_size_limit, code=3),
+    Case("sweep-random-seed-negative",
+         lambda w: ["sweep", w.run, "--random-seeds", "0,-1", *model_args(w)],
+         r"--random-seeds must be in"),
+    Case("sweep-profile-altered", lambda w: ["sweep", w.run, *model_args(w)],
+         r"profile\.json was altered", setup=lambda w: swap_languages(w.run / "profile.json")),
+    Case("evaluate-mgsm-folder-without-files",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--mgsm", w.empty, "--out", w.out],
+         r"--mgsm .*empty: no mgsm_\{lang\}\.tsv for any asked language \(looked for .*en"),
+    Case("evaluate-xcsqa-folder-without-files",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--xcsqa", w.empty, "--out", w.out],
+         r"--xcsqa .*empty: no \{lang\}/dev\.jsonl for any asked language"),
+    Case("evaluate-malformed-mgsm-file",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--mgsm", w.root / "mgsm",
+                    "--out", w.out, "--device", "cpu"],
+         r"mgsm_en\.tsv:1: expected question TAB answer",
+         setup=lambda w: ((w.root / "mgsm").mkdir(),
+                          (w.root / "mgsm/mgsm_en.tsv").write_text("no tab here\n"))),
+    Case("evaluate-num-fewshot-negative",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--num-fewshot", "-1", "--out", w.out],
+         r"--num-fewshot must be >= 0"),
+    Case("evaluate-profile-altered", lambda w: ["evaluate", w.model, "--run", w.run],
+         r"profile\.json was altered", setup=lambda w: swap_languages(w.run / "profile.json")),
+    Case("run-out-empty", lambda w: ["run", "--out", "", *model_args(w)],
+         r"empty value for --out"),
+    Case("run-extra-seed-overflow",
+         lambda w: ["run", "--out", w.out, "--extra-seeds", "1,99999999999"],
+         r"--extra-seeds must be in"),
+    Case("languages-min-share-above-1",
+         lambda w: ["languages", "--corpus", w.corpus, "--model", "none", "--min-share", "2"],
+         r"--min-share must lie in \(0, 1\], got 2"),
+    Case("languages-min-tokens-negative",
+         lambda w: ["languages", "--corpus", w.corpus, "--min-tokens", "-5"],
+         r"--min-tokens must be >= 0, got -5"),
+    Case("languages-min-tokens-without-a-model",
+         lambda w: ["languages", "--corpus", w.corpus, "--model", "none", "--min-tokens", "5"],
+         r"--min-tokens needs token counts"),
+    Case("languages-out-empty", lambda w: ["languages", "--out", ""], r"empty value for --out"),
+    Case("study-budget-0", lambda w: ["study", "--out", w.out, "--budget", "0"],
+         r"--budget must be >= 1"),
+    Case("study-experts-0", lambda w: ["study", "--out", w.out, "--experts", "0"],
+         r"--experts must be >= 1"),
+    Case("study-seed-negative", lambda w: ["study", "--out", w.out, "--seed", "-1"],
+         r"--seed must be in"),
+    Case("study-bootstrap-negative", lambda w: ["study", "--out", w.out, "--bootstrap", "-1"],
+         r"--bootstrap must be >= 0, got -1"),
+    Case("study-out-empty", lambda w: ["study", "--out", ""], r"empty value for --out"),
     # --- the disk
     Case("file-size-limit", lambda w: split_argv(w), r"file too large writing .*ulimit -f",
          subprocess=lambda w: file_size_limit),
@@ -383,6 +511,8 @@ def test_bad_input_gives_one_line_and_leaves_nothing(case: Case, workspace: Work
     else:
         result = run_cli(argv)
     check_one_line(result.code, result.stderr, result.error_lines, case.match)
+    if case.code is not None:
+        assert result.code == case.code, result.stderr
     assert tree(workspace.root) == before, "the failed command left files behind"
 
 
@@ -432,8 +562,11 @@ def test_read_only_folder_gives_one_line(workspace: Workspace):
         assert tree(disk) == {}
 
 
-def test_the_catalogue_is_large_and_covers_every_subcommand():
-    assert len(CASES) >= 30
+def test_the_catalogue_is_large_and_covers_every_subcommand(capsys):
+    with capsys.disabled():
+        print(f"\nbad-input catalogue: {len(CASES)} cases")
+    assert len(CASES) >= 120
+    assert len({case.id for case in CASES}) == len(CASES)
     from babelmoe.cli import COMMAND_MODULES
 
     commands = set(COMMAND_MODULES)
