@@ -466,14 +466,16 @@ def run_evaluate(
         for name, i in zip(documents, chosen, strict=True)
     }
     check_named_tasks(config, {name: _task_file_langs(name, a) for name, a in aliases.items()})
-    loaded, record = load_for_evaluation(source, spec)
-    if record is not None and record.get("profile_sha256") != profile.meta.get("tensors_sha256"):
-        logger.warning(
-            "%s was pruned with another run's profile: this run's held-out documents may have "
-            "been profiled text for that pruning",
-            source,
-        )
-    with artifacts.run_lock(out):
+    with artifacts.run_lock(out):  # before the model loads: a second writer is refused at once
+        loaded, record = load_for_evaluation(source, spec)
+        if record is not None and record.get("profile_sha256") != profile.meta.get(
+            "tensors_sha256"
+        ):
+            logger.warning(
+                "%s was pruned with another run's profile: this run's held-out documents may "
+                "have been profiled text for that pruning",
+                source,
+            )
         results = evaluate_languages(loaded, documents, config, aliases, out)
         meta = {
             "model": loaded.identity,
