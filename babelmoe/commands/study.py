@@ -38,8 +38,8 @@ def study(
     bootstrap: int = common.option(
         StudyConfig, "n_bootstrap", "--bootstrap", help="Bootstrap resamples of the intervals."
     ),
-    batch_size: int = common.option(
-        StudyConfig, "batch_size", "--batch-size", help="Sequences per forward pass."
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="At most this many sequences per forward pass."
     ),
     force: bool = common.FORCE,
     *,

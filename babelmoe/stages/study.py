@@ -41,7 +41,8 @@ class StudyConfig:
         seed: k-means seed.
         n_bootstrap: bootstrap resamples of the intervals.
         n_permutations: random relabelings of the permutation tests.
-        batch_size: sequences per forward pass.
+        batch_size: at most this many sequences per forward pass (None: the profile's default
+            batching by positions).
     """
 
     languages: tuple[str, ...] = STUDY50_LANGUAGES
@@ -50,7 +51,7 @@ class StudyConfig:
     seed: int = 0
     n_bootstrap: int = 200
     n_permutations: int = 9999
-    batch_size: int = 8
+    batch_size: int | None = None
     split: SplitConfig = field(init=False)
     profile: ProfileConfig = field(init=False)
 
