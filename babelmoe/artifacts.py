@@ -186,9 +186,11 @@ def read_json(
     path: Path,
     kind: str | None = None,
     fix: str = "re-run the stage that wrote it with this version of babelmoe",
+    required: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A JSON object written by this package: one clear line when it is missing, corrupted,
-    of another ``kind`` (when given) or of another schema version."""
+    of another ``kind`` (when given), of another schema version or without a ``required``
+    field."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -207,6 +209,9 @@ def read_json(
             f"{SCHEMA_VERSION}",
             fix,
         )
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise BabelmoeError(f"{path} lacks required field(s): {', '.join(missing)}", fix)
     return data
 
 

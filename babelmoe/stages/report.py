@@ -38,7 +38,11 @@ from babelmoe.plots.html import Section, esc, render_document, table_html
 
 log = logging.getLogger(__name__)
 
+# What the report reads from analysis/summary.json (checked before anything is drawn).
+SUMMARY_FIELDS = ("languages", "n_layers", "n_experts", "primary_metric", "findings")
+
 SECTION_FILE = artifacts.SECTION_FILE
+
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".json":
@@ -102,10 +106,14 @@ def build_report(run_dir: Path, out: Path | None = None) -> Path:
             f"no analysis in {run_dir} (missing analysis/summary.json)",
             f"run `babelmoe analyse {run_dir}` first",
         )
+    summary = read_json(
+        run_dir / artifacts.ANALYSIS_DIR / artifacts.SUMMARY_FILE,
+        fix=f"re-run `babelmoe analyse {run_dir}`",
+        required=SUMMARY_FIELDS,
+    )
     sections = analysis_sections(run_dir)
     sections += load_hook_sections(run_dir)
     sections.append(config_section(run_dir))
-    summary = read_json(run_dir / artifacts.ANALYSIS_DIR / artifacts.SUMMARY_FILE)
     model = (summary.get("profile") or {}).get("model") or {}
     subtitle = (
         f"run folder {run_dir.resolve().name}; model "
