@@ -419,6 +419,29 @@ def _make_folder(folder: Path) -> list[Path]:
     return created
 
 
+def _busy(folder: Path) -> BabelmoeError:
+    return BabelmoeError(
+        f"another babelmoe run is writing to {folder}",
+        "wait for it to finish or use another output folder",
+    )
+
+
+def ensure_unlocked(folder: Path) -> None:
+    """Refuse at once when another run holds ``folder``'s lock (without taking it): for a job
+    that loads a model before its first stage takes the lock."""
+    from filelock import FileLock, Timeout
+
+    lock_path = Path(folder) / LOCK_FILE
+    if not lock_path.is_file():
+        return
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise _busy(Path(folder)) from None
+    lock.release()
+
+
 @contextlib.contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on a run folder; a second writer gets a clear error at once.
@@ -437,10 +460,7 @@ def run_lock(folder: Path) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        raise BabelmoeError(
-            f"another babelmoe run is writing to {folder}",
-            "wait for it to finish or use another output folder",
-        ) from None
+        raise _busy(folder) from None
     try:
         remove_stale_temps(folder)
         yield

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
 from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec, load_model
@@ -78,6 +79,10 @@ def run_pipeline(
         logger.info("stage %s done in %.1fs", name, timings[name])
         return result
 
+    from babelmoe.corpus import load_corpus
+
+    artifacts.ensure_unlocked(run_dir)  # a second writer: refused before the model loads
+    load_corpus(config.profile.corpus, config.profile.languages)  # a bad corpus: likewise
     loaded = stage("load", load_model, spec)
     stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
     stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)

@@ -78,3 +78,24 @@ def test_every_io_error_class_is_exit_3_and_one_line(error, monkeypatch, tmp_pat
     assert "Traceback" not in result.stderr
     lines = result.error_lines
     assert len(lines) == 1 and lines[0].startswith("babelmoe: error: "), lines
+
+
+def test_run_refuses_a_second_writer_before_the_model_loads(
+    tmp_path, tmp_path_factory, monkeypatch
+):
+    from filelock import FileLock
+
+    from babelmoe import artifacts
+
+    def load_model(spec):
+        raise AssertionError("the model was loaded before the lock was checked")
+
+    monkeypatch.setattr("babelmoe.stages.run.load_model", load_model)
+    run = tmp_path / "run"
+    run.mkdir()
+    argv = ["run", "--out", run, "--model", tiny_checkpoint(tmp_path_factory),
+            "--corpus", tiny_corpus(tmp_path_factory), "--languages", "en,fr"]  # fmt: skip
+    with FileLock(str(run / artifacts.LOCK_FILE), timeout=0):
+        result = run_cli(argv)
+    assert result.code == 2, result.stderr
+    assert "another babelmoe run is writing to" in result.stderr
