@@ -281,7 +281,8 @@ def test_resolve_unknown_lists_near_matches() -> None:
     with pytest.raises(BabelmoeError) as info:
         resolve_udhr("englsh", parse_udhr_index(INDEX_JS))
     message = str(info.value)
-    assert "englsh" in message and "eng (English)" in message and "list_udhr" in message
+    assert "englsh" in message and "eng (English)" in message
+    assert "`babelmoe languages`" in message and "list_udhr" not in message  # a command
 
 
 # --- loading ------------------------------------------------------------------------------
