@@ -111,7 +111,11 @@ def test_report_is_self_contained_and_complete(run):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched
     assert "<link" not in page and "@import" not in page
     n_figures = len(json.loads((run / "analysis" / "figures.json").read_text())["figures"])
-    assert page.count("data:image/png;base64,") == n_figures + 2  # + one per hook section
+    family = json.loads((run / "family_vs_script" / "report_section.json").read_text())
+    n_family = len([f for f in family["figures"] if str(f["path"]).endswith(".png")])
+    assert n_family == 2  # the family-vs-script section of every analysed run
+    # + one per test hook section
+    assert page.count("data:image/png;base64,") == n_figures + n_family + 2
     for anchor in (
         "headline-findings",
         "similarity-between-languages",
