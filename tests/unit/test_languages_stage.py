@@ -55,3 +55,17 @@ def test_files_and_bad_options(corpus: tuple[Path, Path], tmp_path: Path) -> Non
     assert csv_text.splitlines()[0].startswith("request,code,bcp47")
     with pytest.raises(BabelmoeError, match="min-tokens"):
         LanguagesConfig(corpus=str(folder), model=None, min_tokens=10)
+
+
+def test_cli_languages_and_study_help(corpus: tuple[Path, Path], tmp_path: Path) -> None:
+    from tests.cli_helpers import run_cli
+
+    folder, _ = corpus
+    out = tmp_path / "rows.csv"
+    result = run_cli(["languages", "--corpus", folder, "--model", "none", "--out", out])
+    assert result.code == 0, result.stderr
+    assert "3 versions, 2 families" in result.stdout and out.is_file()
+    bad = run_cli(["languages", "--corpus", folder, "--model", "none", "--min-tokens", "5"])
+    assert bad.code == 2 and "min-tokens" in bad.stderr
+    help_text = run_cli(["study", "--help"])
+    assert help_text.code == 0 and "babelmoe study --out runs/study50" in help_text.stdout
