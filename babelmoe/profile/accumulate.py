@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from babelmoe.profile.scoring import Selection, select_standardised, to_fixed_point
+from babelmoe.profile.scoring import Selection, select_standardised
 
 
 @dataclass
@@ -50,21 +50,6 @@ class Accumulator:
         """[T] accumulator row of every token: its group, or the spare row for group -1."""
         group = group.to(self.counts.device, non_blocking=True)
         return torch.where(group < 0, self.n_groups, group)
-
-    def add_layer_scores(self, layer: int, scores: torch.Tensor, rows: torch.Tensor) -> None:
-        """Add one layer's raw scores [T, E] to the score sums."""
-        self.add_layer_fixed(layer, to_fixed_point(scores.to(self.score_sums.device)), rows)
-
-    def add_layer_fixed(
-        self, layer: int | torch.Tensor, fixed: torch.Tensor, rows: torch.Tensor
-    ) -> None:
-        """Add one layer's scores already in fixed point ([T, E] int64; called from the hooks).
-
-        ``layer`` may be a tensor (one element, on this device): the compiled hooks pass it so
-        that one graph serves every layer.
-        """
-        n_layers, n_experts = self.score_sums.shape[1:]
-        self.score_sums.view(-1, n_experts).index_add_(0, rows * n_layers + layer, fixed)
 
     def add_batch(self, values: torch.Tensor, rows: torch.Tensor) -> None:
         """Select experts for every token of a batch and count them.

@@ -174,6 +174,7 @@ class ProfileTimings:
     counted_tokens: int = 0  # tokens that count (no BOS, no padding)
     positions: int = 0  # positions the model computed (B x S summed over batches)
     padding: int = 0  # of which padding
+    setup_s: float = 0.0  # before the first batch: expert layout, hooks, compile set-up
     first_batch_s: float = 0.0  # the first batch, compilation included
     total_s: float = 0.0  # all batches (from the first batch's start to the last sync)
     steady_tokens: int = 0  # counted tokens after the first batch
@@ -238,6 +239,7 @@ def profile_batches(
     attention the padding cannot reach a counted token. Packed rows pass their position ids,
     from which the model builds the mask that keeps each chunk to itself.
     """
+    entered = time.perf_counter()
     layers = ffns(model)
     device = layers[0].down.weight.device
     accumulator = Accumulator(
@@ -284,9 +286,10 @@ def profile_batches(
             ) as bar,
         ):
             began = time.perf_counter()
+            timings.setup_s = began - entered
             for step, index in enumerate(todo, start=1):
                 batch = batches[index]
-                recorder.begin(_to(batch.group, device))
+                recorder.begin(batch.group)
                 inputs = {"input_ids": _to(batch.input_ids, input_device)}
                 if batch.position_ids is not None:
                     inputs["position_ids"] = _to(batch.position_ids, input_device)

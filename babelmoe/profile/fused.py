@@ -2,8 +2,9 @@
 layer of a model and every batch shape.
 
 ``layer_statistics(h, split, norm, use_zscore)`` returns, for h [T, width] in the
-expert-contiguous layout: ``fixed`` [T, E] int64 (the raw scores in fixed point, for the score
-sums) and ``values`` [T, E] float32 (the z-scores, or the raw scores without the z-score).
+expert-contiguous layout: ``fixed`` [T, E] (the raw scores in fixed point, for the score sums:
+integers held in float64) and ``values`` [T, E] float32 (the z-scores, or the raw scores without
+the z-score).
 ``split = (n_big, big, small)`` describes the expert sizes as plain integers (the first
 ``n_big`` experts hold ``big`` neurons, the rest ``small``), computed once on the host by
 ``expert_split``: the function has no data-dependent shapes and no per-layer constants, so
@@ -46,10 +47,13 @@ def split_scores(h: torch.Tensor, split: Split, norm: str) -> torch.Tensor:
 def layer_statistics(
     h: torch.Tensor, split: Split, norm: str, use_zscore: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fixed-point raw scores [T, E] int64, selection values [T, E] float32) of one layer."""
+    """(raw scores in fixed point [T, E] float64, selection values [T, E] float32) of one layer.
+
+    The fixed-point scores are integers held in float64, so that a matrix product sums them per
+    group exactly (``ScoreRecorder``)."""
     scores = split_scores(h, split, norm)
     values = zscore(scores) if use_zscore else scores
-    return to_fixed_point(scores), values.float()
+    return to_fixed_point(scores, torch.float64), values.float()
 
 
 @functools.cache

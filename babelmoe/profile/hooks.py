@@ -2,14 +2,24 @@
 
 The hook sits before each FFN's output projection, whose input is the intermediate activation
 ``h`` [B, S, width]. Inside ``expert_layout`` experts are contiguous slices of ``h``, so a score
-is one reshape and one norm per layer. Scores go into one batch buffer [T, L, E] on the device
-of the first layer (layers sharded over several GPUs copy theirs there).
+is one reshape and one norm per layer. Each layer writes its results into its own views of the
+batch's buffers, which live on the device of the first layer (layers sharded over several GPUs
+copy theirs there):
+
+  values   [T, L, E] float32  selection values (z-scores); layer l writes values[:, l]
+  sums     [U, L, E] int64    fixed-point score sums of the U groups present in the batch
+  nonfinite [L]      int64    > 0 where a layer's activations held NaN/inf
 
 One hook function serves every layer, and it holds no per-layer Python value: the layer's index
-is a 0-dim tensor buffer on its output projection (``LAYER_BUFFER``, removed on exit), and its
+is a 0-dim tensor buffer of its output projection (``LAYER_BUFFER``, removed on exit), and its
 expert sizes a tuple of plain integers equal for all layers of one width. So when the decoder
 layers are compiled (``babelmoe.profile.core.compiled_layers``) dynamo traces the hook into one
-graph that every layer shares, instead of guarding on the index and compiling each layer apart.
+graph that every layer shares (the batch tensors are reached through the recorder, with dynamic
+sizes). The graph writes its layer's slices with ``index_copy_`` (a plain store) and no
+scatter-add: a group's score sum is a matrix product of a one-hot [U, T] matrix with the
+fixed-point scores, exact in float64 (integers below 2**53), where an int64 scatter-add would
+fall back to a slow sorting kernel under ``torch.compile``. ``end`` adds the batch's sums to the
+accumulator and counts the selected experts.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ SPLIT_ATTRIBUTE = "_babelmoe_split"  # (n_big, big, small) of the layer's expert
 
 
 class ScoreRecorder:
-    """Holds the per-batch buffer the hooks fill, and flags non-finite activations per layer."""
+    """Holds the per-batch buffers the hooks fill, and flags non-finite activations per layer."""
 
     def __init__(
         self,
@@ -48,25 +58,40 @@ class ScoreRecorder:
         )
         self.n_layers = len(layers)
         self.n_experts = int(sizes[0].numel())
-        self.nonfinite = torch.zeros(len(layers), dtype=torch.int64, device=device)
+        self.nonfinite = torch.zeros(len(layers), dtype=torch.float32, device=device)
         self.buffer: torch.Tensor | None = None  # [T, L, E] selection values of the batch
-        self.rows: torch.Tensor | None = None  # [T] accumulator rows of the batch's tokens
+        self.sums: torch.Tensor | None = None  # [U, L, E] score sums of the batch's groups
+        self.onehot: torch.Tensor | None = None  # [U, T] float64: token t is in group u
+        self.groups: torch.Tensor | None = None  # [U] accumulator rows of those groups
+        self.rows: torch.Tensor | None = None  # [T] accumulator row of every token
 
     def begin(self, group: torch.Tensor) -> None:
-        """Prepare for a batch whose flattened tokens belong to groups ``group`` [T]."""
-        self.rows = self.accumulator.rows(group)
-        if self.buffer is None or self.buffer.shape[0] != group.numel():  # reused across batches
+        """Prepare for a batch whose flattened tokens belong to groups ``group`` [T] (on the
+        host: the batch's groups are found there, without waiting for the device)."""
+        rows = torch.where(group < 0, self.accumulator.n_groups, group)
+        groups, member = torch.unique(rows, return_inverse=True)  # [U], [T]
+        # always the spare row too: U >= 2, so no compiled graph specialises for U = 1
+        groups = torch.cat([groups, groups.new_tensor([self.accumulator.n_groups])])
+        self.groups = _to(groups, self.device)
+        self.rows = _to(rows, self.device)
+        member = _to(member, self.device)
+        self.onehot = (
+            torch.arange(groups.numel(), device=self.device)[:, None] == member[None, :]
+        ).double()
+        n_tokens = group.numel()
+        if self.buffer is None or self.buffer.shape[0] != n_tokens:  # reused across batches
             self.buffer = torch.empty(
-                group.numel(),
-                self.n_layers,
-                self.n_experts,
-                dtype=torch.float32,
-                device=self.device,
+                n_tokens, self.n_layers, self.n_experts, dtype=torch.float32, device=self.device
             )
-        # the token count changes from batch to batch: tell the compiled layers, which reach
-        # these tensors through the hook (dynamo would otherwise take their sizes as constants)
-        torch._dynamo.maybe_mark_dynamic(self.rows, 0)
-        torch._dynamo.maybe_mark_dynamic(self.buffer, 0)
+        self.sums = torch.empty(
+            groups.numel(), self.n_layers, self.n_experts, dtype=torch.int64, device=self.device
+        )
+        # token and group counts change from batch to batch: tell the compiled layers, which
+        # reach these tensors through the hook (dynamo would otherwise take them as constants)
+        for tensor in (self.buffer, self.sums):
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+        torch._dynamo.maybe_mark_dynamic(self.onehot, 0)
+        torch._dynamo.maybe_mark_dynamic(self.onehot, 1)
 
     def record(self, module: torch.nn.Module, args: tuple) -> None:
         """The forward pre-hook of every output projection (its layer: ``module``'s buffer)."""
@@ -76,19 +101,27 @@ class ScoreRecorder:
         )  # [T, E] each
         layer = getattr(module, LAYER_BUFFER).to(self.device, non_blocking=True).view(1)
         values = values.to(self.device, non_blocking=True)
-        bad = (~torch.isfinite(values)).any().view(1).to(torch.int64)
-        self.nonfinite.index_add_(0, layer, bad)
+        sums = self.onehot @ fixed.to(self.device, non_blocking=True)  # [U, E], exact integers
         self.buffer.index_copy_(1, layer, values.unsqueeze(1))
-        self.accumulator.add_layer_fixed(layer, fixed.to(self.device, non_blocking=True), self.rows)
+        self.sums.index_copy_(1, layer, sums.to(torch.int64).unsqueeze(1))
+        self.nonfinite.index_add_(0, layer, (~torch.isfinite(values)).any().view(1).float())
 
     def end(self) -> None:
-        """Select and count the batch's experts."""
+        """Add the batch's score sums, select and count the batch's experts."""
+        self.accumulator.score_sums.index_add_(0, self.groups, self.sums)
         self.accumulator.add_batch(self.buffer, self.rows)
 
     def first_nonfinite_layer(self) -> int | None:
         """The first layer whose activations held NaN/inf so far (one host sync)."""
         flags = self.nonfinite.cpu() > 0
         return int(flags.nonzero()[0]) if bool(flags.any()) else None
+
+
+def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a host tensor to ``device`` without blocking the host (pinned memory on CUDA)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 @contextlib.contextmanager

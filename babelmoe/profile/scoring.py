@@ -59,9 +59,10 @@ def select_standardised(
     return values.reshape(n_tokens, n_layers * n_experts).topk(k, dim=-1, sorted=False).indices
 
 
-def to_fixed_point(scores: torch.Tensor) -> torch.Tensor:
-    """Scores as int64 multiples of 1/FIXED_POINT_SCALE (round to nearest)."""
-    return torch.round(scores.double() * FIXED_POINT_SCALE).to(torch.int64)
+def to_fixed_point(scores: torch.Tensor, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """Scores as multiples of 1/FIXED_POINT_SCALE (round to nearest), as int64 or as float64
+    holding the same integers (exact below 2**53; sums of them in float64 are exact too)."""
+    return torch.round(scores.double() * FIXED_POINT_SCALE).to(dtype)
 
 
 def from_fixed_point(sums: torch.Tensor) -> torch.Tensor:

@@ -214,6 +214,7 @@ def run_profile(
     """
     from babelmoe.corpus import load_corpus
 
+    stage_began = time.perf_counter()
     rank, world_size = _distributed()
     lock = artifacts.run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
     with lock:
@@ -222,7 +223,9 @@ def run_profile(
         began = time.perf_counter()
         loaded = loaded or load_model(spec)
         load_s = time.perf_counter() - began
+        began = time.perf_counter()
         check_partition_fits(partition, loaded.model)
+        check_s = time.perf_counter() - began
         began = time.perf_counter()
         languages, documents, corpus_identity = tokenized_corpus(config, loaded.tokenizer, corpus)
         tokenize_s = time.perf_counter() - began
@@ -235,7 +238,9 @@ def run_profile(
             return run_dir / f"{artifacts.PROFILE}.json"
 
         n_lang, n_units = len(languages), config.n_units
+        began = time.perf_counter()
         batches = config_batches(config, documents, loaded.tokenizer)
+        batches_s = time.perf_counter() - began
         state_dir = run_dir / STATE_DIR / f"rank{rank}-of{world_size}"
         if not force:
             _check_world_size(run_dir / STATE_DIR, world_size, identity)
@@ -293,7 +298,10 @@ def run_profile(
             run_dir / artifacts.PROFILE_TIMINGS_FILE,
             {
                 "load_s": load_s,
+                "check_s": check_s,  # the partition's weights digest
                 "tokenize_s": tokenize_s,
+                "batches_s": batches_s,
+                "stage_s": time.perf_counter() - stage_began,  # run_profile up to this write
                 "world_size": world_size,
                 **accumulator.timings.as_dict(),
             },
