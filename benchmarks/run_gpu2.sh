@@ -3,7 +3,10 @@
 # and a model sharded over both GPUs. Usage: bash benchmarks/run_gpu2.sh [OUTDIR]
 set -uo pipefail
 out=${1:-${OUT:-/tmp}}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+# The device image lacks two pure-Python packages the corpus code imports (iso639, urielplus):
+# carry them (run's carry: [".carry"]) after, here: mkdir -p .carry &&
+#   cp -r .venv/lib/python3.11/site-packages/{iso639,urielplus} .carry/
+export PYTHONPATH=$PWD:$PWD/.carry${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpus.txt"
 # The command itself, one GPU vs torchrun on both (compiled, default options): BENCH=cli
 if [ "${BENCH:-}" = cli ]; then
