@@ -82,7 +82,7 @@ class ProfileConfig:
     top_frac: float = 0.10
     zscore: bool = True
     n_units: int = 32
-    checkpoint_every: int = 50
+    checkpoint_every: int = 4  # batches of up to 16,384 positions: a checkpoint every ~65k tokens
     compile: bool = True
 
     def __post_init__(self) -> None:
