@@ -144,3 +144,24 @@ def make_labels(n_layers: int, width: int, n_experts: int, seed: int) -> np.ndar
     rng = np.random.default_rng(seed)
     base = np.arange(width) % n_experts
     return np.stack([rng.permutation(base) for _ in range(n_layers)]).astype(np.int64)
+
+
+def tiny_llama(tokenizer: Any, seed: int = 0) -> torch.nn.Module:
+    """A 2-layer random Llama in float64 (eval mode) sized for ``tokenizer``'s vocabulary, for
+    exact comparisons of scoring paths."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).double().eval()

@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate import (
@@ -32,6 +32,7 @@ from babelmoe.evaluate.multiple_choice import (
 )
 from babelmoe.evaluate.tasks.udhr_continuation import UDHRContConfig, evaluate_udhr_continuation
 from babelmoe.models.shapes import byte_tokenizer
+from babelmoe.testing import tiny_llama
 
 DOCS = [
     "All human beings are born free and equal in dignity and rights.",
@@ -54,20 +55,7 @@ def tokenizer() -> PreTrainedTokenizerFast:
 
 @pytest.fixture(scope="module")
 def model(tokenizer) -> LlamaForCausalLM:
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).double().eval()
+    return tiny_llama(tokenizer)
 
 
 def tail_logprob(model, tokens: list[int], n_targets: int) -> float:

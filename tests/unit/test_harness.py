@@ -16,7 +16,7 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate import (
@@ -49,6 +49,7 @@ from babelmoe.evaluate.tasks.udhr_continuation import (
     build_udhr_continuation_items,
     evaluate_udhr_continuation,
 )
+from babelmoe.testing import tiny_llama
 from tests.unit.test_evaluate_model import build_tokenizer
 
 pytest.importorskip("lm_eval")
@@ -68,20 +69,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model(tokenizer) -> LlamaForCausalLM:
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).double().eval()
+    return tiny_llama(tokenizer)
 
 
 @pytest.fixture(scope="module")
