@@ -136,6 +136,12 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+# Under a token budget, a batch stops taking rows at one shorter than this share of its width (its
+# longest row): with a long tail of short documents, filling a batch of long rows with short ones
+# padded most of it (48% of the positions on the UDHR's articles, 12% with this rule).
+MIN_FILL = 0.75
+
+
 def make_batches(
     sequences: list[Sequence],
     batch_size: int | None,
@@ -166,7 +172,13 @@ def make_batches(
         while (
             at + take < len(order)
             and (batch_size is None or take < batch_size)
-            and (batch_tokens is None or (take + 1) * width <= batch_tokens)
+            and (
+                batch_tokens is None
+                or (
+                    (take + 1) * width <= batch_tokens
+                    and lengths[order[at + take]] >= MIN_FILL * width
+                )
+            )
         ):
             take += 1
         groups_of_rows.append((width, [sequences[i] for i in order[at : at + take]]))

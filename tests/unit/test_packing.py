@@ -124,7 +124,7 @@ def test_batches_fill_a_token_budget_with_rows_of_similar_length():
     widths = [b.input_ids.shape[1] for b in batches]
     assert widths == sorted(widths, reverse=True)  # longest rows first
     assert (
-        max(b.input_ids.shape[0] for b in batches) > 3 * batches[0].input_ids.shape[0]
+        max(b.input_ids.shape[0] for b in batches) > 2 * batches[0].input_ids.shape[0]
     )  # short: wide
     padding = sum(b.n_padding for b in batches) / sum(b.n_positions for b in batches)
     assert padding < 0.10  # 7.5% here (200 short documents); 1.0% for 2M tokens of bench_cli's mix
