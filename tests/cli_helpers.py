@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -237,3 +238,36 @@ def tiny_run(factory, seed: int = 0) -> Path:
             assert result.code == 0, result.stderr
 
     return built(f"run-{seed}", factory, build)
+
+
+def torchrun(
+    module: str, argv: Sequence, env: dict | None = None, nproc: int = 2
+) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --standalone`` of ``module`` with ``nproc`` ranks (one
+    thread each); a hang fails at the 300 s timeout, not at CI's limit."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(nproc),
+            "-m",
+            module,
+            *map(str, argv),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
+
+
+def copy_partition(source: Path, target: Path) -> Path:
+    """A new run folder ``target`` holding ``source``'s partition only."""
+    target.mkdir()
+    for name in ("partition.safetensors", "partition.json"):
+        shutil.copy(source / name, target / name)
+    return target

@@ -4,44 +4,24 @@ and a re-run on as many ranks resumes from them to the counts of an uninterrupte
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-from tests.cli_helpers import PROFILE_ARGS, REPO, run_cli, tiny_checkpoint, tiny_corpus, tiny_run
+from tests.cli_helpers import (
+    PROFILE_ARGS,
+    copy_partition,
+    run_cli,
+    tiny_checkpoint,
+    tiny_corpus,
+    tiny_run,
+)
+from tests.cli_helpers import torchrun as cli_torchrun
 
 
 def torchrun(module: str, argv: list, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            module,
-            *map(str, argv),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,  # a hang (the bug this guards against) fails here, not in CI's limit
-        env={**os.environ, "OMP_NUM_THREADS": "1", "BABELMOE_DIST_TIMEOUT": "60", **(env or {})},
-    )
-
-
-def copy_partition(source: Path, target: Path) -> Path:
-    target.mkdir()
-    for name in ("partition.safetensors", "partition.json"):
-        shutil.copy(source / name, target / name)
-    return target
+    return cli_torchrun(module, argv, {"BABELMOE_DIST_TIMEOUT": "60", **(env or {})})
 
 
 @pytest.mark.slow

@@ -3,15 +3,20 @@ as a one-process run: the command-line path of data-parallel profiling, end to e
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import load_file
 
-from tests.cli_helpers import PROFILE_ARGS, REPO, run_cli, tiny_checkpoint, tiny_corpus, tiny_run
+from tests.cli_helpers import (
+    PROFILE_ARGS,
+    copy_partition,
+    run_cli,
+    tiny_checkpoint,
+    tiny_corpus,
+    tiny_run,
+    torchrun,
+)
 
 
 @pytest.mark.timeout(400)
@@ -35,30 +40,10 @@ def test_two_process_torchrun_profile_equals_one_process(tmp_path_factory, tmp_p
         "--device",
         "cpu",
     ]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "babelmoe.cli",
-            *map(str, argv),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    proc = torchrun("babelmoe.cli", argv)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The one-process reference with the same batch size (the batches must be the same).
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    for name in ("partition.safetensors", "partition.json"):
-        shutil.copy(single / name, reference / name)
+    reference = copy_partition(single, tmp_path / "reference")
     result = run_cli([*argv[:1], reference, *argv[2:]])
     assert result.code == 0, result.stderr
     a = load_file(str(parallel / "profile.safetensors"))
