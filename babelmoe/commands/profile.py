@@ -87,8 +87,17 @@ def profile(
     units: int = common.option(
         ProfileConfig, "n_units", "--units", help="Bootstrap units per language."
     ),
-    checkpoint_every: int = common.option(
-        ProfileConfig, "checkpoint_every", "--checkpoint-every", help="Batches between checkpoints."
+    checkpoint_minutes: float = common.option(
+        ProfileConfig,
+        "checkpoint_minutes",
+        "--checkpoint-minutes",
+        help="Minutes between resumable checkpoints.",
+    ),
+    checkpoint_every: int | None = common.option(
+        ProfileConfig,
+        "checkpoint_every",
+        "--checkpoint-every",
+        help="A checkpoint every this many batches instead of by time.",
     ),
     compile: bool = common.option(
         ProfileConfig,
@@ -117,6 +126,7 @@ def profile(
         top_frac=top_frac,
         zscore=zscore,
         n_units=units,
+        checkpoint_minutes=checkpoint_minutes,
         checkpoint_every=checkpoint_every,
         compile=compile,
     )

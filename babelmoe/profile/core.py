@@ -2,7 +2,7 @@
 
 ``profile_batches`` is the whole computation of stage 2 for already-built batches; the runner
 around it does the I/O (corpus, artifacts, checkpoints). Host syncs happen only every
-``sync_every`` batches (the non-finite check and the checkpoint callback).
+``sync_every`` batches or ``sync_seconds`` (the non-finite check and the checkpoint callback).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -67,7 +68,7 @@ class _LimitHits(logging.Handler):
 
 @contextlib.contextmanager
 def compiled_layers(
-    model: nn.Module, enabled: bool, backend: str = "inductor"
+    model: nn.Module, enabled: bool, backend: str = "inductor", deterministic: bool | None = None
 ) -> Iterator[CompileReport]:
     """``torch.compile`` every decoder layer for the block (hooks inside are traced too).
 
@@ -80,6 +81,10 @@ def compiled_layers(
     allows one per layer. Dynamo's code cache is cleared on entry and exit: hooks are not part
     of its guards, so a graph compiled with (or without) hooks must not outlive the block.
     A layer that cannot compile runs eagerly. The yielded report counts graphs and limit hits.
+
+    ``deterministic``: inductor picks kernels without timing them on the device, so every
+    process (data-parallel ranks, resumed runs) compiles the same kernels and the counts cannot
+    depend on timing noise. None: on, unless ``TORCHINDUCTOR_DETERMINISTIC=0`` says otherwise.
     """
     report = CompileReport()
     if not enabled:
@@ -107,9 +112,7 @@ def compiled_layers(
             ),
         ),
         _patch(shapes_config, use_duck_shape=False),
-        # no on-device benchmarking to pick kernels: every process (data-parallel ranks) and
-        # every run compiles the same kernels, so the counts do not depend on timing noise
-        _patch(torch._inductor.config, deterministic=True),
+        _patch(torch._inductor.config, deterministic=_deterministic(deterministic)),
     ]
     hits = _LimitHits()
     dynamo_log = logging.getLogger("torch._dynamo")
@@ -130,6 +133,12 @@ def compiled_layers(
         for layer in layers:
             layer._compiled_call_impl = None
         torch._dynamo.reset()
+
+
+def _deterministic(asked: bool | None) -> bool:
+    if asked is not None:
+        return asked
+    return os.environ.get("TORCHINDUCTOR_DETERMINISTIC", "1") != "0"
 
 
 def _patch(config_module, **values):
@@ -225,15 +234,18 @@ def profile_batches(
     state: dict[str, torch.Tensor] | None = None,
     rank: int = 0,
     world_size: int = 1,
-    sync_every: int = 50,
+    sync_every: int | None = 50,
+    sync_seconds: float | None = None,
     on_sync: Callable[[int, Accumulator], None] | None = None,
 ) -> Accumulator:
     """Count, per group, how often each (layer, expert) is selected over ``batches``.
 
     Rank ``rank`` of ``world_size`` takes batches ``i`` with ``i % world_size == rank``; batches
     before ``start`` are skipped (already in ``state``). ``on_sync(next_batch, accumulator)`` is
-    called every ``sync_every`` batches, for checkpoints. Counts are not all-reduced here. The
-    returned accumulator's ``timings`` (a ``ProfileTimings``) say where the time went.
+    called every ``sync_every`` batches (or, with ``sync_seconds``, at the first batch that many
+    seconds after the last call) and after the last batch, for checkpoints. Counts are not
+    all-reduced here. The returned accumulator's ``timings`` (a ``ProfileTimings``) say where the
+    time went.
 
     Rows are right-padded (``make_batches``), so no attention mask is passed: under causal
     attention the padding cannot reach a counted token. Packed rows pass their position ids,
@@ -285,7 +297,7 @@ def profile_batches(
                 smoothing=0.1,
             ) as bar,
         ):
-            began = time.perf_counter()
+            began = last_sync = time.perf_counter()
             timings.setup_s = began - entered
             for step, index in enumerate(todo, start=1):
                 batch = batches[index]
@@ -306,12 +318,16 @@ def profile_batches(
                     timings.first_batch_s = time.perf_counter() - began
                 else:
                     timings.steady_tokens += n
-                if step % sync_every == 0 or step == len(todo):
+                due = (sync_every is not None and step % sync_every == 0) or (
+                    sync_seconds is not None and time.perf_counter() - last_sync >= sync_seconds
+                )
+                if due or step == len(todo):
                     bad = recorder.first_nonfinite_layer()
                     if bad is not None:
                         _raise_nonfinite(bad)
                     if on_sync is not None:
                         on_sync(index + 1, accumulator)
+                    last_sync = time.perf_counter()
             _sync(device)
             timings.total_s = time.perf_counter() - began
             if device.type == "cuda":

@@ -1,6 +1,7 @@
 """The profile stage's runner: corpus -> batches -> counts -> ``profile`` artifact, resumable.
 
-State is checkpointed atomically into ``RUN/.profile_state/`` every ``checkpoint_every`` batches;
+State is checkpointed atomically into ``RUN/.profile_state/`` every ``checkpoint_minutes`` (or every
+``checkpoint_every`` batches when given);
 re-running the same command continues from there (the batches are deterministic, the sums are
 exact integers, so the result is bit-identical to an uninterrupted run). Under ``torchrun`` each
 rank profiles a round-robin shard of the batches and the counts are all-reduced; rank 0 writes.
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 STATE_DIR = ".profile_state"
+# Settings that only decide when checkpoints are written: a re-run may change them and resume.
+RESUME_ONLY = frozenset({"checkpoint_every", "checkpoint_minutes"})
 STATE_SLOTS = ("state-a", "state-b")  # checkpoints alternate between these artifacts
 NORMS = ("l2", "l1", "mean", "max")
 
@@ -63,7 +66,10 @@ class ProfileConfig:
         top_frac: fraction of experts a token selects (default 0.10).
         zscore: standardise scores per token and layer before selecting (default on).
         n_units: bootstrap units per language (documents grouped round-robin), for intervals.
-        checkpoint_every: batches between resumable checkpoints (and NaN checks).
+        checkpoint_minutes: minutes between resumable checkpoints (and NaN checks). A checkpoint
+            waits for the device and writes the counts (tens of MB for a 7B model): by time, its
+            cost stays a small share of any run however fast the batches go.
+        checkpoint_every: a checkpoint every this many batches instead (None: by time).
         compile: on CUDA, ``torch.compile`` the decoder layers with the statistics inside
             (one graph shared by all layers and batch shapes); ignored on CPU.
     """
@@ -82,7 +88,8 @@ class ProfileConfig:
     top_frac: float = 0.10
     zscore: bool = True
     n_units: int = 32
-    checkpoint_every: int = 4  # batches of up to 16,384 positions: a checkpoint every ~65k tokens
+    checkpoint_minutes: float = 5.0
+    checkpoint_every: int | None = None
     compile: bool = True
 
     def __post_init__(self) -> None:
@@ -131,9 +138,14 @@ class ProfileConfig:
             ),
             (self.n_units >= 1, f"--units must be >= 1, got {self.n_units}", "pass e.g. 32"),
             (
-                self.checkpoint_every >= 1,
+                self.checkpoint_minutes > 0,
+                f"--checkpoint-minutes must be > 0, got {self.checkpoint_minutes}",
+                "pass e.g. 5",
+            ),
+            (
+                self.checkpoint_every is None or self.checkpoint_every >= 1,
                 f"--checkpoint-every must be >= 1, got {self.checkpoint_every}",
-                "pass e.g. 50",
+                "pass e.g. 50, or leave it out (a checkpoint every --checkpoint-minutes)",
             ),
         ]
         for ok, problem, fix in checks:
@@ -270,6 +282,7 @@ def run_profile(
             rank=rank,
             world_size=world_size,
             sync_every=config.checkpoint_every,
+            sync_seconds=None if config.checkpoint_every else 60.0 * config.checkpoint_minutes,
             on_sync=checkpoint,
         )
         if world_size > 1:
@@ -319,8 +332,8 @@ def run_profile(
 def profile_identity(
     model: dict, partition_sha256: str, corpus: dict, config: ProfileConfig
 ) -> dict[str, Any]:
-    """What makes two profiles the same (``checkpoint_every`` does not change the counts)."""
-    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
+    """What makes two profiles the same (when checkpoints are taken does not change the counts)."""
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUME_ONLY}
     return {
         "model": model,
         "partition_sha256": partition_sha256,

@@ -166,3 +166,54 @@ def test_a_partition_made_for_another_model_is_refused():
         check_partition_fits(partition, tiny_model("llama", seed=1))
     with pytest.raises(BabelmoeError, match="2 layers x 64 neurons"):
         check_partition_fits(partition, tiny_model("llama", intermediate_size=96))
+
+
+def test_the_weights_digest_schemes_and_older_partitions():
+    """New partitions record the per-layer digest; partitions written with the older one-stream
+    digest (no "weights_digest" in their metadata) are still checked, by that digest."""
+    from babelmoe.errors import BabelmoeError
+    from babelmoe.experts.partition import (
+        SplitConfig,
+        check_partition_fits,
+        split_model,
+        weights_sha256,
+    )
+
+    model = tiny_model("llama")
+    partition = split_model(model, SplitConfig(n_experts=8))
+    assert partition.meta["weights_digest"] == "per-layer"
+    per_layer, stream = weights_sha256(model, "up"), weights_sha256(model, "up", "stream")
+    assert partition.meta["weights_sha256"] == per_layer != stream
+    older = Partition(partition.labels, 8, {**partition.meta, "weights_sha256": stream})
+    del older.meta["weights_digest"]
+    check_partition_fits(older, model)
+    with pytest.raises(BabelmoeError, match="made for other weights"):
+        check_partition_fits(older, tiny_model("llama", seed=1))
+    unknown = Partition(partition.labels, 8, {**partition.meta, "weights_digest": "md5"})
+    with pytest.raises(BabelmoeError, match="digest 'md5' is unknown"):
+        check_partition_fits(unknown, model)
+
+
+@pytest.mark.parametrize(
+    "sync_every,sync_seconds,calls",
+    [(None, 3600.0, [8]), (None, 0.0, [1, 2, 3, 4, 5, 6, 7, 8]), (3, None, [3, 6, 8])],
+)
+def test_checkpoints_by_time_or_by_batches(sync_every, sync_seconds, calls):
+    model = tiny_model("llama")
+    part = balanced_partition(2, ffns(model)[0].width, 8, seed=0)
+    seqs = [s for lang in range(2) for s in language_sequences(_docs(lang), lang, 2, 1, 64, False)]
+    batches = make_batches(seqs, 1, 0)
+    assert len(batches) == 8
+    seen: list[int] = []
+    profile_batches(
+        model,
+        part,
+        batches,
+        2,
+        2,
+        Scoring(),
+        sync_every=sync_every,
+        sync_seconds=sync_seconds,
+        on_sync=lambda next_batch, _: seen.append(next_batch),
+    )
+    assert seen == calls
