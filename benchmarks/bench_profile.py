@@ -174,7 +174,7 @@ def main() -> None:
                 sync_every=10**9,
             )
         key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-        print(prof.key_averages().table(sort_by=key, row_limit=25))
+        print(prof.key_averages().table(sort_by=key, row_limit=40))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The GPU benchmark batch recorded in benchmarks/RESULTS.md (one H200; random weights, real shapes).
-# Usage: bash benchmarks/run_gpu.sh [OUTDIR] [PART ...]   PART: cli profile pruned kmeans (default: all)
-# cli: the profile command itself (the headline); TOKENS counted tokens (default 2M), SPLIT_ARGS.
+# Usage: bash benchmarks/run_gpu.sh [OUTDIR] [PART ...]
+#   PART: imports cli cli-warm cli-nodet profile pruned kmeans (default: cli profile pruned kmeans)
+# cli: the profile command itself (the headline), on a fresh machine (cold compile cache);
+#   TOKENS counted tokens (default 2M), SPLIT_ARGS. cli-warm: the same command again (inductor's
+#   cache warm, as for every run after a machine's first); cli-nodet: again with
+#   TORCHINDUCTOR_DETERMINISTIC=0 (kernels picked by timing them). imports: start-up cost.
 set -uo pipefail
 out=${1:-${OUT:-/tmp}}
 shift || true
@@ -12,8 +16,14 @@ parts=${*:-cli profile pruned kmeans}
 export PYTHONPATH=$PWD:$PWD/.carry${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+cli="python3 benchmarks/bench_cli.py --device cuda --shape llama2-7b --tokens ${TOKENS:-2000000} --work /tmp/bench_cli --logs"
 for part in $parts; do
   case $part in
+    imports) python3 -X importtime -c "import babelmoe.cli" 2> "$out/importtime.txt"
+             sort -t'|' -k2 -n "$out/importtime.txt" | tail -12
+             /usr/bin/time -f "babelmoe --help: %e s" python3 -m babelmoe.cli --help > /dev/null ;;
+    cli-warm) mkdir -p "$out/warm"; $cli "$out/warm" --out "$out/bench_cli_warm.json" --no-reference 2>&1 | tee "$out/bench_cli_warm.txt" ;;
+    cli-nodet) mkdir -p "$out/nodet"; TORCHINDUCTOR_DETERMINISTIC=0 $cli "$out/nodet" --out "$out/bench_cli_nodet.json" --no-reference 2>&1 | tee "$out/bench_cli_nodet.txt" ;;
     cli) python3 benchmarks/bench_cli.py --device cuda --shape llama2-7b --tokens ${TOKENS:-2000000} --work /tmp/bench_cli \
            --logs "$out" --out "$out/bench_cli.json" --split-args "${SPLIT_ARGS:-}" ${CLI_FLAGS:-} 2>&1 | tee "$out/bench_cli.txt" ;;
     profile) python3 benchmarks/bench_profile.py --device cuda --shape llama2-7b --batch 8 --seq 2048 --steps ${STEPS:-4} \

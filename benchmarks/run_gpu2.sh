@@ -11,7 +11,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 # The command itself, one GPU vs torchrun on both (compiled, default options): BENCH=cli
 if [ "${BENCH:-}" = cli ]; then
   python3 benchmarks/bench_cli.py --device cuda --shape llama2-7b --tokens ${TOKENS:-2000000} --work /tmp/bench_cli \
-    --logs "$out" --out "$out/bench_cli2.json" --torchrun 2 --split-args "${SPLIT_ARGS:-}" 2>&1 | tee "$out/bench_cli2.txt"
+    --logs "$out" --out "$out/bench_cli2.json" --torchrun 2 --split-args "${SPLIT_ARGS:-}" ${CLI_FLAGS:-} 2>&1 | tee "$out/bench_cli2.txt"
+  # TRACE=1: then the kernel table of the hooked compiled layers on one GPU (bench_profile --trace)
+  [ -z "${TRACE:-}" ] || CUDA_VISIBLE_DEVICES=0 python3 benchmarks/bench_profile.py --device cuda --shape llama2-7b \
+    --batch 8 --seq 2048 --steps 4 --repeats 1 --variants "compiled layers" --trace 2>&1 | grep -v "^profile:" | tee "$out/trace.txt"
   exit
 fi
 b=benchmarks/bench_distributed.py
