@@ -27,9 +27,20 @@ def specific_mask(freq: np.ndarray, high: float, low: float) -> np.ndarray:
     """[..., n, L, E] -> [..., n, L, E] True where the expert is specific to language i."""
     n = freq.shape[-3]
     out = np.zeros(freq.shape, dtype=bool)
+    if n == 1:  # no other language: the maximum over none is -inf
+        out[...] = freq >= high
+        return out
+    # the largest of the others = max(largest before i, largest after i): two running maxima
+    before = np.maximum.accumulate(freq, axis=-3)
+    after = np.flip(np.maximum.accumulate(np.flip(freq, axis=-3), axis=-3), axis=-3)
     for i in range(n):
-        others = np.delete(freq, i, axis=-3)
-        out[..., i, :, :] = (freq[..., i, :, :] >= high) & (others.max(axis=-3) <= low)
+        if i == 0:
+            others = after[..., 1, :, :]
+        elif i == n - 1:
+            others = before[..., n - 2, :, :]
+        else:
+            others = np.maximum(before[..., i - 1, :, :], after[..., i + 1, :, :])
+        out[..., i, :, :] = (freq[..., i, :, :] >= high) & (others <= low)
     return out
 
 

@@ -319,23 +319,20 @@ def script_genealogy(
     # Tests: every scope's Mantel and partial Mantel statistics under every relabeling, in one
     # pass (see _null_statistics).
     x_all = np.stack([_ranks(d[rows, cols]) for d in scope_dists], axis=1)  # [P, 1 + L]
-    nulls = _null_statistics(plan, x_all, s, g)  # name -> [N, 1 + L]
-    mantel = {
-        ref: [
-            test_from_null(nulls[ref][:, k], float(nulls[ref][0, k]), "greater", plan.exact)
-            for k in range(len(scope_dists))
-        ]
-        for ref in REFERENCES
-    }
-    partials = {
-        ref: [
-            test_from_null(
-                nulls[f"{ref}|"][:, k], float(nulls[f"{ref}|"][0, k]), "greater", plan.exact
-            )
-            for k in range(len(scope_dists))
-        ]
-        for ref in REFERENCES
-    }
+    # name -> [1 + L, N]: each scope's null contiguous
+    nulls = {k: np.ascontiguousarray(v.T) for k, v in _null_statistics(plan, x_all, s, g).items()}
+    mantel, partials = (
+        {
+            ref: [
+                test_from_null(
+                    nulls[ref + suffix][k], float(nulls[ref + suffix][k, 0]), "greater", plan.exact
+                )
+                for k in range(len(scope_dists))
+            ]
+            for ref in REFERENCES
+        }
+        for suffix in ("", "|")
+    )
     scopes: list[ScopeResult] = []
     for k in range(len(scope_dists)):
         _, _, ps, pg, r2 = (float(v) for v in _partials(x_all[:, k], s, g))

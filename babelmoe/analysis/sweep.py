@@ -47,6 +47,8 @@ CURVE_FIELDS = (
     "neuron_rate",
 )
 BEATS, WITHIN, WORSE = "beats random", "within random spread", "worse than random"
+
+
 def curves(
     rows: Sequence[dict[str, Any]], config: SweepConfig, langs: Sequence[str]
 ) -> list[dict[str, Any]]:
@@ -186,5 +188,3 @@ def specificity(
         "diagonal_best": best,
         "share_diagonal_best": sum(best.values()) / len(best),
     }
-
-

@@ -19,7 +19,9 @@ counts; the summary says so when an observed count lies outside its interval.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -54,7 +56,7 @@ def resampled_frequency(
     """[n, U, L, E] counts, [n, U] tokens, [B, n, U] weights -> [B, n, L, E] frequencies."""
     n, n_units, n_layers, n_experts = unit_counts.shape
     flat = unit_counts.reshape(n, n_units, n_layers * n_experts)
-    counts = np.einsum("bnu,nuk->bnk", weights, flat)  # [B, n, L*E]
+    counts = np.ascontiguousarray(np.swapaxes(np.swapaxes(weights, 0, 1) @ flat, 0, 1))
     tokens = np.einsum("bnu,nu->bn", weights, unit_tokens)  # [B, n]
     freq = counts / np.maximum(tokens, 1.0)[..., None]
     return freq.reshape(weights.shape[0], n, n_layers, n_experts)
@@ -71,6 +73,15 @@ def check_units(unit_counts: np.ndarray, unit_tokens: np.ndarray, codes: list[st
             )
 
 
+def default_workers() -> int:
+    """Threads for the bootstrap: the CPU cores this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def run_bootstrap(
     unit_counts: np.ndarray,
     unit_tokens: np.ndarray,
@@ -79,24 +90,34 @@ def run_bootstrap(
     seed: int,
     batch_size: int = 50,
     paired: bool = False,
+    workers: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Apply ``statistic`` ([B, n, L, E] -> named arrays [B, ...]) to resampled frequencies.
 
     Returns the named arrays concatenated over all ``n_resamples`` (float32 to bound memory).
+    Every resample is drawn first, in order, from one generator; the batches are then evaluated
+    by ``workers`` threads (numpy releases the GIL), so the result does not depend on them.
     """
     rng = np.random.default_rng(seed)
     counts = np.asarray(unit_counts, dtype=np.float64)
     tokens = np.asarray(unit_tokens, dtype=np.float64)
-    parts: dict[str, list[np.ndarray]] = {}
-    done = 0
-    while done < n_resamples:
-        batch = min(batch_size, n_resamples - done)
-        freq = resampled_frequency(counts, tokens, unit_weights(rng, tokens, batch, paired))
-        for name, value in statistic(freq).items():
-            parts.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
-        done += batch
-        log.debug("bootstrap %d/%d", done, n_resamples)
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    sizes = [min(batch_size, n_resamples - s) for s in range(0, n_resamples, batch_size)]
+    draws = [unit_weights(rng, tokens, size, paired) for size in sizes]
+
+    def evaluate(weights: np.ndarray) -> dict[str, np.ndarray]:
+        freq = resampled_frequency(counts, tokens, weights)
+        return {k: np.asarray(v, dtype=np.float32) for k, v in statistic(freq).items()}
+
+    workers = min(workers or default_workers(), len(draws))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(evaluate, draws))
+    else:
+        results = [evaluate(weights) for weights in draws]
+    log.debug("bootstrap: %d resamples in %d batches, %d threads", n_resamples, len(draws), workers)
+    if not results:
+        return {}
+    return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
 
 
 def percentile_interval(samples: np.ndarray, level: float) -> np.ndarray:
@@ -107,6 +128,9 @@ def percentile_interval(samples: np.ndarray, level: float) -> np.ndarray:
     flat = samples.reshape(samples.shape[0], -1)  # [B, K]
     out = np.full((2, flat.shape[1]), np.nan)
     finite = ~np.all(np.isnan(flat), axis=0) if flat.shape[0] else np.zeros(flat.shape[1], bool)
-    if finite.any():
+    if finite.all() and not np.isnan(flat).any():
+        # what nanpercentile does without NaN, skipping its scan; with NaN it goes column by column
+        out[:] = np.percentile(flat, [tail, 100.0 - tail], axis=0)
+    elif finite.any():
         out[:, finite] = np.nanpercentile(flat[:, finite], [tail, 100.0 - tail], axis=0)
     return out.reshape(2, *shape)

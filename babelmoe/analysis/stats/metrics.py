@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 _LOG2 = np.log(2.0)
 
@@ -90,8 +89,28 @@ def pearson(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
     return _gram_of_unit_rows(x - x.mean(axis=-1, keepdims=True))
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..d along the last axis, ties sharing their average rank; a row holding a NaN is
+    all NaN. Equals ``scipy.stats.rankdata(x, axis=-1)``, with one sort for all rows."""
+    x = np.asarray(x, dtype=np.float64)
+    d = x.shape[-1]
+    order = np.argsort(x, axis=-1)
+    ordered = np.take_along_axis(x, order, axis=-1)
+    pos = np.arange(d)
+    starts = np.ones(x.shape, dtype=bool)  # first of a run of equal values
+    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    ends = np.ones(x.shape, dtype=bool)  # last of a run
+    ends[..., :-1] = starts[..., 1:]
+    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=-1)
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, pos, d), -1), axis=-1), -1)
+    ranks = np.empty(x.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
+    ranks[np.isnan(x).any(axis=-1)] = np.nan
+    return ranks
+
+
 def spearman(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
-    return pearson(rankdata(x, axis=-1))
+    return pearson(average_ranks(x))
 
 
 def cosine(x: np.ndarray, eps: float = 0.0) -> np.ndarray:

@@ -50,14 +50,14 @@ def _from_null(null: np.ndarray, observed: float, alternative: str, exact: bool)
     """p-value from a null distribution whose first entry is the identity (observed)."""
     if not np.isfinite(observed):
         return TestResult(float("nan"), float("nan"), len(null), exact, float("nan"), alternative)
-    tol = _TOL * max(1.0, abs(observed))
+    tol, size = _TOL * max(1.0, abs(observed)), len(null)
     if alternative == "greater":
-        p = float(np.mean(null >= observed - tol))
-        best = float(np.mean(null >= np.nanmax(null) - tol)) if exact else 1.0 / len(null)
+        p = np.count_nonzero(null >= observed - tol) / size
+        best = np.count_nonzero(null >= np.nanmax(null) - tol) / size if exact else 1.0 / size
     else:
-        p = float(np.mean(null <= observed + tol))
-        best = float(np.mean(null <= np.nanmin(null) + tol)) if exact else 1.0 / len(null)
-    return TestResult(float(observed), p, len(null), exact, best, alternative)
+        p = np.count_nonzero(null <= observed + tol) / size
+        best = np.count_nonzero(null <= np.nanmin(null) + tol) / size if exact else 1.0 / size
+    return TestResult(float(observed), float(p), size, exact, float(best), alternative)
 
 
 class LabelPermutations:
@@ -133,10 +133,11 @@ def mantel_many(
     nan = _from_null(np.array([np.nan]), float("nan"), "greater", plan.exact)
     if y is None or not valid:
         return [nan] * len(dists)
-    null = _permuted_correlations(plan, y, [xs[k] for k in valid])  # [N, len(valid)]
+    # [len(valid), N]: each null contiguous
+    null = np.ascontiguousarray(_permuted_correlations(plan, y, [xs[k] for k in valid]).T)
     out = [nan] * len(dists)
-    for column, k in enumerate(valid):
-        out[k] = _from_null(null[:, column], float(null[0, column]), "greater", plan.exact)
+    for row, k in enumerate(valid):
+        out[k] = _from_null(null[row], float(null[row, 0]), "greater", plan.exact)
     return out
 
 
