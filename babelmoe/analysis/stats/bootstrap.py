@@ -56,7 +56,7 @@ def resampled_frequency(
     """[n, U, L, E] counts, [n, U] tokens, [B, n, U] weights -> [B, n, L, E] frequencies."""
     n, n_units, n_layers, n_experts = unit_counts.shape
     flat = unit_counts.reshape(n, n_units, n_layers * n_experts)
-    counts = np.ascontiguousarray(np.swapaxes(np.swapaxes(weights, 0, 1) @ flat, 0, 1))
+    counts = np.einsum("bnu,nuk->bnk", weights, flat, optimize=True)  # [B, n, L*E]
     tokens = np.einsum("bnu,nu->bn", weights, unit_tokens)  # [B, n]
     freq = counts / np.maximum(tokens, 1.0)[..., None]
     return freq.reshape(weights.shape[0], n, n_layers, n_experts)

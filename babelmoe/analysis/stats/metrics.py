@@ -93,20 +93,22 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..d along the last axis, ties sharing their average rank; a row holding a NaN is
     all NaN. Equals ``scipy.stats.rankdata(x, axis=-1)``, with one sort for all rows."""
     x = np.asarray(x, dtype=np.float64)
-    d = x.shape[-1]
-    order = np.argsort(x, axis=-1)
-    ordered = np.take_along_axis(x, order, axis=-1)
-    pos = np.arange(d)
-    starts = np.ones(x.shape, dtype=bool)  # first of a run of equal values
-    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
-    ends = np.ones(x.shape, dtype=bool)  # last of a run
-    ends[..., :-1] = starts[..., 1:]
-    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=-1)
-    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, pos, d), -1), axis=-1), -1)
-    ranks = np.empty(x.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
-    ranks[np.isnan(x).any(axis=-1)] = np.nan
-    return ranks
+    shape, d = x.shape, x.shape[-1]
+    if x.size == 0:
+        return x.copy()
+    rows = x.reshape(-1, d)
+    order = np.argsort(rows, axis=-1)
+    ordered = np.take_along_axis(rows, order, axis=-1).ravel()
+    starts = np.empty(ordered.shape, dtype=bool)  # first of a run of equal values in a row
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    starts[::d] = True
+    first = np.flatnonzero(starts)  # flat position of each run's first value
+    size = np.diff(first, append=ordered.size)
+    run_rank = first % d + (size - 1) / 2.0 + 1.0
+    ranks = np.empty(rows.shape)
+    np.put_along_axis(ranks, order, run_rank[np.cumsum(starts) - 1].reshape(rows.shape), -1)
+    ranks[np.isnan(rows).any(axis=-1)] = np.nan
+    return ranks.reshape(shape)
 
 
 def spearman(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
