@@ -2,8 +2,9 @@
 
 For every method and target language: held-out perplexity at each ratio relative to the dense
 model, and the first swept ratio at which it exceeds 2x and 10x the dense perplexity ("> 0.9":
-never within the sweep). Random is summarised by the geometric mean over its seeds (and its best
-seed). Across languages: the geometric mean of ppl / dense per method and ratio, and in how many
+never within the sweep). Random is summarised by the geometric mean over its seeds; with several
+seeds, a table gives each seed's ppl / dense and the spread over seeds per language. Across
+languages: the geometric mean of ppl / dense per method and ratio, and in how many
 languages each method has the lowest perplexity.
 
 Usage: .venv/bin/python scripts/breakdown_table.py RUN
@@ -45,6 +46,47 @@ def breakdown(curve: dict[float, float], dense: float, factor: float) -> str:
     return f"> {max(curve):g}"
 
 
+def _random_spread(
+    run: Path, langs: list[str], ratios: list[float], dense: dict, out: dict
+) -> list[str]:
+    """Random's ppl / dense per seed (geometric mean over languages) and its range per language."""
+    lines = (run / "sweep" / "rows.jsonl").read_text().splitlines()[1:]
+    rows = [json.loads(line) for line in lines if line.strip()]
+    per_seed: dict[tuple[int, float, str], float] = {
+        (r["seed"], float(r["ratio"]), r["eval_lang"]): r["ppl"]
+        for r in rows
+        if r["method"] == "random"
+    }
+    seeds = sorted({seed for seed, _, _ in per_seed})
+    if len(seeds) < 2:
+        return []
+    md = ["", "## Random baseline per seed (ppl / dense)", ""]
+    md.append("| ratio | " + " | ".join(f"seed {s}" for s in seeds) + " | max/min per language |")
+    md.append("|---|" + "---|" * (len(seeds) + 1))
+    spread: dict = {}
+    for ratio in ratios:
+        cells = []
+        for seed in seeds:
+            rel = [per_seed[(seed, ratio, lang)] / dense[lang] for lang in langs]
+            cells.append(gmean(rel))
+        span = [
+            max(per_seed[(s, ratio, lang)] for s in seeds)
+            / min(per_seed[(s, ratio, lang)] for s in seeds)
+            for lang in langs
+        ]
+        spread[ratio] = {
+            "gmean_rel_per_seed": cells,
+            "max_over_min": dict(zip(langs, span, strict=True)),
+        }
+        md.append(
+            f"| {ratio:g} | "
+            + " | ".join(f"{x:.3g}" for x in cells)
+            + f" | {min(span):.3g}-{max(span):.3g} |"
+        )
+    out["random_seeds"] = {"seeds": seeds, "by_ratio": spread}
+    return md
+
+
 def main(run: Path) -> None:
     ppl, langs, ratios, methods = load(run)
     dense = {lang: ppl[("dense", lang, 0.0)][0] for lang in langs}
@@ -78,6 +120,7 @@ def main(run: Path) -> None:
             out["methods"][method].setdefault("breakdown", {})[lang] = {"2x": two, "10x": ten}
             cells.append(f"{two} / {ten}")
         md.append(f"| {method} | " + " | ".join(cells) + " |")
+    md += _random_spread(run, langs, ratios, dense, out)
     md += ["", "## Lowest perplexity among the methods (languages won, random excluded)", ""]
     md.append("| ratio | " + " | ".join(m for m in methods if m != "random") + " |")
     md.append("|---|" + "---|" * (len(methods) - 1))
