@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="eager,fused statistics",
-        help="Comma-separated: eager, fused statistics, compiled layers.",
+        help="Comma-separated: eager, fused statistics, compiled layers (expert layout auto), "
+        "compiled contiguous, compiled interleaved.",
     )
     args = parser.parse_args()
 
@@ -99,6 +100,14 @@ def main() -> None:
         "eager": (False, Scoring(compile=False)),
         "fused statistics": (False, Scoring(compile=True)),
         "compiled layers": (True, Scoring(compile=True, compile_layers=True)),
+        "compiled contiguous": (
+            True,
+            Scoring(compile=True, compile_layers=True, layout="contiguous"),
+        ),
+        "compiled interleaved": (
+            True,
+            Scoring(compile=True, compile_layers=True, layout="interleaved"),
+        ),
     }
     rows = []
     for name in args.variants.split(","):
