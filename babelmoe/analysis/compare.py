@@ -173,7 +173,7 @@ def _groups(profile: ProfileData, cfg: AnalysisConfig, notes: list[str]) -> Grou
     return out
 
 
-def _statistic(cfg: AnalysisConfig, metrics: list[str]) -> Statistic:
+def _statistic(cfg: AnalysisConfig, metrics: list[str], experts: bool = True) -> Statistic:
     def statistic(freq: np.ndarray) -> dict[str, np.ndarray]:  # freq [B, n, L, E]
         batch, n = freq.shape[:2]
         flat = freq.reshape(batch, n, -1)
@@ -182,6 +182,8 @@ def _statistic(cfg: AnalysisConfig, metrics: list[str]) -> Statistic:
         for name in metrics:
             out[f"{name}/model"] = pairwise(flat, name, cfg.kl_epsilon)
             out[f"{name}/layers"] = pairwise(by_layer, name, cfg.kl_epsilon)
+        if not experts:
+            return out
         out["shared"] = ex.shared_mask(freq, cfg.shared_threshold).sum(axis=-1)  # [B, L]
         spec = ex.specific_mask(freq, cfg.specific_high, cfg.specific_low)
         out["specific"] = spec.sum(axis=-1)  # [B, n, L]
@@ -201,10 +203,15 @@ def _correlations(samples: np.ndarray, reference: np.ndarray, rows, cols) -> np.
 
 
 def analyse_profile(
-    profile: ProfileData, cfg: AnalysisConfig, bootstrap_metrics: list[str] | None = None
+    profile: ProfileData,
+    cfg: AnalysisConfig,
+    bootstrap_metrics: list[str] | None = None,
+    seed_run: bool = False,
 ) -> AnalysisResult:
     """Run every analysis on one profile. ``bootstrap_metrics`` limits which metrics get
-    intervals (default: all of ``cfg.metrics``); the primary metric always gets them."""
+    intervals (default: all of ``cfg.metrics``); the primary metric always gets them.
+    ``seed_run``: only what the seed study reads (distances, group tests with their intervals,
+    shared-expert counts): no Mantel tests and no intervals of expert counts."""
     _validate(profile)
     notes: list[str] = []
     langs = profile.languages
@@ -242,7 +249,7 @@ def analyse_profile(
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
-            _statistic(cfg, boot_metrics),
+            _statistic(cfg, boot_metrics, experts=not seed_run),
             cfg.n_bootstrap,
             cfg.seed,
             cfg.batch_size,
@@ -265,7 +272,9 @@ def analyse_profile(
 
     # Agreement with genealogy and script (Mantel, Spearman, one-sided).
     agreement: list[AgreementResult] = []
-    if n >= 4:
+    if seed_run:
+        notes.append("seed run: Mantel tests and intervals of expert counts not computed")
+    elif n >= 4:
         plan = LabelPermutations.cached(n, cfg.exact_limit, cfg.n_permutations, cfg.seed)
         rows, cols = plan.rows, plan.cols
         for ref, ref_dist in references.items():
@@ -331,7 +340,7 @@ def _experts(
     counts = shared.sum(axis=-1)
     n, n_layers = freq.shape[:2]
     lape, tau = ex.lape_specific(freq, cfg.lape_filter_quantile, cfg.lape_entropy_quantile)
-    if samples:
+    if "shared" in samples:
         boot_shared = samples["shared"].astype(np.float64)  # [B, L]
         shared_ci = percentile_interval(boot_shared, cfg.ci_level)
         centre_ci = interval(ex.centre_of_mass(boot_shared))

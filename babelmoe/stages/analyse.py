@@ -90,7 +90,9 @@ def run_analysis(
         labels = [load_partition_labels(run_dir)]
         for seed_dir, other in seeds:
             log.info("analysing seed run %s", seed_dir)
-            results.append(analyse_profile(other, cfg, bootstrap_metrics=[cfg.primary_metric]))
+            results.append(
+                analyse_profile(other, cfg, bootstrap_metrics=[cfg.primary_metric], seed_run=True)
+            )
             labels.append(load_partition_labels(seed_dir))
         study = compare_seeds(results, labels, [str(run_dir), *(str(d) for d, _ in seeds)])
 
