@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+SKIP = ("dense", "random")
+
 
 def gmean(xs: list[float]) -> float:
     return float(math.exp(np.mean(np.log(xs))))
@@ -84,6 +86,18 @@ def _random_spread(
             + f" | {min(span):.3g}-{max(span):.3g} |"
         )
     out["random_seeds"] = {"seeds": seeds, "by_ratio": spread}
+    md += ["", "Cells (language, ratio) where the method is below the best random seed:", ""]
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] not in SKIP))
+    below: dict[str, int] = {}
+    for method in methods:
+        own = [r for r in rows if r["method"] == method and r["target"] == r["eval_lang"]]
+        best = [min(per_seed[(s, float(r["ratio"]), r["eval_lang"])] for s in seeds) for r in own]
+        below[method] = sum(r["ppl"] < b for r, b in zip(own, best, strict=True))
+        md.append(f"- {method}: {below[method]} of {len(own)}")
+    pruned = [r for r in rows if r["method"] not in SKIP and r["target"] == r["eval_lang"]]
+    under = sum(r["ppl"] < dense[r["eval_lang"]] for r in pruned)
+    md.append(f"- pruned evaluations below the dense perplexity: {under} of {len(pruned)}")
+    out["below_best_random"], out["below_dense"] = below, [under, len(pruned)]
     return md
 
 
