@@ -55,8 +55,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="eager,fused statistics",
-        help="Comma-separated: eager, fused statistics, compiled layers (expert layout auto), "
-        "compiled contiguous, compiled interleaved.",
+        help="Comma-separated: eager, fused statistics, compiled layers.",
     )
     args = parser.parse_args()
 
@@ -100,14 +99,6 @@ def main() -> None:
         "eager": (False, Scoring(compile=False)),
         "fused statistics": (False, Scoring(compile=True)),
         "compiled layers": (True, Scoring(compile=True, compile_layers=True)),
-        "compiled contiguous": (
-            True,
-            Scoring(compile=True, compile_layers=True, layout="contiguous"),
-        ),
-        "compiled interleaved": (
-            True,
-            Scoring(compile=True, compile_layers=True, layout="interleaved"),
-        ),
     }
     rows = []
     for name in args.variants.split(","):
