@@ -62,18 +62,15 @@ def block_scores(blocks: torch.Tensor, norm: str = "l2") -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def expert_layout(
-    model: nn.Module, partition: Partition, interleaved: bool = False
-) -> Iterator[list[torch.Tensor]]:
+def expert_layout(model: nn.Module, partition: Partition) -> Iterator[list[torch.Tensor]]:
     """Reorder every FFN so experts are contiguous; restore the original order on exit.
 
     Yields the per-layer expert sizes [E] (int64), in the slice order. The caller checks that
-    the partition fits the model (``check_partition_fits``), once. ``interleaved``: the layout
-    of ``Partition.expert_order(layer, interleaved=True)`` instead (profiling's scores).
+    the partition fits the model (``check_partition_fits``), once.
     """
     check_canonical(partition)
     layers = ffns(model)
-    orders = [partition.expert_order(f.layer, interleaved) for f in layers]
+    orders = [partition.expert_order(f.layer) for f in layers]
     for ffn, order in zip(layers, orders, strict=True):
         ffn.select_neurons(order)
     try:

@@ -92,27 +92,9 @@ class Partition:
         """[L, E] number of neurons in each expert."""
         return torch.stack([torch.bincount(row, minlength=self.n_experts) for row in self.labels])
 
-    def expert_order(self, layer: int, interleaved: bool = False) -> torch.Tensor:
-        """[width] neuron indices sorted by expert (stable): experts become contiguous slices.
-
-        ``interleaved``: instead, the j-th neuron of every expert side by side: position
-        ``j * E + e`` for ``j`` below the smallest size ``s``, then ``s * E + e`` for the extra
-        neuron of the larger experts (the first labels, see ``check_canonical``). An expert's
-        neurons are then a strided column of a [s, E] view, so per-expert reductions run over
-        contiguous rows of experts (fast on a GPU) instead of over short unaligned slices."""
-        labels = self.labels[layer]
-        contiguous = torch.argsort(labels, stable=True)
-        if not interleaved:
-            return contiguous
-        sizes = torch.bincount(labels, minlength=self.n_experts)
-        small, n = int(sizes.min()), self.n_experts
-        expert = labels[contiguous]
-        starts = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)[:-1]])
-        within = torch.arange(labels.numel()) - starts[expert]
-        position = torch.where(within < small, within * n + expert, small * n + expert)
-        order = torch.empty_like(contiguous)
-        order[position] = contiguous
-        return order
+    def expert_order(self, layer: int) -> torch.Tensor:
+        """[width] neuron indices sorted by expert (stable): experts become contiguous slices."""
+        return torch.argsort(self.labels[layer], stable=True)
 
 
 class LayerRows(Protocol):

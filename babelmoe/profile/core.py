@@ -42,15 +42,6 @@ class Scoring:
     compile: bool = True  # fuse the per-layer statistics with torch.compile (CUDA only)
     compile_layers: bool = False  # also torch.compile every decoder layer (CUDA only)
     backend: str = "inductor"  # torch.compile backend of both
-    # neuron order while profiling: "interleaved" (neuron j of every expert side by side: the
-    # per-expert reduction reads coalesced on a GPU), "contiguous" (each expert one slice: faster
-    # on a CPU), or "auto" (interleaved on GPUs, contiguous on CPUs). Same counts up to float ties.
-    layout: str = "auto"
-
-    def interleaved(self, device: torch.device) -> bool:
-        if self.layout not in ("auto", "interleaved", "contiguous"):
-            raise ValueError(f"unknown layout {self.layout!r}")
-        return self.layout == "interleaved" or (self.layout == "auto" and device.type != "cpu")
 
 
 # Device types on which ``compile``/``compile_layers`` take effect (tests add "cpu").
@@ -283,8 +274,7 @@ def profile_batches(
     counted = sum(batches[i].n_counted for i in todo)
     can_compile = device.type in COMPILE_DEVICE_TYPES
     timings = ProfileTimings()
-    interleaved = scoring.interleaved(device)
-    with expert_layout(model, partition, interleaved) as sizes:
+    with expert_layout(model, partition) as sizes:
         recorder = ScoreRecorder(
             layers,
             sizes,
@@ -292,7 +282,6 @@ def profile_batches(
             accumulator,
             device,
             scoring.backend if scoring.compile and can_compile else None,
-            interleaved,
         )
         with (
             recording(recorder),

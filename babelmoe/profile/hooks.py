@@ -1,10 +1,10 @@
 """Forward hooks that score every expert of every FFN, removed on exit even on error.
 
 The hook sits before each FFN's output projection, whose input is the intermediate activation
-``h`` [B, S, width]. Inside ``expert_layout`` experts are contiguous slices of ``h`` (or, on a
-GPU, interleaved columns of a [size, E] grid), so a score is one reshape and one norm per
-layer. Each layer writes its results into its own views of the batch's buffers, which live on
-the device of the first layer (layers sharded over several GPUs copy theirs there):
+``h`` [B, S, width]. Inside ``expert_layout`` experts are contiguous slices of ``h``, so a score
+is one reshape and one norm per layer. Each layer writes its results into its own views of the
+batch's buffers, which live on the device of the first layer (layers sharded over several GPUs
+copy theirs there):
 
   values   [T, L, E] float32  selection values (z-scores); layer l writes values[:, l]
   sums     [U, L, E] int64    fixed-point score sums of the U groups present in the batch
@@ -49,10 +49,8 @@ class ScoreRecorder:
         accumulator: Accumulator,
         device: torch.device,
         compile_backend: str | None = None,
-        interleaved: bool = False,
     ) -> None:
         self.layers, self.norm, self.accumulator, self.device = layers, norm, accumulator, device
-        self.interleaved = interleaved  # the layout of expert_layout(..., interleaved)
         self.use_zscore = accumulator.use_zscore
         self.splits = [expert_split(s) for s in sizes]
         self.statistics = (
@@ -99,11 +97,7 @@ class ScoreRecorder:
         """The forward pre-hook of every output projection (its layer: ``module``'s buffer)."""
         h = args[0]
         fixed, values = self.statistics(
-            h.reshape(-1, h.shape[-1]),
-            getattr(module, SPLIT_ATTRIBUTE),
-            self.norm,
-            self.use_zscore,
-            self.interleaved,
+            h.reshape(-1, h.shape[-1]), getattr(module, SPLIT_ATTRIBUTE), self.norm, self.use_zscore
         )  # [T, E] each
         layer = getattr(module, LAYER_BUFFER).to(self.device, non_blocking=True).view(1)
         values = values.to(self.device, non_blocking=True)

@@ -217,38 +217,3 @@ def test_checkpoints_by_time_or_by_batches(sync_every, sync_seconds, calls):
         on_sync=lambda next_batch, _: seen.append(next_batch),
     )
     assert seen == calls
-
-
-@pytest.mark.parametrize("norm", ["l2", "l1", "mean", "max"])
-@pytest.mark.parametrize("width,n_experts", [(64, 8), (70, 8), (43, 5)])
-def test_interleaved_scores_equal_the_contiguous_ones(norm, width, n_experts):
-    """Profiling reads experts from the interleaved layout; the scores are those of each
-    expert's contiguous slice (``expert_scores``), for equal and unequal expert sizes."""
-    from babelmoe.experts.moe_view import expert_scores
-    from babelmoe.profile.fused import expert_split, interleaved_scores
-
-    partition = balanced_partition(1, width, n_experts, seed=3)
-    order = partition.expert_order(0, interleaved=True)
-    assert sorted(order.tolist()) == list(range(width))
-    sizes = partition.sizes()[0]
-    h = torch.randn(5, width, dtype=torch.float64)
-    expected = expert_scores(h[:, partition.expert_order(0)], sizes, norm)
-    got = interleaved_scores(h[:, order], expert_split(sizes), norm)
-    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
-def test_the_interleaved_layout_gives_the_counts_of_the_contiguous_one(model_type):
-    """GPUs profile in the interleaved layout; in float64 the counts are those of the
-    contiguous layout (CPUs' default), and the model is restored afterwards."""
-    model = tiny_model(model_type, dtype=torch.float64)
-    width = ffns(model)[0].width
-    part = balanced_partition(2, width, 7, seed=2)  # unequal sizes: the extra-neuron path
-    before = [p.clone() for p in model.parameters()]
-    docs = [_docs(0), _docs(1)]
-    inter = _run(model, part, docs, batch_size=3, layout="interleaved")
-    contig = _run(model, part, docs, batch_size=3, layout="contiguous")
-    assert torch.equal(inter.unit_counts, contig.unit_counts)
-    assert torch.equal(inter.unit_tokens, contig.unit_tokens)
-    assert (inter.unit_score_sums - contig.unit_score_sums).abs().max() <= 1
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
