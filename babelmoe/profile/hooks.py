@@ -25,10 +25,10 @@ accumulator and counts the selected experts.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 import torch
-import torch._dynamo
 
 from babelmoe.models.ffn import FFN
 from babelmoe.profile.accumulate import Accumulator
@@ -87,11 +87,13 @@ class ScoreRecorder:
             groups.numel(), self.n_layers, self.n_experts, dtype=torch.int64, device=self.device
         )
         # token and group counts change from batch to batch: tell the compiled layers, which
-        # reach these tensors through the hook (dynamo would otherwise take them as constants)
-        for tensor in (self.buffer, self.sums):
-            torch._dynamo.maybe_mark_dynamic(tensor, 0)
-        torch._dynamo.maybe_mark_dynamic(self.onehot, 0)
-        torch._dynamo.maybe_mark_dynamic(self.onehot, 1)
+        # reach these tensors through the hook (dynamo would otherwise take them as constants).
+        # Without dynamo imported nothing here is compiled (and this module need not import it).
+        dynamo = sys.modules.get("torch._dynamo")
+        if dynamo is not None:
+            dynamic = ((self.buffer, 0), (self.sums, 0), (self.onehot, 0), (self.onehot, 1))
+            for tensor, dim in dynamic:
+                dynamo.maybe_mark_dynamic(tensor, dim)
 
     def record(self, module: torch.nn.Module, args: tuple) -> None:
         """The forward pre-hook of every output projection (its layer: ``module``'s buffer)."""
