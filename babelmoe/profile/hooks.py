@@ -10,16 +10,18 @@ copy theirs there):
   sums     [U, L, E] int64    fixed-point score sums of the U groups present in the batch
   nonfinite [L]      int64    > 0 where a layer's activations held NaN/inf
 
-One hook function serves every layer, and it holds no per-layer Python value: the layer's index
-is a 0-dim tensor buffer of its output projection (``LAYER_BUFFER``, removed on exit), and its
-expert sizes a tuple of plain integers equal for all layers of one width. So when the decoder
-layers are compiled (``babelmoe.profile.core.compiled_layers``) dynamo traces the hook into one
-graph that every layer shares (the batch tensors are reached through the recorder, with dynamic
-sizes). The graph writes its layer's slices with ``index_copy_`` (a plain store) and no
-scatter-add: a group's score sum is a matrix product of a one-hot [U, T] matrix with the
-fixed-point scores, exact in float64 (integers below 2**53), where an int64 scatter-add would
-fall back to a slow sorting kernel under ``torch.compile``. ``end`` adds the batch's sums to the
-accumulator and counts the selected experts.
+One hook function serves every layer, and it holds no per-layer Python value: the layer's slots
+in the batch buffers are attributes of its output projection (``VALUES_SLOT``, ``SUMS_SLOT``:
+views ``values[:, l]`` and ``sums[:, l]``, set by ``begin`` for every batch and removed on exit),
+and its expert sizes a tuple of plain integers equal for all layers of one width. So when the
+decoder layers are compiled (``babelmoe.profile.core.compiled_layers``) dynamo traces the hook
+into one graph that every layer shares (the slots are graph inputs, with dynamic sizes).
+The graph writes its layer's slots with ``copy_`` (a plain store: no index, no scatter): a
+group's score sum is a matrix product of a one-hot [U, T] matrix with the fixed-point scores,
+exact in float64 (integers below 2**53), where an int64 scatter-add would fall back to a slow
+sorting kernel under ``torch.compile``, and writing through a layer index tensor ran ATen's
+gather kernels (about 3% of a 7B batch on an H200). ``end`` flags non-finite values, adds the
+batch's sums to the accumulator and counts the selected experts.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from babelmoe.models.ffn import FFN
 from babelmoe.profile.accumulate import Accumulator
 from babelmoe.profile.fused import compiled_statistics, expert_split, layer_statistics
 
-LAYER_BUFFER = "_babelmoe_layer"  # 0-dim int64 buffer on each output projection while recording
+# Attributes of each output projection while recording: its layer's slots in the batch buffers
+# (plain tensor attributes, not module buffers, whose sizes dynamo would keep static)
+VALUES_SLOT = "_babelmoe_values"  # [T, E] float32: a view values[:, l]
+SUMS_SLOT = "_babelmoe_sums"  # [U, E] int64: a view sums[:, l]
 SPLIT_ATTRIBUTE = "_babelmoe_split"  # (n_big, big, small) of the layer's experts, plain ints
 
 
@@ -86,30 +91,33 @@ class ScoreRecorder:
         self.sums = torch.empty(
             groups.numel(), self.n_layers, self.n_experts, dtype=torch.int64, device=self.device
         )
-        # token and group counts change from batch to batch: tell the compiled layers, which
-        # reach these tensors through the hook (dynamo would otherwise take them as constants).
-        # Without dynamo imported nothing here is compiled (and this module need not import it).
+        # Each layer's slots, as attributes of its output projection. Token and group counts
+        # change from batch to batch: mark them dynamic for the compiled layers (dynamo would
+        # otherwise take them as constants). Without dynamo imported nothing here is compiled.
         dynamo = sys.modules.get("torch._dynamo")
+        for index, ffn in enumerate(self.layers):
+            slots = {VALUES_SLOT: self.buffer[:, index], SUMS_SLOT: self.sums[:, index]}
+            for name, slot in slots.items():
+                setattr(ffn.down, name, slot)
+                if dynamo is not None:
+                    dynamo.maybe_mark_dynamic(slot, 0)
         if dynamo is not None:
-            dynamic = ((self.buffer, 0), (self.sums, 0), (self.onehot, 0), (self.onehot, 1))
-            for tensor, dim in dynamic:
-                dynamo.maybe_mark_dynamic(tensor, dim)
+            dynamo.maybe_mark_dynamic(self.onehot, 0)
+            dynamo.maybe_mark_dynamic(self.onehot, 1)
 
     def record(self, module: torch.nn.Module, args: tuple) -> None:
-        """The forward pre-hook of every output projection (its layer: ``module``'s buffer)."""
+        """The forward pre-hook of every output projection (its layer's slots: ``module``'s)."""
         h = args[0]
         fixed, values = self.statistics(
             h.reshape(-1, h.shape[-1]), getattr(module, SPLIT_ATTRIBUTE), self.norm, self.use_zscore
         )  # [T, E] each
-        layer = getattr(module, LAYER_BUFFER).to(self.device, non_blocking=True).view(1)
-        values = values.to(self.device, non_blocking=True)
         sums = self.onehot @ fixed.to(self.device, non_blocking=True)  # [U, E], exact integers
-        self.buffer.index_copy_(1, layer, values.unsqueeze(1))
-        self.sums.index_copy_(1, layer, sums.to(torch.int64).unsqueeze(1))
-        self.nonfinite.index_add_(0, layer, (~torch.isfinite(values)).any().view(1).float())
+        getattr(module, VALUES_SLOT).copy_(values.to(self.device, non_blocking=True))
+        getattr(module, SUMS_SLOT).copy_(sums.to(torch.int64))
 
     def end(self) -> None:
-        """Add the batch's score sums, select and count the batch's experts."""
+        """Flag non-finite values per layer, add the batch's sums, select and count experts."""
+        self.nonfinite += (~torch.isfinite(self.buffer).all(dim=2).all(dim=0)).float()
         self.accumulator.score_sums.index_add_(0, self.groups, self.sums)
         self.accumulator.add_batch(self.buffer, self.rows)
 
@@ -132,10 +140,8 @@ def recording(recorder: ScoreRecorder) -> Iterator[ScoreRecorder]:
     handles = []
     marked = []
     try:
-        for index, (ffn, split) in enumerate(zip(recorder.layers, recorder.splits, strict=True)):
+        for ffn, split in zip(recorder.layers, recorder.splits, strict=True):
             down = ffn.down
-            index_tensor = torch.tensor(index, dtype=torch.int64, device=down.weight.device)
-            down.register_buffer(LAYER_BUFFER, index_tensor, persistent=False)
             setattr(down, SPLIT_ATTRIBUTE, split)
             marked.append(down)
             handles.append(down.register_forward_pre_hook(recorder.record))
@@ -144,6 +150,5 @@ def recording(recorder: ScoreRecorder) -> Iterator[ScoreRecorder]:
         for handle in handles:
             handle.remove()
         for down in marked:
-            down._buffers.pop(LAYER_BUFFER, None)
-            if SPLIT_ATTRIBUTE in down.__dict__:
-                delattr(down, SPLIT_ATTRIBUTE)
+            for name in (VALUES_SLOT, SUMS_SLOT, SPLIT_ATTRIBUTE):
+                down.__dict__.pop(name, None)

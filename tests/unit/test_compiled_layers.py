@@ -42,7 +42,7 @@ def test_compiled_layers_keep_outputs_and_hooks_and_restore_settings():
         suppress,
     )
     assert all(layer._compiled_call_impl is None for layer in model.model.layers)
-    assert not any(hasattr(f.down, "_babelmoe_layer") for f in ffns(model))
+    assert not any(hasattr(f.down, "_babelmoe_values") for f in ffns(model))
 
 
 def _partition(n_layers: int, width: int, n_experts: int) -> Partition:
@@ -84,19 +84,16 @@ def test_profile_compiles_one_graph_for_all_layers_and_batch_shapes(monkeypatch,
     assert torch.equal(compiled.tokens, eager.tokens)
 
 
-def test_the_compiled_hook_has_no_integer_scatter_add(monkeypatch):
+def test_the_compiled_hook_has_no_index_or_scatter(monkeypatch):
     """An int64 ``index_add_``/``index_put_(accumulate=True)`` has no atomic add in Triton, so
-    inductor runs it with ATen's sorting kernel, once per layer and batch (seen on an H200: the
-    profile at 0.69 of the plain forward). The hook keeps its integers out of scatter-adds."""
+    inductor runs it with ATen's sorting kernel, and writes through a layer-index tensor run
+    ATen's gather kernels, once per layer and batch (seen on an H200). The hook writes its
+    layer's slots (its output projection's buffers) with plain copies."""
     monkeypatch.setattr(core, "COMPILE_DEVICE_TYPES", frozenset({"cpu", "cuda"}))
-    seen: list[tuple[str, torch.dtype]] = []
+    seen: list[str] = []
 
     def recording_backend(gm, _inputs):
-        for node in gm.graph.nodes:
-            name = str(node.target)
-            if any(op in name for op in ("index_add", "index_put", "scatter_add", "scatter")):
-                value = node.meta.get("example_value")
-                seen.append((name, getattr(value, "dtype", None)))
+        seen.extend(str(node.target) for node in gm.graph.nodes)
         return gm.forward
 
     model = tiny_model("llama", num_hidden_layers=2)
@@ -109,8 +106,9 @@ def test_the_compiled_hook_has_no_integer_scatter_add(monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(core, "compiled_layers", _with_backend(core.compiled_layers, recording_backend))
         profile_batches(model, part, batches, 1, 2, Scoring(compile=True, compile_layers=True))
-    assert seen  # the hook was traced
-    assert all(dtype not in (torch.int64, torch.int32) for _, dtype in seen), seen
+    assert "copy_" in seen  # the hook was traced
+    indexing = ("index_add", "index_put", "index_copy", "scatter", "index_select")
+    assert not [name for name in seen if any(op in name for op in indexing)], seen
 
 
 def _with_backend(compiled_layers_fn, backend):
