@@ -20,6 +20,8 @@ module level.
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
 import importlib.util
 import json
 import logging
@@ -187,16 +189,37 @@ def harness_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, confi
 
 def task_manager(config: HarnessConfig):
     """lm-eval's ``TaskManager``: only the given folders when every task is a YAML file (indexing
-    lm-eval's ~15k task configs takes tens of seconds), lm-eval's tasks too otherwise."""
+    lm-eval's ~15k task configs takes tens of seconds), lm-eval's tasks too otherwise. Kept for
+    the process: the check before the model loads and the run share one index."""
+    files = config.task_files()
+    paths = tuple(str(p) for p in config.search_paths())
+    return _task_manager(paths, len(files) < len(config.tasks))
+
+
+@functools.cache
+def _task_manager(paths: tuple[str, ...], include_defaults: bool):
     require_lm_eval()
     from lm_eval.tasks import TaskManager
 
-    files = config.task_files()
-    paths = config.search_paths()
-    return TaskManager(
-        include_path=[str(p) for p in paths] or None,
-        include_defaults=len(files) < len(config.tasks),
-    )
+    return TaskManager(include_path=list(paths) or None, include_defaults=include_defaults)
+
+
+def check_task_names(config: HarnessConfig) -> None:
+    """Refuse task files that do not exist and task names lm-eval does not know (tasks, groups
+    and tags), before any model is loaded."""
+    names = [t for t in config.tasks if not t.endswith((".yaml", ".yml"))]
+    manager = task_manager(config)  # checks the files
+    if not names:
+        return
+    known = set(manager.all_tasks)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        raise BabelmoeError(
+            f"lm-eval does not know task {', '.join(unknown)}"
+            + (f" (did you mean {close[0]!r}?)" if close else ""),
+            "check the name (lm_eval ls tasks) or pass the path of a task YAML",
+        )
 
 
 def run_harness(

@@ -385,11 +385,16 @@ def _mgsm(
 
 def check_named_tasks(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
     """Refuse, before any model is loaded, a named task folder with no file for any language
-    (``names``: the file names tried per language), and harness tasks without lm-eval."""
+    (``names``: the file names tried per language), harness tasks without lm-eval, and
+    ``--tasks`` entries lm-eval does not know."""
     if config.needs_harness:
         from babelmoe.evaluate.harness import require_lm_eval
 
         require_lm_eval()
+    if config.tasks:
+        from babelmoe.evaluate.harness import HarnessConfig, check_task_names
+
+        check_task_names(HarnessConfig(tasks=config.tasks))
     tried = sorted({n for ns in names.values() for n in ns if n})
     if config.xcsqa is not None and all(_xcsqa_file(config, ns) is None for ns in names.values()):
         raise BabelmoeError(

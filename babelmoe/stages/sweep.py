@@ -260,6 +260,10 @@ def run_sweep(
         indices = resolve_languages(profile, config.languages) if config.languages else None
         documents = heldout_documents(profile, indices, config.max_documents)
         texts = {name: [d.text for d in docs] for name, docs in documents.items()}
+        if harness is not None:  # unknown task names are refused before the model loads
+            from babelmoe.evaluate.harness import check_task_names
+
+            check_task_names(harness)
         if isinstance(loaded, ModelSpec):
             loaded = load_model(loaded)
         check_partition_fits(partition, loaded.model)

@@ -95,6 +95,33 @@ def test_harness_tasks_without_lm_eval_say_how_to_install(monkeypatch, tmp_path)
     check_named_tasks(EvaluateConfig(udhr_cont=True), {"en": ["en"]})  # needs no extra
 
 
+def test_unknown_task_names_and_missing_task_files_are_refused_before_the_model_loads(
+    run, monkeypatch, tmp_path, capsys
+):
+    """lm-eval's task index stands in for the real one (building that takes ~20 s); the model
+    is never loaded."""
+
+    class Index:
+        all_tasks = ("hellaswag", "xnli_fr", "mgsm_direct")
+
+    monkeypatch.setattr(harness, "_task_manager", lambda paths, include_defaults: Index())
+    monkeypatch.setattr(
+        "babelmoe.stages.evaluate.load_for_evaluation",
+        lambda *a: pytest.fail("the model was loaded"),
+    )
+    run_dir, model_dir = run
+    for tasks, message in [
+        ("hellaswag,xnli_frr", "lm-eval does not know task xnli_frr (did you mean 'xnli_fr'?)"),
+        (str(tmp_path / "missing.yaml"), f"no such task file: {tmp_path / 'missing.yaml'}"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            main(["evaluate", str(model_dir), "--run", str(run_dir), "--tasks", tasks,
+                  "--out", str(tmp_path / "out")])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_sweep_runs_harness_tasks_on_every_pruned_model(run, tmp_path):
     from babelmoe.evaluate.harness import HarnessConfig
     from babelmoe.models.loading import load_model
