@@ -14,6 +14,7 @@ data (:meth:`CatalogueEntry.to_dict`) that a caller may store.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -211,6 +212,16 @@ def corpus_catalogue(
     )
 
 
+def _refuse_unknown(what: str, given: str, names: set[str], examples: str) -> None:
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(given.strip().lower(), lowered, n=1, cutoff=0.6)
+    hint = f"did you mean {lowered[close[0]]!r}?" if close else f"e.g. {examples}"
+    raise BabelmoeError(
+        f"no version in this corpus has the {what} {given!r}",
+        f"{hint} (babelmoe languages lists them)",
+    )
+
+
 def _matches_family(entry: CatalogueEntry, family: str) -> bool:
     wanted = family.strip().lower()
     names = [entry.family, entry.genus, *entry.classification]
@@ -248,12 +259,19 @@ def filter_catalogue(
         defaults_only: keep only the version a bare language code picks.
 
     Raises:
-        BabelmoeError: for ``min_tokens`` on entries without token counts.
+        BabelmoeError: for ``min_tokens`` on entries without token counts, and for a family or
+            script that no entry has at all (a typo, most likely: "did you mean" is offered).
     """
     out = list(entries)
     if family:
         out = [e for e in out if _matches_family(e, family)]
+        if entries and not out:
+            names = {n for e in entries for n in (e.family, e.genus, *e.classification) if n}
+            _refuse_unknown("family", family, names, "Indo-European, Romance, Bantu")
     if script:
+        if entries and not any(_script_share(e, script) > 0 for e in entries):
+            names = {n for e in entries for c in e.scripts for n in (c, script_name(c)) if n}
+            _refuse_unknown("script", script, names, "Cyrl, Han, Arabic")
         out = [e for e in out if _script_share(e, script) >= min_script_share]
     if min_tokens is not None:
         if any(e.profile_tokens is None for e in out):

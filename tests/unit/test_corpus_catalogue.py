@@ -112,6 +112,15 @@ def test_filters() -> None:
     assert "srp_latn" not in [e.request for e in filter_catalogue(CATALOGUE, defaults_only=True)]
     with pytest.raises(BabelmoeError, match="token counts"):
         filter_catalogue([replace(CATALOGUE[0], profile_tokens=None)], min_tokens=1)
+    # a family or script no version has is a typo, not an empty answer
+    with pytest.raises(BabelmoeError, match="family 'Turkik'.*did you mean 'Turkic'"):
+        filter_catalogue(CATALOGUE, family="Turkik")
+    with pytest.raises(BabelmoeError, match="script 'Xyzq'"):
+        filter_catalogue(CATALOGUE, script="Xyzq")
+    with pytest.raises(BabelmoeError, match="did you mean 'Cyrillic'"):
+        filter_catalogue(CATALOGUE, script="Cyrilic")
+    # filters that each match but not together: an empty list, no error
+    assert filter_catalogue(CATALOGUE, family="Japonic", script="Cyrl") == []
 
 
 def test_study_rule_on_a_synthetic_catalogue() -> None:
