@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from babelmoe import artifacts
 from babelmoe.analysis.config import AnalysisConfig
 from babelmoe.corpus.study import STUDY50_BUDGET, STUDY50_LANGUAGES
 from babelmoe.errors import require
@@ -100,6 +101,7 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
     logger.info(
         "study: %d languages, %d tokens each, into %s", len(cfg.languages), cfg.budget, run_dir
     )
+    artifacts.ensure_unlocked(run_dir)  # a second writer: refused before the model loads
     loaded = stage("load", load_model, spec)
     stage("split", run_split, spec, cfg.split, run_dir, force=force, loaded=loaded)
     stage("profile", run_profile, spec, cfg.profile, run_dir, force=force, loaded=loaded)

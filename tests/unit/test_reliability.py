@@ -257,3 +257,14 @@ def test_float16_overflow_stops_with_the_layer_named(tmp_path):
     assert "NaN or inf in the FFN activations of layer 1" in line
     assert "--dtype bfloat16 or --dtype float32" in line
     assert not artifacts.artifact_exists(out, artifacts.PROFILE)
+
+
+def test_study_refuses_a_held_folder_before_loading_the_model(tmp_path, monkeypatch):
+    from babelmoe.models.loading import ModelSpec
+    from babelmoe.stages import study
+
+    monkeypatch.setattr(study, "load_model", lambda spec: pytest.fail("the model was loaded"))
+    config = study.StudyConfig(languages=("en", "fr", "zh", "ar"), budget=100, n_experts=16)
+    lock = FileLock(str(tmp_path / artifacts.LOCK_FILE), timeout=0)
+    with lock, pytest.raises(BabelmoeError, match="another babelmoe run is writing to"):
+        study.run_study(ModelSpec(source="default"), config, tmp_path)
