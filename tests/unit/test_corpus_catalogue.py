@@ -113,7 +113,7 @@ def test_filters() -> None:
     with pytest.raises(BabelmoeError, match="token counts"):
         filter_catalogue([replace(CATALOGUE[0], profile_tokens=None)], min_tokens=1)
     # a family or script no version has is a typo, not an empty answer
-    with pytest.raises(BabelmoeError, match="family 'Turkik'.*did you mean 'Turkic'"):
+    with pytest.raises(BabelmoeError, match=r"family 'Turkik'.*did you mean 'Turkic'"):
         filter_catalogue(CATALOGUE, family="Turkik")
     with pytest.raises(BabelmoeError, match="script 'Xyzq'"):
         filter_catalogue(CATALOGUE, script="Xyzq")
