@@ -63,9 +63,19 @@ def require(condition: bool, problem: str, fix: str | None = None) -> None:
         raise BabelmoeError(problem, fix)
 
 
+def closest(name: str, choices: Iterable[str], ignore_case: bool = False) -> str | None:
+    """The choice closest to ``name`` (for "did you mean"), or None when none is close."""
+    if ignore_case:
+        by_lower = {choice.lower(): choice for choice in choices}
+        close = difflib.get_close_matches(name.strip().lower(), by_lower, n=1)
+        return by_lower[close[0]] if close else None
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return close[0] if close else None
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> BabelmoeError:
     """The error for an unknown registry entry, with "did you mean" when one is close."""
     names = list(choices)
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    close = closest(name, names)
+    hint = f"did you mean {close!r}? " if close else ""
     return BabelmoeError(f"unknown {kind} {name!r}", f"{hint}use one of {', '.join(names)}")

@@ -14,7 +14,6 @@ data (:meth:`CatalogueEntry.to_dict`) that a caller may store.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 from babelmoe.corpus.base import DEFAULT_HELDOUT_FRAC, LanguageCorpus, heldout_split
 from babelmoe.corpus.languages import script_name
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, closest
 
 logger = logging.getLogger(__name__)
 
@@ -213,9 +212,8 @@ def corpus_catalogue(
 
 
 def _refuse_unknown(what: str, given: str, names: set[str], examples: str) -> None:
-    lowered = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(given.strip().lower(), lowered, n=1, cutoff=0.6)
-    hint = f"did you mean {lowered[close[0]]!r}?" if close else f"e.g. {examples}"
+    close = closest(given, names, ignore_case=True)
+    hint = f"did you mean {close!r}?" if close else f"e.g. {examples}"
     raise BabelmoeError(
         f"no version in this corpus has the {what} {given!r}",
         f"{hint} (babelmoe languages lists them)",

@@ -20,7 +20,6 @@ module level.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import importlib.util
 import json
@@ -33,7 +32,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from babelmoe.artifacts import atomic_write_json, atomic_write_text
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, closest
 from babelmoe.evaluate.encoding import encode, input_device
 from babelmoe.evaluate.results import ItemRecord, TaskResult, accuracy_stderr
 
@@ -214,10 +213,10 @@ def check_task_names(config: HarnessConfig) -> None:
     known = set(manager.all_tasks)
     unknown = [name for name in names if name not in known]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], known, n=1)
+        close = closest(unknown[0], known)
         raise BabelmoeError(
             f"lm-eval does not know task {', '.join(unknown)}"
-            + (f" (did you mean {close[0]!r}?)" if close else ""),
+            + (f" (did you mean {close!r}?)" if close else ""),
             "check the name (lm_eval ls tasks) or pass the path of a task YAML",
         )
 

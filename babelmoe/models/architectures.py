@@ -9,14 +9,13 @@ package branches on the model family. Users add a family without editing the pac
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, closest
 
 
 @dataclass(frozen=True)
@@ -195,8 +194,8 @@ def resolve_architecture(config: Any) -> Architecture:
             "babelmoe splits dense FFNs; use a dense model (e.g. Mistral rather than Mixtral)",
         )
     if model_type not in ARCHITECTURES:
-        close = difflib.get_close_matches(str(model_type), list(ARCHITECTURES), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(str(model_type), ARCHITECTURES)
+        hint = f"did you mean {close!r}? " if close else ""
         raise BabelmoeError(
             f"unknown architecture {model_type!r} (known: {', '.join(sorted(ARCHITECTURES))})",
             f"{hint}register it with babelmoe.models.register_architecture or --architectures "

@@ -14,12 +14,11 @@ rows into curves and verdicts.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, closest
 from babelmoe.evaluate import PerplexityConfig
 from babelmoe.profile.artifact import ProfileData
 from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, check_ratio, select_experts
@@ -75,8 +74,8 @@ class SweepConfig:
         sweepable = swept_methods()
         for method in self.methods:
             if method not in sweepable:
-                close = difflib.get_close_matches(method, sweepable, n=1)
-                hint = f"did you mean {close[0]!r}? " if close and method not in METHODS else ""
+                close = closest(method, sweepable)
+                hint = f"did you mean {close!r}? " if close and method not in METHODS else ""
                 raise BabelmoeError(
                     f"--methods: {method!r} cannot be swept",
                     f"{hint}use {', '.join(sweepable)} (random always runs; threshold has no "
