@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +28,7 @@ from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError, check_seed
 from babelmoe.experts import kmeans
 from babelmoe.models.ffn import FFN, ffns
+from babelmoe.threads import usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _layer_digests(
 ) -> Iterator[tuple[int, torch.dtype, tuple[int, ...], str]]:
     """(layer, dtype, shape, sha256 hex) of every layer, in order, hashed in parallel threads
     (hashlib and torch's copies release the GIL); at most ``workers`` layers held at once."""
-    workers = max(1, min(8, os.cpu_count() or 1))
+    workers = min(8, usable_cores())
 
     def one(layer: int, tensor: torch.Tensor) -> tuple[int, torch.dtype, tuple[int, ...], str]:
         return (

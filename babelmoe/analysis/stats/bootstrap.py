@@ -19,11 +19,12 @@ counts; the summary says so when an observed count lies outside its interval.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from babelmoe.threads import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,7 @@ def check_units(unit_counts: np.ndarray, unit_tokens: np.ndarray, codes: list[st
 
 def default_workers() -> int:
     """Threads for the bootstrap: the CPU cores this process may use, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return min(4, usable_cores())
 
 
 def run_bootstrap(
