@@ -196,10 +196,18 @@ def dense_batches(batches, max_length: int, batch_tokens: int):
 
 
 def reference(
-    checkpoint: Path, corpus: Path, budget: int, device: str, dense: bool, model=None
+    checkpoint: Path,
+    corpus: Path,
+    budget: int,
+    device: str,
+    dense: bool,
+    model=None,
+    sample: int | None = None,
 ) -> dict:
     """Time the plain forward over the command's batches: the model loaded as the command does
-    (or ``model``, the same weights still in memory), the batches built by the same code."""
+    (or ``model``, the same weights still in memory), the batches built by the same code.
+    ``sample``: only that many of them, evenly spaced over all lengths (for long runs; the
+    steady tokens/s is a rate, so a sample estimates it)."""
     from transformers import AutoTokenizer
 
     from babelmoe.models.loading import ModelSpec, load_model
@@ -219,8 +227,11 @@ def reference(
     config = ProfileConfig(corpus=str(corpus), token_budget=budget)
     _, documents, _ = tokenized_corpus(config, tokenizer)
     batches = config_batches(config, documents, tokenizer)
+    n_batches = len(batches)
+    if sample and n_batches > sample:
+        batches = [batches[i * n_batches // sample] for i in range(sample)]
     compiled = dev.type == "cuda" and config.compile
-    result = {"load_s": load_s, "batches": len(batches), "compiled": compiled}
+    result = {"load_s": load_s, "batches": n_batches, "timed": len(batches), "compiled": compiled}
     result["same_batches"] = plain_forward(model, batches, dev, compiled)
     if dev.type == "cuda":
         result["peak_memory"] = torch.cuda.max_memory_allocated(dev)
@@ -253,6 +264,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="Folder to keep (else a temp dir).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument("--no-reference", action="store_true", help="Skip the plain forward.")
+    parser.add_argument(
+        "--reference-batches",
+        type=int,
+        default=None,
+        help="Time the plain forward over this many of the batches, evenly spaced (long runs).",
+    )
     parser.add_argument("--dense", action="store_true", help="Also time dense full rows.")
     parser.add_argument("--torchrun", type=int, default=0, help="Also profile with N processes.")
     parser.add_argument(
@@ -265,8 +282,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     logs = args.logs or work
     logs.mkdir(parents=True, exist_ok=True)
-    checkpoint, corpus, run = work / "model", work / "corpus", work / "run"
+    checkpoint, run = work / "model", work / "run"
     budget = max(1, args.tokens // len(LANGUAGES))
+    corpus = work / f"corpus-{budget}"  # one per budget: runs of other sizes share the model
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     if args.torchrun:  # the one-process run on the first GPU only, as a user would
         env1 = {**env, "CUDA_VISIBLE_DEVICES": env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]}
@@ -367,7 +385,9 @@ def main() -> None:
         note(f"torchrun: {wall_n:.1f} s")
 
     if not args.no_reference:
-        ref = reference(checkpoint, corpus, budget, args.device, args.dense, model)
+        ref = reference(
+            checkpoint, corpus, budget, args.device, args.dense, model, args.reference_batches
+        )
         note("reference done")
         plain = ref["same_batches"]["steady_tokens_per_s"]
         prof = results["profile"]
@@ -417,7 +437,8 @@ def report(r: dict) -> None:
         same = ref["same_batches"]
         print(
             f"reference, plain {'compiled ' if ref['compiled'] else ''}forward over the same "
-            f"batches: {same['steady_tokens_per_s']:,.0f} tok/s steady (first batch "
+            f"batches ({ref.get('timed', ref['batches'])} of {ref['batches']} timed): "
+            f"{same['steady_tokens_per_s']:,.0f} tok/s steady (first batch "
             f"{same['first_batch_s']:.1f} s, {same['graphs']} graph(s)); load {ref['load_s']:.1f} s"
             + (f"; peak {ref['peak_memory'] / 2**30:.2f} GiB" if ref.get("peak_memory") else "")
         )
