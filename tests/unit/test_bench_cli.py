@@ -42,7 +42,7 @@ def test_bench_cli_runs_the_command_and_the_reference(tmp_path):
     assert profile["wall_s"] > profile["load_s"] > 0
     assert r["reference"]["batches"] == profile["batches"]  # the same batches
     assert profile["batches"] >= 2 and r["ratios"]["steady"] > 0
-    corpus = sorted(p.name for p in (tmp_path / "work" / "corpus").iterdir())
+    corpus = sorted(p.name for p in (tmp_path / "work" / "corpus-4000").iterdir())
     assert corpus == sorted(
         f"{lang}.txt" for lang in ["en", "fr", "es", "pt", "zh", "ar", "hi", "bn", "ur"]
     )
