@@ -10,6 +10,8 @@ rank profiles a round-robin shard of the batches and the counts are all-reduced;
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import logging
 import shutil
 import time
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from babelmoe import artifacts
@@ -241,7 +244,9 @@ def run_profile(
         began = time.perf_counter()
         languages, documents, corpus_identity = tokenized_corpus(config, loaded.tokenizer, corpus)
         tokenize_s = time.perf_counter() - began
-        identity = profile_identity(loaded.identity, partition.sha256, corpus_identity, config)
+        identity = profile_identity(
+            loaded.identity, partition.sha256, corpus_identity, config, tokens_sha256(documents)
+        )
         # Every rank decides alike (a rank that went on alone would wait forever in all_reduce).
         if not artifacts.check_can_write(run_dir, artifacts.PROFILE, KIND, identity, force):
             logger.info("%s already holds this profile; keeping it", run_dir)
@@ -330,16 +335,37 @@ def run_profile(
 
 
 def profile_identity(
-    model: dict, partition_sha256: str, corpus: dict, config: ProfileConfig
+    model: dict,
+    partition_sha256: str,
+    corpus: dict,
+    config: ProfileConfig,
+    tokens: str | None = None,
 ) -> dict[str, Any]:
-    """What makes two profiles the same (when checkpoints are taken does not change the counts)."""
+    """What makes two profiles the same (when checkpoints are taken does not change the counts).
+
+    ``tokens``: the digest of the profiled token ids (``tokens_sha256``). The same model files
+    can tokenise differently (another transformers version converting a GGUF tokenizer, an
+    edited tokenizer file): a profile or checkpoint made from other tokens is never resumed or
+    kept as this one."""
     settings = {k: v for k, v in asdict(config).items() if k not in RESUME_ONLY}
     return {
         "model": model,
         "partition_sha256": partition_sha256,
         "corpus": corpus,
         "config": settings,
+        "tokens_sha256": tokens,
     }
+
+
+def tokens_sha256(documents: list[list[list[int]]]) -> str:
+    """sha256 of the token ids per language and document (lengths included), as int64."""
+    digest = hashlib.sha256()
+    for language in documents:
+        lengths = [len(doc) for doc in language]
+        ids = itertools.chain.from_iterable(language)
+        digest.update(np.asarray(lengths, dtype=np.int64).tobytes())
+        digest.update(np.fromiter(ids, dtype=np.int64, count=sum(lengths)).tobytes())
+    return digest.hexdigest()
 
 
 def _check_world_size(state_root: Path, world_size: int, identity: dict) -> None:

@@ -141,3 +141,24 @@ def test_profile_killed_at_many_points_resumes_bit_identical(setup, tmp_path):
         assert done == expected, f"profile{suffix} differs from the uninterrupted run"
     assert not (run / STATE_DIR).exists()
     assert temp_files(run) == []
+
+
+def test_other_tokens_are_not_this_profile(setup, tmp_path):
+    """The same model files tokenising the corpus differently (another transformers version, an
+    edited tokenizer) make another profile: it is neither kept as this one nor resumed."""
+    model, corpus, split = setup
+    own = tmp_path / "model"
+    shutil.copytree(model, own)
+    run = _new_run(tmp_path, split, "run")
+    argv = ["profile", run, "--model", own, "--corpus", corpus, "--languages", "en,fr",
+            "--units", "4", "--device", "cpu"]  # fmt: skip
+    assert run_cli(argv).code == 0
+    written = (run / "profile.json").stat().st_mtime_ns
+    assert run_cli(argv).code == 0  # the same tokens: the profile is kept, not rewritten
+    assert (run / "profile.json").stat().st_mtime_ns == written
+    spec = json.loads((own / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "Replace", "pattern": {"String": "e"}, "content": "x"}
+    (own / "tokenizer.json").write_text(json.dumps(spec))
+    other = run_cli(argv)
+    assert other.code != 0
+    assert "differs in: tokens_sha256" in other.stderr and "--force" in other.stderr
