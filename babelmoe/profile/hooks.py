@@ -19,9 +19,8 @@ into one graph that every layer shares (the slots are graph inputs, with dynamic
 The graph writes its layer's slots with ``copy_`` (a plain store: no index, no scatter): a
 group's score sum is a matrix product of a one-hot [U, T] matrix with the fixed-point scores,
 exact in float64 (integers below 2**53), where an int64 scatter-add would fall back to a slow
-sorting kernel under ``torch.compile``, and writing through a layer index tensor ran ATen's
-gather kernels (about 3% of a 7B batch on an H200). ``end`` flags non-finite values, adds the
-batch's sums to the accumulator and counts the selected experts.
+sorting kernel under ``torch.compile``. ``end`` flags non-finite values, adds the batch's sums
+to the accumulator and counts the selected experts.
 """
 
 from __future__ import annotations
