@@ -27,6 +27,18 @@ def encode(tokenizer: PreTrainedTokenizerBase, text: str, add_bos: bool = True) 
     return ids
 
 
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], chunk: int = 256
+) -> Iterator[list[int]]:
+    """``encode(tokenizer, text, add_bos=False)`` of every text, in order, lazily: ``chunk``
+    texts per tokenizer call (a fast tokenizer encodes a list in parallel threads), so a caller
+    that stops early (a token budget reached) leaves the rest of a large corpus unencoded."""
+    for start in range(0, len(texts), chunk):
+        encoded = tokenizer(texts[start : start + chunk], add_special_tokens=False)["input_ids"]
+        for ids in encoded:
+            yield list(ids)
+
+
 def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The id used to fill padded positions (masked out, so any valid id works).
 

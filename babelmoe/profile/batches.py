@@ -17,7 +17,7 @@ mask is needed and the fast causal attention kernels run.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -63,8 +63,9 @@ class Batch:
         return bool(self.attention_mask.all())
 
 
-def budget_documents(docs: list[list[int]], budget: int) -> list[list[int]]:
-    """The documents' tokens (no BOS) in order, the last one cut so the total is ``budget``."""
+def budget_documents(docs: Iterable[list[int]], budget: int) -> list[list[int]]:
+    """The documents' tokens (no BOS) in order, the last one cut so the total is ``budget``
+    (``docs`` is read no further than the budget: it may be a lazy encoder)."""
     kept, total = [], 0
     for doc in docs:
         if total >= budget:

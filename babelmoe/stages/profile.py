@@ -173,14 +173,14 @@ def tokenized_corpus(
     """Language metadata, per language the profiling documents' token ids (no BOS, within the
     budget), and the corpus identity (``corpus``: the loaded corpus, else loaded here)."""
     from babelmoe.corpus import heldout_split, load_corpus
-    from babelmoe.evaluate.encoding import encode
+    from babelmoe.evaluate.encoding import encode_texts
 
     corpus = corpus if corpus is not None else load_corpus(config.corpus, config.languages)
     languages, documents = [], []
     for entry in corpus.languages:
         profile_docs, _ = heldout_split(entry.documents, config.heldout_frac, config.heldout_seed)
-        tokens = [encode(tokenizer, doc.text, add_bos=False) for doc in profile_docs]
-        tokens = budget_documents([t for t in tokens if t], config.token_budget)
+        encoded = encode_texts(tokenizer, [doc.text for doc in profile_docs])
+        tokens = budget_documents((t for t in encoded if t), config.token_budget)
         if not tokens:
             raise BabelmoeError(
                 f"language {entry.lang.code} has no text to profile in {config.corpus}",

@@ -133,6 +133,27 @@ def test_chunking_and_packing_count_every_token_once():
     assert budget_documents([[1, 2, 3], [4, 5, 6]], 4) == [[1, 2, 3], [4]]
 
 
+def test_texts_encode_in_batches_as_one_by_one_and_no_further_than_the_budget():
+    from babelmoe.evaluate.encoding import encode, encode_texts
+    from babelmoe.models.shapes import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    texts = ["Alle Menschen", "", "人人生而自由", "é" * 40, "tous les êtres humains", "x"]
+    assert list(encode_texts(tokenizer, texts, chunk=4)) == [
+        encode(tokenizer, t, add_bos=False) for t in texts
+    ]
+    calls = []
+
+    def counting(batch, **kwargs):
+        calls.append(len(batch))
+        return tokenizer(batch, **kwargs)
+
+    counting.bos_token_id = tokenizer.bos_token_id
+    lazy = (t for t in encode_texts(counting, texts * 10, chunk=2) if t)
+    kept = budget_documents(lazy, 20)  # 13 bytes of the first text, 7 of the third
+    assert sum(map(len, kept)) == 20 and calls == [2, 2]  # two calls of 2 texts, no more
+
+
 @pytest.mark.parametrize("norm", ["l1", "mean", "max"])
 def test_other_norms_and_per_layer_selection_keep_the_invariant(norm):
     model = tiny_model("qwen2", dtype=torch.float64)
