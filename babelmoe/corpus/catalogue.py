@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from babelmoe.corpus.base import DEFAULT_HELDOUT_FRAC, LanguageCorpus, heldout_split
+from babelmoe.corpus.base import DEFAULT_HELDOUT_FRAC, Document, LanguageCorpus, heldout_split
 from babelmoe.corpus.languages import script_name
 from babelmoe.errors import BabelmoeError, closest
 
@@ -95,10 +95,12 @@ class CatalogueEntry:
         return data
 
 
-def _count_tokens(tokenizer: Any, texts: Iterable[str]) -> int:
-    from babelmoe.evaluate.encoding import encode
+def _token_counts(tokenizer: Any, documents: list[Document]) -> dict[int, int]:
+    """Tokens of each document (keyed by ``id(document)``), encoded in batches, once."""
+    from babelmoe.evaluate.encoding import encode_texts
 
-    return sum(len(encode(tokenizer, text, add_bos=False)) for text in texts)
+    encoded = encode_texts(tokenizer, [doc.text for doc in documents])
+    return {id(doc): len(ids) for doc, ids in zip(documents, encoded, strict=True)}
 
 
 def entry_from_corpus(
@@ -114,11 +116,12 @@ def entry_from_corpus(
     lang = part.lang
     tokens = profile_tokens = None
     if tokenizer is not None:
-        tokens = _count_tokens(tokenizer, (d.text for d in part.documents))
+        counts = _token_counts(tokenizer, part.documents)
+        tokens = sum(counts.values())
         profiled = part.documents
         if heldout_frac > 0 and len(part.documents) >= 2:
             profiled, _ = heldout_split(part.documents, heldout_frac, seed, what=request)
-        profile_tokens = _count_tokens(tokenizer, (d.text for d in profiled))
+        profile_tokens = sum(counts[id(doc)] for doc in profiled)
     return CatalogueEntry(
         request=request,
         code=lang.code,
