@@ -15,7 +15,7 @@ shift || true
 parts=${*:-cli profile pruned kmeans}
 # The device image lacks two pure-Python packages the corpus code imports (iso639, urielplus):
 # carry them (run's carry: [".carry"]) after, here: mkdir -p .carry &&
-#   cp -r .venv/lib/python3.11/site-packages/{iso639,urielplus} .carry/
+#   cp -r .venv/lib/python3.11/site-packages/{iso639,urielplus,langcodes} .carry/
 export PYTHONPATH=$PWD:$PWD/.carry${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'

