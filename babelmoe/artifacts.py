@@ -357,9 +357,19 @@ def check_can_write(
     return False
 
 
+# Identity fields added after artifacts were first written: an artifact (or checkpoint) written
+# before one existed does not record it, and is compared on the other fields only (a re-run of an
+# older run folder keeps its results instead of refusing them).
+LATER_IDENTITY_FIELDS = frozenset({"tokens_sha256"})
+
+
 def differing_fields(meta: Mapping[str, Any], identity: Mapping[str, Any]) -> list[str]:
     """The ``identity`` fields whose values differ from those recorded in ``meta`` (sorted)."""
-    return sorted(k for k, v in identity.items() if meta.get(k) != jsonable(v))
+    return sorted(
+        k
+        for k, v in identity.items()
+        if meta.get(k) != jsonable(v) and (k in meta or k not in LATER_IDENTITY_FIELDS)
+    )
 
 
 def load_checkpoint(

@@ -162,3 +162,22 @@ def test_other_tokens_are_not_this_profile(setup, tmp_path):
     other = run_cli(argv)
     assert other.code != 0
     assert "differs in: tokens_sha256" in other.stderr and "--force" in other.stderr
+
+
+def test_a_profile_from_before_the_tokens_digest_is_kept(setup, tmp_path):
+    """A profile written before profiles recorded their tokens' digest is compared on the other
+    fields: re-running its run folder keeps it rather than refusing it."""
+    model, corpus, split = setup
+    run = _new_run(tmp_path, split, "run")
+    argv = ["profile", run, "--model", model, "--corpus", corpus, "--languages", "en,fr",
+            "--units", "4", "--device", "cpu"]  # fmt: skip
+    assert run_cli(argv).code == 0
+    meta = json.loads((run / "profile.json").read_text())
+    del meta["tokens_sha256"]  # as the code of 2026-11-29 wrote it (with its checksum)
+    meta[artifacts.META_CHECKSUM] = artifacts.meta_sha256(meta)
+    (run / "profile.json").write_text(json.dumps(meta))
+    written = (run / "profile.json").stat().st_mtime_ns
+    assert run_cli(argv).code == 0
+    assert (run / "profile.json").stat().st_mtime_ns == written
+    other = run_cli([*argv[:-2], "--budget", "100", "--device", "cpu"])  # other settings: refused
+    assert other.code != 0 and "differs in: config" in other.stderr
