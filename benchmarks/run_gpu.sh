@@ -13,7 +13,7 @@ set -uo pipefail
 out=${1:-${OUT:-/tmp}}
 shift || true
 parts=${*:-cli profile pruned kmeans}
-# The device image lacks two pure-Python packages the corpus code imports (iso639, urielplus):
+# The device image lacks pure-Python packages the corpus code imports (iso639, urielplus, langcodes):
 # carry them (run's carry: [".carry"]) after, here: mkdir -p .carry &&
 #   cp -r .venv/lib/python3.11/site-packages/{iso639,urielplus,langcodes} .carry/
 export PYTHONPATH=$PWD:$PWD/.carry${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1

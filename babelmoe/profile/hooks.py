@@ -8,7 +8,7 @@ copy theirs there):
 
   values   [T, L, E] float32  selection values (z-scores); layer l writes values[:, l]
   sums     [U, L, E] int64    fixed-point score sums of the U groups present in the batch
-  nonfinite [L]      int64    > 0 where a layer's activations held NaN/inf
+  nonfinite [L]      float32  > 0 where a layer's activations held NaN/inf
 
 One hook function serves every layer, and it holds no per-layer Python value: the layer's slots
 in the batch buffers are attributes of its output projection (``VALUES_SLOT``, ``SUMS_SLOT``:

@@ -339,7 +339,7 @@ def profile_identity(
     partition_sha256: str,
     corpus: dict,
     config: ProfileConfig,
-    tokens: str | None = None,
+    tokens: str,
 ) -> dict[str, Any]:
     """What makes two profiles the same (when checkpoints are taken does not change the counts).
 
