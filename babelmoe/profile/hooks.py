@@ -1,10 +1,10 @@
 """Forward hooks that score every expert of every FFN, removed on exit even on error.
 
 The hook sits before each FFN's output projection, whose input is the intermediate activation
-``h`` [B, S, width]. Inside ``expert_layout`` experts are contiguous slices of ``h``, so a score
-is one reshape and one norm per layer. Each layer writes its results into its own views of the
-batch's buffers, which live on the device of the first layer (layers sharded over several GPUs
-copy theirs there):
+``h`` [B, S, width]. Inside ``expert_layout`` experts are slices of ``h`` (an aligned head and a
+short tail each, ``babelmoe.experts.moe_view``), so a score is a few reshapes and norms per
+layer. Each layer writes its results into its own views of the batch's buffers, which live on
+the device of the first layer (layers sharded over several GPUs copy theirs there):
 
   values   [T, L, E] float32  selection values (z-scores); layer l writes values[:, l]
   sums     [U, L, E] int64    fixed-point score sums of the U groups present in the batch
@@ -31,9 +31,10 @@ from collections.abc import Iterator
 
 import torch
 
+from babelmoe.experts.moe_view import expert_split
 from babelmoe.models.ffn import FFN
 from babelmoe.profile.accumulate import Accumulator
-from babelmoe.profile.fused import compiled_statistics, expert_split, layer_statistics
+from babelmoe.profile.fused import compiled_statistics, layer_statistics
 
 # Attributes of each output projection while recording: its layer's slots in the batch buffers
 # (plain tensor attributes, not module buffers, whose sizes dynamo would keep static)
