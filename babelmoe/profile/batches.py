@@ -17,9 +17,11 @@ mask is needed and the fast causal attention kernels run.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -188,22 +190,34 @@ def make_batches(
     batches = []
     for width, rows in groups_of_rows:
         n_rows = 2 if several and len(rows) == 1 else len(rows)
-        ids = torch.full((n_rows, width), pad_id, dtype=torch.int64)
-        mask = torch.zeros((n_rows, width), dtype=torch.int64)
-        group = torch.full((n_rows, width), -1, dtype=torch.int64)
-        positions = torch.arange(width, dtype=torch.int64).repeat(n_rows, 1) if packed else None
-        for b, row in enumerate(rows):
-            n = len(row.ids)
-            ids[b, :n] = torch.tensor(row.ids)
-            mask[b, :n] = 1
-            group[b, :n] = torch.tensor(row.groups)
-            if positions is not None and row.positions is not None and n:
-                # padding continues the row's last chunk (causal: it cannot reach a real token)
-                last = row.positions[-1]
-                positions[b, :n] = torch.tensor(row.positions)
-                positions[b, n:] = torch.arange(last + 1, last + 1 + width - n)
-        batches.append(Batch(ids, mask, group.reshape(-1), positions))
+        sizes = np.array([len(row.ids) for row in rows] + [0] * (n_rows - len(rows)))
+        real = np.arange(width) < sizes[:, None]  # [n_rows, width]: the rows' tokens, in order
+        ids = np.full((n_rows, width), pad_id, dtype=np.int64)
+        ids[real] = _flat(row.ids for row in rows)
+        group = np.full((n_rows, width), -1, dtype=np.int64)
+        group[real] = _flat(row.groups for row in rows)
+        positions = None
+        if packed:
+            # padding continues the row's last chunk (causal: it cannot reach a real token)
+            own = [range(len(r.ids)) if r.positions is None else r.positions for r in rows]
+            last = np.array([p[-1] if len(p) else -1 for p in own] + [-1] * (n_rows - len(rows)))
+            positions = np.arange(width) - sizes[:, None] + last[:, None] + 1
+            positions[real] = _flat(own)
+            positions = torch.from_numpy(positions)
+        batches.append(
+            Batch(
+                torch.from_numpy(ids),
+                torch.from_numpy(real.astype(np.int64)),
+                torch.from_numpy(group.reshape(-1)),
+                positions,
+            )
+        )
     return batches
+
+
+def _flat(rows: Iterable[Iterable[int]]) -> np.ndarray:
+    """The rows' integers one after another, as int64 (one pass, no per-row tensors)."""
+    return np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64)
 
 
 def corpus_batches(
