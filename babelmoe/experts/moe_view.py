@@ -92,7 +92,9 @@ def split_scores(h: torch.Tensor, split: Split, norm: str = "l2") -> torch.Tenso
     if small > head and n_big < n_experts:
         rest = tail[..., n_big * (big - head) :]
         parts.append((rest.unflatten(-1, (n_experts - n_big, small - head)), n_big))
-    if len(parts) == 1 and parts[0][0].shape[-2] == n_experts:  # one slice per expert
+    if len(parts) == 1 and parts[0][0].shape[-2] == n_experts:
+        # one whole slice per expert (a head alone, or experts under 8 neurons of one size):
+        # the plain contiguous norm, as before the head existed
         return block_scores(parts[0][0], norm)
     total = None
     for blocks, first in parts:
@@ -106,7 +108,8 @@ def split_scores(h: torch.Tensor, split: Split, norm: str = "l2") -> torch.Tenso
         return total.sqrt()
     if norm == "mean":
         sizes = torch.full((n_experts,), small, dtype=total.dtype, device=total.device)
-        return total / sizes.index_fill(0, torch.arange(n_big, device=total.device), big)
+        sizes[:n_big] = big
+        return total / sizes
     return total
 
 
