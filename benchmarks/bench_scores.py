@@ -7,8 +7,9 @@ activation alone. Variants, each ``torch.compile``d over the same gate and up pr
   contiguous slices  h and the norms of contiguous slices (the layout before; 43-neuron slices
                      of a Llama-2-7B layer start at odd columns: inductor fuses the norm with h
                      into one kernel that cannot use vector loads)
-The last column is the largest relative difference from the same code run eagerly (of the activation
-rounded to bfloat16; the fused contiguous kernel norms the unrounded one).
+The last column is the largest relative difference from the same code run eagerly, which norms
+the activation rounded to bfloat16 (a compiled kernel that fuses silu(gate) x up into the norm
+norms the unrounded float32 one).
 
   python benchmarks/bench_scores.py --device cuda --width 11008 --tokens 16384
 """

@@ -10,8 +10,9 @@ the larger experts first, as the partition labels them) contiguously in the "tai
     43-neuron experts (Llama-2-7B, E = 256):  [ e0: 40 | e1: 40 | ... | e255: 40 ][ e0: 3 | ... ]
 
 So every head slice starts on a 16-byte boundary, and a compiled per-expert norm loads it with
-wide vector loads: on an H200 the norms of a Llama-2-7B layer's activation cost 86 us on top of
-the activation instead of 323 us with plain contiguous 43-neuron slices (benchmarks/RESULTS.md).
+wide vector loads: on an H200 the norms of a Llama-2-7B layer's activation cost 90 us on top of
+the activation instead of 321 us with plain contiguous 43-neuron slices (``bench_scores.py``,
+benchmarks/RESULTS.md).
 
 ``moe_view`` additionally wraps each output projection in an ``ExpertMixer`` that multiplies
 the activation by a per-expert mask: all experts active (the default) reproduces the dense
@@ -54,19 +55,25 @@ def slice_order(sizes: torch.Tensor) -> torch.Tensor:
     (``Partition.expert_order``) it takes: each expert's first ``head_size`` neurons, expert by
     expert, then the rest of every expert, expert by expert."""
     head = head_size(expert_split(sizes))
-    expert = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
+    expert = _contiguous_experts(sizes)
     position = torch.arange(int(sizes.sum())) - expert_offsets(sizes)[expert]
     return torch.argsort((position >= head).to(torch.int8), stable=True)
 
 
 def layout_order(partition: Partition, layer: int) -> torch.Tensor:
     """[width] neuron indices of ``layer`` in the order ``expert_layout`` gives them."""
-    return partition.expert_order(layer)[slice_order(partition.sizes()[layer])]
+    sizes = torch.bincount(partition.labels[layer], minlength=partition.n_experts)
+    return partition.expert_order(layer)[slice_order(sizes)]
 
 
 def column_experts(sizes: torch.Tensor) -> torch.Tensor:
     """[width] the expert of every column of the layout."""
-    return torch.repeat_interleave(torch.arange(sizes.numel()), sizes)[slice_order(sizes)]
+    return _contiguous_experts(sizes)[slice_order(sizes)]
+
+
+def _contiguous_experts(sizes: torch.Tensor) -> torch.Tensor:
+    """[width] the expert of every column of the expert-contiguous order."""
+    return torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
 
 
 def expert_offsets(sizes: torch.Tensor) -> torch.Tensor:
