@@ -83,10 +83,12 @@ def analyse(
         int, typer.Option(help="Bootstrap resamples of documents (0: no intervals).")
     ] = common.config_default(AnalysisConfig, "n_bootstrap"),
     paired: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--paired/--independent",
-            help="Resample the same document units in every language (parallel corpora).",
+            help="Resample the same articles in every language, or each language's documents "
+            "independently. Default: paired when the corpus is parallel (UDHR).",
+            show_default=False,
         ),
     ] = common.config_default(AnalysisConfig, "bootstrap_paired"),
     permutations: Annotated[
