@@ -94,6 +94,13 @@ def analyse(
     permutations: Annotated[
         int, typer.Option(help="Random relabelings when exact enumeration is too large.")
     ] = common.config_default(AnalysisConfig, "n_permutations"),
+    label_permutations: Annotated[
+        int,
+        typer.Option(
+            help="Permutations of language labels over documents for the language-label null "
+            "of shared and specific experts (0: skip it)."
+        ),
+    ] = common.config_default(AnalysisConfig, "label_permutations"),
     exact_limit: Annotated[
         int, typer.Option(help="Enumerate every relabeling when there are at most this many.")
     ] = common.config_default(AnalysisConfig, "exact_limit"),
@@ -115,6 +122,7 @@ def analyse(
         n_bootstrap=bootstrap,
         bootstrap_paired=paired,
         n_permutations=permutations,
+        label_permutations=label_permutations,
         exact_limit=exact_limit,
         seed=check_seed(seed),
     )
