@@ -164,7 +164,8 @@ def write_replication(run_dir: Path) -> list[dict[str, Any]]:
             "run babelmoe analyse on both samples first",
         )
     rows = compare_claims(first, second)
-    write_table(run_dir, TABLE, rows, "Each claim on the first and on the replication sample")
+    with artifacts.run_lock(run_dir):
+        write_table(run_dir, TABLE, rows, "Each claim on the first and on the replication sample")
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     n1 = next((r["first_n_languages"] for r in rows if r["first_n_languages"]), "?")
@@ -178,16 +179,15 @@ def write_replication(run_dir: Path) -> list[dict[str, Any]]:
         *(f"<li>{html.escape(r['sentence'])}</li>" for r in rows),
         "</ul>",
     ]
-    artifacts.atomic_write_json(
-        second_dir / artifacts.SECTION_FILE,
-        {
-            "schema_version": artifacts.SCHEMA_VERSION,
-            "title": "Replication on a second sample of languages",
-            "order": 59,
-            "html": "".join(parts),
-            "figures": [],
-        },
-    )
+    section = {
+        "schema_version": artifacts.SCHEMA_VERSION,
+        "title": "Replication on a second sample of languages",
+        "order": 59,
+        "html": "".join(parts),
+        "figures": [],
+    }
+    with artifacts.run_lock(second_dir):
+        artifacts.atomic_write_json(second_dir / artifacts.SECTION_FILE, section)
     log.info("replication: %s", summary)
     return rows
 
