@@ -8,17 +8,18 @@ A claims file (``RUN/family_vs_script/claims*.json``)::
 
 The expert claims (``claims_experts.json``), whole model (summed over layers):
 
-- ``experts.shared.layer_share`` / ``experts.specific.layer_share``: observed count over the
+- ``experts.shared.layer_share`` / ``experts.specific.layer_share``: observed count minus the
   count expected when each language's frequencies are shuffled over the layer's experts (the
-  within-layer null: "more than the layer's share of selections"), minus 1;
-- ``experts.shared.label_null`` / ``experts.specific.label_null``: observed count over its mean
-  under permuted language labels, minus 1 (``analysis.label_null``);
+  within-layer null: "more than the layer's share of selections");
+- ``experts.shared.label_null`` / ``experts.specific.label_null``: observed count minus its mean
+  under permuted language labels (``analysis.label_null``). Excess counts, not ratios: the
+  label null's mean is often 0 for specific experts;
 - ``experts.shared.language_agnostic``: the share of shared experts whose frequency does not
   depend on language (claim: most do; binomial test against one half);
 - ``experts.language_dependent``: the share of all experts whose frequency depends on language
   (claim: some do; Simes' global test = the smallest Benjamini-Hochberg adjusted p).
 
-Intervals of the count ratios come from the document bootstrap (the expected count held fixed),
+Intervals of the excess counts come from the document bootstrap (the expected count held fixed),
 those of shares from Clopper-Pearson over experts. p-values are Holm-adjusted over the claims of
 the file; a claim holds when its adjusted p < alpha and its estimate points the stated way.
 """
@@ -46,8 +47,8 @@ def clopper_pearson(k: int, n: int, level: float) -> tuple[float, float]:
     return low, high
 
 
-def _ratio(observed: float, expected: float) -> float:
-    return observed / expected - 1.0 if expected > 0 else float("nan")
+def _excess(observed: float, expected: float) -> float:
+    return observed - expected if np.isfinite(expected) else float("nan")
 
 
 def expert_claims(
@@ -76,12 +77,12 @@ def expert_claims(
         low = high = float("nan")
         if boot_totals is not None and boot_totals[kind].size:
             lo, hi = np.percentile(boot_totals[kind], [tail, 100.0 - tail])
-            low, high = _ratio(float(lo), expected), _ratio(float(hi), expected)
+            low, high = _excess(float(lo), expected), _excess(float(hi), expected)
         claims.append(
             {
                 "id": f"experts.{kind}.{null}",
                 "statement": statement,
-                "estimate": _ratio(observed, expected),
+                "estimate": _excess(observed, expected),
                 "ci_low": low,
                 "ci_high": high,
                 "interval": interval_text,
@@ -97,8 +98,8 @@ def expert_claims(
             "layer_share",
             expected,
             p,
-            f"More experts are {what} than the layers' shares of selections give (observed / "
-            f"expected - 1, experts shuffled within each layer per language).",
+            f"More experts are {what} than the layers' shares of selections give (observed - "
+            f"expected count, experts shuffled within each layer per language).",
         )
     for kind, what in (("shared", "shared"), ("specific", "language-specific")):
         count_claim(
@@ -107,7 +108,7 @@ def expert_claims(
             float(label.null_mean(kind).sum()),
             label.total_p(kind),
             f"More experts are {what} than with language labels permuted over documents "
-            f"(observed / null mean - 1, labels permuted within {label.strata} strata).",
+            f"(observed - null mean count, labels permuted within {label.strata} strata).",
         )
     n_shared = int(label.shared.sum())
     agnostic = int(label.shared_agnostic.sum())

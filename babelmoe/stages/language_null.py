@@ -150,12 +150,14 @@ def summary(result: ln.LabelNullResult, claims: dict[str, Any]) -> dict[str, Any
         f"depends on language (Benjamini-Hochberg, alpha {result.alpha})."
     )
     if shared:
+        ratio = float(np.nanmedian(result.dispersion_ratio[result.shared_mask]))
         texts.append(
             f"Shared experts: {shared} observed, {null_shared:.1f} on average with permuted "
             f"labels (p = {result.total_p('shared'):.3g}); {agnostic} of {shared} "
             f"({agnostic / shared:.0%}) are shared because they are frequent in every document "
             f"regardless of language (no language dependence beyond the null), the other "
-            f"{shared - agnostic} are shared but modulated by language."
+            f"{shared - agnostic} are shared but modulated by language (their spread across "
+            f"languages is a median {ratio:.3g} times the spread with permuted labels)."
         )
     else:
         texts.append(f"No shared experts ({null_shared:.1f} on average with permuted labels).")
@@ -173,6 +175,11 @@ def summary(result: ln.LabelNullResult, claims: dict[str, Any]) -> dict[str, Any
             "label_null_mean": result.null_mean("shared").tolist(),
             "p_value": result.layer_p("shared").tolist(),
             "language_agnostic": result.shared_agnostic.tolist(),
+            "median_dispersion_ratio": float(
+                np.nanmedian(result.dispersion_ratio[result.shared_mask])
+            )
+            if shared
+            else None,
         },
         "specific": {
             "observed": result.specific.tolist(),
