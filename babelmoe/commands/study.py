@@ -20,8 +20,9 @@ EPILOG = """Examples:
 and the reason for each contrast: babelmoe/corpus/study.py.
 
 Writes RUN/report.html (section "Family against script") and
-RUN/family_vs_script/ (tables, summary.json, figures, claims*.json). Re-running the
-same command after an interruption resumes where it stopped.
+RUN/family_vs_script/ (tables, summary.json, figures, claims*.json).
+Re-running the same command after an interruption resumes where it
+stopped.
 
 Replication (default on): a second sample of 50 UDHR languages, disjoint
 from the first by ISO 639-3 and chosen by a rule fixed before profiling

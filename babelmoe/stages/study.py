@@ -118,7 +118,8 @@ class StudyConfig:
         n = len(self.replication_languages)
         if self.replication_languages == REPLICATION_LANGUAGES:
             return f"replication sample: {n} languages, {REPLICATION_RULE}: {codes}"
-        return f"replication sample: {n} languages given by --replication-languages: {codes}"
+        weak = " (fewer than 40: a weak replication)" if n < 40 else ""
+        return f"replication sample: {n} languages given by --replication-languages{weak}: {codes}"
 
     @property
     def analysis(self) -> AnalysisConfig:

@@ -120,7 +120,9 @@ def test_a_second_sample_that_overlaps_the_first_by_iso_639_3_is_refused(tmp_pat
         corpus=corpus,
     )
     check_disjoint(ok)
-    assert "--replication-languages: de, ru, ja, ko" in ok.replication_statement()
+    assert "--replication-languages (fewer than 40: a weak replication): de, ru, ja, ko" in (
+        ok.replication_statement()
+    )
     assert "select_replication()" in StudyConfig().replication_statement()
 
 
