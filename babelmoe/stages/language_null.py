@@ -100,6 +100,12 @@ def run_language_null(
     )
     block = summary(result, claims)
     block["resampling"] = resampling
+    if int((unit_tokens > 0).sum(axis=1).max(initial=0)) < 2:
+        block["findings"].append(
+            "Every language has a single document unit: permuting labels only renames the "
+            "languages, so the language-label null cannot tell language from document here "
+            "(profile more documents or more --units)."
+        )
 
     out = run_dir / FOLDER
     with artifacts.run_lock(run_dir):
