@@ -152,3 +152,52 @@ def test_label_null_speed_at_the_studys_shape() -> None:
     began = time.perf_counter()
     ln.label_null(counts, tokens, articles, ln.LabelNullConfig(n_permutations=999))
     assert time.perf_counter() - began < 60
+
+
+def test_the_profile_records_each_units_documents_and_older_profiles_rebuild_them(tmp_path) -> None:
+    import json
+
+    import torch
+
+    from babelmoe.corpus import heldout_split, load_corpus
+    from babelmoe.models.shapes import byte_tokenizer
+    from babelmoe.profile.artifact import ProfileData
+    from babelmoe.stages.profile import ProfileConfig, tokenized_corpus
+    from babelmoe.stages.units import ensure_unit_documents
+
+    for code, skip in (("en", None), ("fr", 0)):  # French lacks article 0 (no preamble)
+        lines = [
+            json.dumps({"id": f"article-{j}", "text": f"{code} article {j} " * (3 + j)})
+            for j in range(10)
+            if j != skip
+        ]
+        (tmp_path / f"{code}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = ProfileConfig(languages=["en", "fr"], corpus=str(tmp_path), token_budget=300)
+    corpus = load_corpus(str(tmp_path), ["en", "fr"])
+    ids: list[list[str]] = []
+    _, documents, identity = tokenized_corpus(config, byte_tokenizer(), corpus, ids)
+    for entry, kept, docs in zip(corpus.languages, ids, documents, strict=True):
+        profiled, _ = heldout_split(entry.documents, 0.2, 0)
+        assert kept == [d.id for d in profiled][: len(docs)] and len(kept) == len(docs)
+        assert len(docs) < len(profiled)  # the budget cut it: ids stop where the tokens stop
+    # An older profile (no record): rebuilt from the corpus, the first document of every unit.
+    n_units = 4
+    unit_tokens = torch.zeros(2, n_units, dtype=torch.long)
+    for i, docs in enumerate(documents):
+        for j, doc in enumerate(docs):
+            unit_tokens[i, j % n_units] += len(doc)
+    profile = ProfileData(
+        counts=torch.zeros(2, 1, 1, dtype=torch.long),
+        tokens=unit_tokens.sum(1),
+        score_sums=torch.zeros(2, 1, 1, dtype=torch.float64),
+        unit_counts=torch.zeros(2, n_units, 1, 1, dtype=torch.long),
+        unit_tokens=unit_tokens,
+        languages=[{"code": "eng"}, {"code": "fra"}],
+        meta={"config": {"corpus": str(tmp_path), "languages": ["en", "fr"]}, "corpus": identity},
+    )
+    ensure_unit_documents(profile)
+    rebuilt = profile.meta["unit_documents"]
+    recorded = [[kept[u::n_units] for u in range(n_units)] for kept in ids]
+    assert [[u[:1] for u in row] for row in recorded] == rebuilt
+    articles = unit_articles(rebuilt, unit_tokens.numpy())
+    assert articles is not None and articles.parallel
