@@ -167,6 +167,15 @@ class ProfileConfig:
         )
 
 
+def _nonempty(docs: list[Any], encoded: Any, read: list[str]) -> Any:
+    """The non-empty token lists of ``encoded`` (lazily), appending each one's document id to
+    ``read`` as it is taken."""
+    for doc, ids in zip(docs, encoded, strict=False):
+        if ids:
+            read.append(doc.id)
+            yield ids
+
+
 def tokenized_corpus(
     config: ProfileConfig,
     tokenizer: Any,
@@ -185,14 +194,7 @@ def tokenized_corpus(
         profile_docs, _ = heldout_split(entry.documents, config.heldout_frac, config.heldout_seed)
         encoded = encode_texts(tokenizer, [doc.text for doc in profile_docs])
         read: list[str] = []  # ids of the documents the budget read (lazily: see budget_documents)
-
-        def nonempty(pairs=zip(profile_docs, encoded, strict=False), read=read):
-            for doc, ids in pairs:
-                if ids:
-                    read.append(doc.id)
-                    yield ids
-
-        tokens = budget_documents(nonempty(), config.token_budget)
+        tokens = budget_documents(_nonempty(profile_docs, encoded, read), config.token_budget)
         if document_ids is not None:
             document_ids.append(read[: len(tokens)])
         if not tokens:
