@@ -48,7 +48,10 @@ def clopper_pearson(k: int, n: int, level: float) -> tuple[float, float]:
 
 
 def _excess(observed: float, expected: float) -> float:
-    return observed - expected if np.isfinite(expected) else float("nan")
+    if not np.isfinite(expected):
+        return float("nan")
+    excess = observed - expected
+    return 0.0 if abs(excess) < 1e-9 else excess  # an expectation of ~1e-13 is none
 
 
 def expert_claims(

@@ -93,7 +93,8 @@ def run_language_null(
     interval = (
         f"{ci_level:.0%} document bootstrap of the observed count (B = {n_bootstrap}; "
         f"{'paired over articles' if use_paired else 'independent per language'}), "
-        f"denominator held fixed"
+        f"denominator held fixed; threshold counts shrink under resampling, so the interval "
+        f"may lie below the estimate"
     )
     claims = expert_claims(
         result, layer_share, boot, len(profile.codes), cfg.alpha, ci_level, interval
