@@ -44,6 +44,7 @@ from babelmoe.analysis.stats.permutation import (
     mantel_many,
     partial_mantel,
 )
+from babelmoe.analysis.units import describe_resampling, profile_articles, resolve_paired
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData
 
@@ -246,6 +247,9 @@ def analyse_profile(
     if cfg.n_bootstrap > 0:
         check_units(profile.unit_counts.numpy(), profile.unit_tokens.numpy(), profile.codes)
         log.info("bootstrap: %d resamples of %d languages' units", cfg.n_bootstrap, n)
+        articles = profile_articles(profile)
+        paired = resolve_paired(cfg.bootstrap_paired, articles)
+        notes.append(describe_resampling(paired, articles))
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
@@ -253,7 +257,8 @@ def analyse_profile(
             cfg.n_bootstrap,
             cfg.seed,
             cfg.batch_size,
-            cfg.bootstrap_paired,
+            paired,
+            articles=articles.index if paired and articles is not None else None,
         )
         for name in boot_metrics:
             metrics[name].model_ci = percentile_interval(samples[f"{name}/model"], cfg.ci_level)

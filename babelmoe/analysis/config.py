@@ -41,15 +41,20 @@ class AnalysisConfig:
     """LAPE: among kept experts, the share with the lowest entropy that counts as specific."""
     n_bootstrap: int = 1000
     """Bootstrap resamples of the documents (profile units) for every confidence interval."""
-    bootstrap_paired: bool = False
-    """Resample the same unit indices in every language (right for parallel corpora whose units
-    align); off: each language's units are resampled independently (wider, conservative)."""
+    bootstrap_paired: bool | None = None
+    """Resample the same articles in every language (right for parallel corpora: the languages'
+    frequencies then vary together, as the same content drives them); off: each language's units
+    are resampled independently. None (default): paired exactly when the profile's units hold
+    articles shared across languages (a parallel corpus such as UDHR; ``analysis.units``)."""
     ci_level: float = 0.95
     """Coverage of the percentile bootstrap intervals."""
     n_permutations: int = 9999
     """Random label permutations when exact enumeration would exceed ``exact_limit``."""
     exact_limit: int = 400_000
     """Enumerate every distinct permutation (or grouping) when there are at most this many."""
+    label_permutations: int = 999
+    """Permutations of the language labels over documents for the language-label null of shared
+    and specific experts (``analysis.label_null``; 0: skip it)."""
     alpha: float = 0.05
     """Significance level used in the sentences of the summary and the stability verdicts."""
     seed: int = 0
@@ -91,6 +96,7 @@ class AnalysisConfig:
         require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0", "use 0 to skip intervals")
         require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
         require(self.n_permutations >= 1, "n_permutations must be >= 1")
+        require(self.label_permutations >= 0, "label_permutations must be >= 0")
         require(self.exact_limit >= 1, "exact_limit must be >= 1")
         require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
         require(self.batch_size >= 1, "batch_size must be >= 1")

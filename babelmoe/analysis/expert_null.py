@@ -1,4 +1,9 @@
-"""Shared and language-specific experts against a null model that keeps each layer's rates.
+"""Shared and language-specific experts: more than the layer's share of selections?
+
+This null does not ask about language: it shuffles which expert is which within a layer, so an
+expert that is frequent in every document, whatever the language, counts as "shared beyond
+chance". It is kept under the name "more than the layer's share of selections"; the null that
+asks about language permutes language labels over documents (:mod:`babelmoe.analysis.label_null`).
 
 The raw count of shared experts in a layer (frequency >= ``threshold`` in every language) grows
 with how many of the layer's experts are frequent in each language at all: a layer that receives
@@ -258,8 +263,9 @@ def findings(result: ExpertNullResult, cfg: ExpertNullConfig) -> list[str]:
             f"{what} experts peak in layer {peak_raw} ({int(observed[peak_raw])}; "
             f"{expected[peak_raw]:.3g} expected if experts were matched across languages at "
             f"random within each layer). Across layers the raw count follows the layer's share "
-            f"of selections (Spearman {rho:.2f}). Above the null model (p < {cfg.alpha}, "
-            f"{result.n_draws} draws) in {len(above)} of {observed.size} layers"
+            f"of selections (Spearman {rho:.2f}). More than the layer's share of selections "
+            f"gives (p < {cfg.alpha}, {result.n_draws} draws; a null that does not ask about "
+            f"language) in {len(above)} of {observed.size} layers"
         )
         survives = peak_excess == peak_raw and p[peak_raw] < cfg.alpha
         if peak_excess is None:

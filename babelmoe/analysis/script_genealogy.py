@@ -53,6 +53,7 @@ from babelmoe.analysis.stats.bootstrap import percentile_interval, run_bootstrap
 from babelmoe.analysis.stats.metrics import METRICS, as_distance, pairwise
 from babelmoe.analysis.stats.permutation import LabelPermutations, TestResult, holm
 from babelmoe.analysis.stats.permutation import _from_null as test_from_null
+from babelmoe.analysis.units import profile_articles, resolve_paired
 from babelmoe.corpus.languages import script_distribution, script_overlap_distance
 from babelmoe.errors import BabelmoeError, require
 from babelmoe.profile.artifact import ProfileData
@@ -76,8 +77,9 @@ class ScriptGenealogyConfig:
     """Enumerate every relabeling when there are at most this many (n <= 9)."""
     n_bootstrap: int = 1000
     """Bootstrap resamples of the document units (0: no intervals)."""
-    bootstrap_paired: bool = False
-    """Resample the same units in every language (see ``AnalysisConfig``)."""
+    bootstrap_paired: bool | None = None
+    """Resample the same articles in every language (see ``AnalysisConfig``; None: paired
+    exactly when the profile's units align across languages, as in UDHR)."""
     ci_level: float = 0.95
     """Coverage of the percentile intervals."""
     alpha: float = 0.05
@@ -305,6 +307,8 @@ def script_genealogy(
             _, _, ps, pg, _ = _partials(_ranks(tri), s, g)  # [B, 1 + L]
             return {"partial": np.stack([ps, pg], axis=-1), "model": whole}
 
+        articles = profile_articles(profile)
+        paired = resolve_paired(cfg.bootstrap_paired, articles)
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
@@ -312,7 +316,8 @@ def script_genealogy(
             cfg.n_bootstrap,
             cfg.seed,
             cfg.batch_size,
-            cfg.bootstrap_paired,
+            paired,
+            articles=articles.index if paired and articles is not None else None,
         )
         boot, boot_dist = samples["partial"], samples["model"]
 

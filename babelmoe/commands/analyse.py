@@ -83,15 +83,24 @@ def analyse(
         int, typer.Option(help="Bootstrap resamples of documents (0: no intervals).")
     ] = common.config_default(AnalysisConfig, "n_bootstrap"),
     paired: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--paired/--independent",
-            help="Resample the same document units in every language (parallel corpora).",
+            help="Resample the same articles in every language, or each language's documents "
+            "independently. Default: paired when the corpus is parallel (UDHR).",
+            show_default=False,
         ),
     ] = common.config_default(AnalysisConfig, "bootstrap_paired"),
     permutations: Annotated[
         int, typer.Option(help="Random relabelings when exact enumeration is too large.")
     ] = common.config_default(AnalysisConfig, "n_permutations"),
+    label_permutations: Annotated[
+        int,
+        typer.Option(
+            help="Permutations of language labels over documents for the language-label null "
+            "of shared and specific experts (0: skip it)."
+        ),
+    ] = common.config_default(AnalysisConfig, "label_permutations"),
     exact_limit: Annotated[
         int, typer.Option(help="Enumerate every relabeling when there are at most this many.")
     ] = common.config_default(AnalysisConfig, "exact_limit"),
@@ -113,6 +122,7 @@ def analyse(
         n_bootstrap=bootstrap,
         bootstrap_paired=paired,
         n_permutations=permutations,
+        label_permutations=label_permutations,
         exact_limit=exact_limit,
         seed=check_seed(seed),
     )

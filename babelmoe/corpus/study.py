@@ -324,3 +324,42 @@ REPLICATION_LANGUAGES: tuple[str, ...] = (
     "gyr", "loz", "pap", "mly_latn", "flm", "gag", "qxn", "053", "fkv", "hus",
     "cot", "ote", "emk", "mcd", "lot", "eve", "gnw", "kbd", "kha", "cbi",
 )  # fmt: skip
+
+REPLICATION_RULE = (
+    "the replication sample: select_replication() in babelmoe/corpus/study.py, written "
+    "2026-12-07 before any of its versions was profiled: R0 pool = UDHR versions eligible "
+    "under the study's step 1 whose ISO 639-3 language is not in the first sample; R1 up to "
+    f"{REPLICATION_PER_SCRIPT} versions per non-Latin script, one family at a time; R2 one "
+    "version per family with >= 3 pool versions; R3 fill to "
+    f"{REPLICATION_SIZE} by rounds over the families (best-covered version first)"
+)
+
+
+def iso_codes(requests: Sequence[str], source: str = "udhr") -> dict[str, str]:
+    """ISO 639-3 code of every language request (a UDHR version, or a folder's language code).
+
+    For UDHR the request is resolved to its version the way the corpus loader does; otherwise
+    the code is read as an ISO 639-1/2/3 code (left as is when it is none)."""
+    from babelmoe.corpus.languages import iso_language
+
+    out: dict[str, str] = {}
+    if source == "udhr":
+        from babelmoe.corpus.udhr import list_udhr, resolve_udhr
+
+        versions = list_udhr()
+        for request in requests:
+            out[request] = resolve_udhr(request, versions).iso6393
+        return out
+    for request in requests:
+        lang = iso_language(request.split("_")[0].split("-")[0])
+        out[request] = lang.pt3 if lang is not None and lang.pt3 else request
+    return out
+
+
+def overlap(
+    first: Sequence[str], second: Sequence[str], source: str = "udhr"
+) -> list[tuple[str, str]]:
+    """(second-sample request, ISO 639-3) of every second-sample language the first has too."""
+    codes = iso_codes([*first, *second], source)
+    first_iso = {codes[r] for r in first}
+    return [(r, codes[r]) for r in second if codes[r] in first_iso]

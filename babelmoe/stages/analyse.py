@@ -22,6 +22,7 @@ from babelmoe.analysis.compare import AnalysisResult, analyse_profile
 from babelmoe.analysis.config import AnalysisConfig
 from babelmoe.analysis.expert_null import ExpertNullConfig
 from babelmoe.analysis.io import clean, write_tables
+from babelmoe.analysis.label_null import LabelNullConfig
 from babelmoe.analysis.script_genealogy import ScriptGenealogyConfig
 from babelmoe.analysis.seeds import SeedStudy, compare_seeds, seed_tables
 from babelmoe.analysis.summary import build_summary
@@ -29,6 +30,8 @@ from babelmoe.analysis.tables import analysis_tables
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData, load_profile
 from babelmoe.stages.family_script import run_family_script
+from babelmoe.stages.language_null import run_language_null
+from babelmoe.stages.units import ensure_unit_documents
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def run_analysis(
     """Analyse ``RUN_DIR``'s profile (and the seed study); returns the summary."""
     cfg = cfg or AnalysisConfig()
     run_dir = Path(run_dir)
-    profile = load_profile(run_dir)
+    profile = ensure_unit_documents(load_profile(run_dir))
     log.info(
         "analysing %s: %d languages, %d layers x %d experts",
         run_dir,
@@ -143,8 +146,23 @@ def run_analysis(
     )
     summary["family_vs_script"] = blocks["family_vs_script"]
     summary["expert_null"] = blocks["expert_null"]
-    for key, topic in (("family_vs_script", "family vs script"), ("expert_null", "null model")):
-        if blocks[key] is not None:
+    # Shared and specific experts against permuted language labels: RUN/language_null/, and the
+    # expert claims RUN/family_vs_script/claims_experts.json.
+    if cfg.label_permutations > 0:
+        blocks["language_null"] = run_language_null(
+            run_dir,
+            profile,
+            label_null_config(cfg),
+            expert_null_config(cfg),
+            n_bootstrap=cfg.n_bootstrap,
+            paired=cfg.bootstrap_paired,
+            ci_level=cfg.ci_level,
+        )
+        summary["language_null"] = blocks["language_null"]
+    keys = (("family_vs_script", "family vs script"), ("expert_null", "null model"))
+    keys += (("language_null", "language-label null"),)
+    for key, topic in keys:
+        if blocks.get(key) is not None:
             summary["findings"] += [{"topic": topic, "text": t} for t in blocks[key]["findings"]]
     summary["notes"] = [*summary.get("notes", []), *blocks["notes"]]
     with artifacts.run_lock(run_dir):
@@ -174,6 +192,18 @@ def expert_null_config(cfg: AnalysisConfig) -> ExpertNullConfig:
         shared_threshold=cfg.shared_threshold,
         specific_high=cfg.specific_high,
         specific_low=cfg.specific_low,
+        alpha=cfg.alpha,
+        seed=cfg.seed,
+    )
+
+
+def label_null_config(cfg: AnalysisConfig) -> LabelNullConfig:
+    """The language-label null's thresholds and draws: the analysis config's."""
+    return LabelNullConfig(
+        shared_threshold=cfg.shared_threshold,
+        specific_high=cfg.specific_high,
+        specific_low=cfg.specific_low,
+        n_permutations=cfg.label_permutations,
         alpha=cfg.alpha,
         seed=cfg.seed,
     )

@@ -81,7 +81,8 @@ def run_family_script(
             out,
             "expert_null",
             en.layer_rows(null),
-            "Shared and specific experts per layer against the within-layer permutation null",
+            "Shared and specific experts per layer: more than the layer's share of selections "
+            "(within-layer permutation null; language labels: see language_null/)",
         )
         entries = _figures(out, blocks) if figures else []
         artifacts.atomic_write_json(
@@ -125,7 +126,8 @@ def _figures(out: Path, blocks: dict[str, Any]) -> list[dict[str, str]]:
                 "Shared and language-specific experts per layer (bars) against the number "
                 "expected if each language's frequencies were shuffled over the layer's experts "
                 "(line): the null keeps every layer's share of selections and destroys only the "
-                "match of experts across languages."
+                "match of experts across languages: more than the layer's share of "
+                "selections, not a test about language (see the language-label null)."
             ),
         }
     )

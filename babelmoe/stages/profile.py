@@ -167,11 +167,24 @@ class ProfileConfig:
         )
 
 
+def _nonempty(docs: list[Any], encoded: Any, read: list[str]) -> Any:
+    """The non-empty token lists of ``encoded`` (lazily), appending each one's document id to
+    ``read`` as it is taken."""
+    for doc, ids in zip(docs, encoded, strict=False):
+        if ids:
+            read.append(doc.id)
+            yield ids
+
+
 def tokenized_corpus(
-    config: ProfileConfig, tokenizer: Any, corpus: Any = None
+    config: ProfileConfig,
+    tokenizer: Any,
+    corpus: Any = None,
+    document_ids: list[list[str]] | None = None,
 ) -> tuple[list[dict], list[list[list[int]]], dict]:
     """Language metadata, per language the profiling documents' token ids (no BOS, within the
-    budget), and the corpus identity (``corpus``: the loaded corpus, else loaded here)."""
+    budget), and the corpus identity (``corpus``: the loaded corpus, else loaded here).
+    ``document_ids``: a list that receives, per language, the ids of those documents."""
     from babelmoe.corpus import heldout_split, load_corpus
     from babelmoe.evaluate.encoding import encode_texts
 
@@ -180,7 +193,10 @@ def tokenized_corpus(
     for entry in corpus.languages:
         profile_docs, _ = heldout_split(entry.documents, config.heldout_frac, config.heldout_seed)
         encoded = encode_texts(tokenizer, [doc.text for doc in profile_docs])
-        tokens = budget_documents((t for t in encoded if t), config.token_budget)
+        read: list[str] = []  # ids of the documents the budget read (lazily: see budget_documents)
+        tokens = budget_documents(_nonempty(profile_docs, encoded, read), config.token_budget)
+        if document_ids is not None:
+            document_ids.append(read[: len(tokens)])
         if not tokens:
             raise BabelmoeError(
                 f"language {entry.lang.code} has no text to profile in {config.corpus}",
@@ -242,7 +258,10 @@ def run_profile(
         check_partition_fits(partition, loaded.model)
         check_s = time.perf_counter() - began
         began = time.perf_counter()
-        languages, documents, corpus_identity = tokenized_corpus(config, loaded.tokenizer, corpus)
+        document_ids: list[list[str]] = []
+        languages, documents, corpus_identity = tokenized_corpus(
+            config, loaded.tokenizer, corpus, document_ids
+        )
         tokenize_s = time.perf_counter() - began
         identity = profile_identity(
             loaded.identity, partition.sha256, corpus_identity, config, tokens_sha256(documents)
@@ -309,6 +328,10 @@ def run_profile(
                 "selected_per_token": selected_per_token(
                     partition.n_layers, partition.n_experts, config.top_frac, config.selection
                 ),
+                # per language, per unit: the ids of its documents (aligns units across languages)
+                "unit_documents": [
+                    [ids[u::n_units] for u in range(n_units)] for ids in document_ids
+                ],
             },  # type: ignore[arg-type]
         )
         path = save_profile(run_dir, data)

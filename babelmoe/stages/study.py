@@ -10,20 +10,40 @@ and no extra seeds: they answer other questions and would multiply the cost by t
 languages. Every stage keeps an identical existing artifact, so re-running the same command after
 an interruption continues where it stopped (the profile resumes from its last checkpoint).
 
-Cost: about 100k profiled tokens; on 2 CPU cores the profile dominates.
+Replication (on by default): a second, disjoint sample of languages
+(:data:`~babelmoe.corpus.study.REPLICATION_LANGUAGES`, 50 UDHR versions chosen by
+:func:`~babelmoe.corpus.study.select_replication`, a rule fixed before profiling; or the user's own,
+refused when it shares an ISO 639-3 language with the first) is profiled and analysed the same way
+into ``RUN/replication/``, a complete run folder of its own that shares the first sample's
+partition (the split does not depend on languages: its artifact is copied, not re-clustered). Then
+every claim of ``RUN/family_vs_script/claims*.json`` is checked on the second sample
+(:mod:`babelmoe.analysis.replication`): ``RUN/replication.csv/.json`` and a report section.
+Folders profiled separately (a run of the first sample, and one of the second with the same split
+seed) can be assembled into this layout (``mv S2 S1/replication``) and re-analysed by running the
+same command: every identical artifact is kept, nothing is profiled again.
+
+Cost: about 100k profiled tokens per sample; on 2 CPU cores the profile dominates.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from babelmoe import artifacts
 from babelmoe.analysis.config import AnalysisConfig
-from babelmoe.corpus.study import STUDY50_BUDGET, STUDY50_LANGUAGES
-from babelmoe.errors import require
+from babelmoe.corpus.study import (
+    REPLICATION_LANGUAGES,
+    REPLICATION_RULE,
+    STUDY50_BUDGET,
+    STUDY50_LANGUAGES,
+    overlap,
+)
+from babelmoe.errors import BabelmoeError, require
 from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec, load_model
 from babelmoe.stages.profile import ProfileConfig
@@ -44,6 +64,10 @@ class StudyConfig:
         n_permutations: random relabelings of the permutation tests.
         batch_size: at most this many sequences per forward pass (None: the profile's default
             batching by positions).
+        corpus: the corpus of both samples (UDHR; a folder for tests).
+        replication: also profile and analyse the replication sample into ``RUN/replication``.
+        replication_languages: the replication sample (default: the frozen 50; a user's own
+            must not share an ISO 639-3 language with ``languages``).
     """
 
     languages: tuple[str, ...] = STUDY50_LANGUAGES
@@ -53,8 +77,12 @@ class StudyConfig:
     n_bootstrap: int = 200
     n_permutations: int = 9999
     batch_size: int | None = None
+    corpus: str = "udhr"
+    replication: bool = True
+    replication_languages: tuple[str, ...] = REPLICATION_LANGUAGES
     split: SplitConfig = field(init=False)
     profile: ProfileConfig = field(init=False)
+    replication_profile: ProfileConfig = field(init=False)
 
     def __post_init__(self) -> None:
         require(len(self.languages) >= 4, "the study needs at least 4 languages")
@@ -64,10 +92,34 @@ class StudyConfig:
             "use 0 to skip intervals",
         )
         self.languages = tuple(self.languages)
+        self.replication_languages = tuple(self.replication_languages)
+        if self.replication:
+            require(
+                len(self.replication_languages) >= 4,
+                f"the replication sample needs at least 4 languages, got "
+                f"{len(self.replication_languages)}",
+                "pass more --replication-languages or --no-replication",
+            )
         self.split = SplitConfig(n_experts=self.n_experts, seed=self.seed)
-        self.profile = ProfileConfig(
-            languages=list(self.languages), token_budget=self.budget, batch_size=self.batch_size
+        self.profile = self._profile(self.languages)
+        self.replication_profile = self._profile(self.replication_languages)
+
+    def _profile(self, languages: tuple[str, ...]) -> ProfileConfig:
+        return ProfileConfig(
+            languages=list(languages),
+            corpus=self.corpus,
+            token_budget=self.budget,
+            batch_size=self.batch_size,
         )
+
+    def replication_statement(self) -> str:
+        """The rule of the replication sample and its languages, as printed before profiling."""
+        codes = ", ".join(self.replication_languages)
+        n = len(self.replication_languages)
+        if self.replication_languages == REPLICATION_LANGUAGES:
+            return f"replication sample: {n} languages, {REPLICATION_RULE}: {codes}"
+        weak = " (fewer than 40: a weak replication)" if n < 40 else ""
+        return f"replication sample: {n} languages given by --replication-languages{weak}: {codes}"
 
     @property
     def analysis(self) -> AnalysisConfig:
@@ -101,11 +153,84 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
     logger.info(
         "study: %d languages, %d tokens each, into %s", len(cfg.languages), cfg.budget, run_dir
     )
+    second_dir = run_dir / REPLICATION_DIR
     artifacts.ensure_unlocked(run_dir)  # a second writer: refused before the model loads
+    if cfg.replication:
+        check_disjoint(cfg)
+        artifacts.ensure_unlocked(second_dir)
+        logger.info("study: %s", cfg.replication_statement())
     loaded = stage("load", load_model, spec)
     stage("split", run_split, spec, cfg.split, run_dir, force=force, loaded=loaded)
     stage("profile", run_profile, spec, cfg.profile, run_dir, force=force, loaded=loaded)
     stage("analyse", run_analysis, run_dir, cfg.analysis)
+    if cfg.replication:
+        from babelmoe.analysis.replication import write_replication
+
+        share_partition(run_dir, second_dir, force=force)
+        stage(
+            "replication profile",
+            run_profile,
+            spec,
+            cfg.replication_profile,
+            second_dir,
+            force=force,
+            loaded=loaded,
+        )
+        stage("replication analyse", run_analysis, second_dir, cfg.analysis)
+        stage("replication report", build_report, second_dir)
+        rows = stage("replication check", write_replication, run_dir)
+        verdicts = [r["verdict"] for r in rows]
+        logger.info(
+            "replication: %s",
+            ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts)),
+        )
     report = stage("report", build_report, run_dir)
     logger.info("study timings: %s", ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     return report
+
+
+REPLICATION_DIR = "replication"
+
+
+def check_disjoint(cfg: StudyConfig) -> None:
+    """Refuse a replication sample that shares an ISO 639-3 language with the first."""
+    shared = overlap(cfg.languages, cfg.replication_languages, cfg.corpus)
+    if shared:
+        listed = ", ".join(f"{request} ({iso})" for request, iso in shared)
+        raise BabelmoeError(
+            f"the replication sample shares {len(shared)} language(s) with the first sample by "
+            f"ISO 639-3: {listed}",
+            "choose --replication-languages outside the study's languages",
+        )
+
+
+def share_partition(run_dir: Path, second_dir: Path, force: bool = False) -> None:
+    """Copy ``run_dir``'s partition into ``second_dir`` (kept when an identical one is there).
+
+    The split clusters weights only, so both samples use one partition; a different partition
+    already in ``second_dir`` is refused (``force``: replaced)."""
+    second_dir.mkdir(parents=True, exist_ok=True)
+    names = [f"{artifacts.PARTITION}{suffix}" for suffix in (".json", ".safetensors")]
+    present = [(second_dir / name).exists() for name in names]
+    if all(present) and _partition_id(run_dir) == _partition_id(second_dir):
+        return  # the same partition (a separately run split of the same seed: its timing differs)
+    if any(present) and not force:
+        raise BabelmoeError(
+            f"{second_dir} already holds another partition than {run_dir}",
+            "move it away or pass --force to replace it with the first sample's",
+        )
+    with artifacts.run_lock(second_dir):
+        for name in names:
+            temporary = second_dir / f".{name}.tmp"
+            shutil.copyfile(run_dir / name, temporary)
+            temporary.replace(second_dir / name)
+    logger.info("study: %s shares the partition of %s", second_dir, run_dir)
+
+
+def _partition_id(folder: Path) -> tuple[str | None, str | None]:
+    """(partition sha256, tensors sha256) recorded in ``folder``'s partition.json."""
+    try:
+        meta = json.loads((folder / f"{artifacts.PARTITION}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    return meta.get("partition_sha256"), meta.get("tensors_sha256")

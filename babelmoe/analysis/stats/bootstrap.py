@@ -5,8 +5,13 @@ The profile splits every language's counts into U units of whole documents
 language, as many units as it has non-empty ones, uniformly with replacement among them, and sums
 their counts and tokens; frequency = counts / tokens. With ``paired`` the same draw (over the
 units that are non-empty in some language) is used for every language, which suits parallel
-corpora whose j-th unit holds the same content in every language. Intervals are percentile
-intervals of a statistic over the resamples.
+corpora whose j-th unit holds the same content in every language. With ``paired`` and the units'
+articles (``articles`` [n, U], see ``analysis.units``) the draw is over articles instead, and
+every language's units holding a drawn article get its weight: a Bayesian bootstrap (Rubin
+1981; weights Dirichlet(1, ..., 1) x the number of articles), because a language profiled on a
+few articles of many would receive none of them in some multinomial draws ((1 - k/A)^A: 1.3%
+for 4 of 25) and have no tokens. Intervals are percentile intervals of a statistic over the
+resamples.
 
 They describe the sampling spread of the plug-in estimate, not its bias: resampling adds noise,
 so distances between languages come out slightly larger, and threshold counts (shared experts,
@@ -32,11 +37,25 @@ Statistic = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def unit_weights(
-    rng: np.random.Generator, unit_tokens: np.ndarray, batch: int, paired: bool
+    rng: np.random.Generator,
+    unit_tokens: np.ndarray,
+    batch: int,
+    paired: bool,
+    articles: np.ndarray | None = None,
 ) -> np.ndarray:
-    """[B, n, U] how often each unit is drawn in each of ``batch`` resamples."""
+    """[B, n, U] how often each unit is drawn in each of ``batch`` resamples.
+
+    ``articles`` [n, U] int (-1: none): with ``paired``, the article weights of the module
+    docstring; each language's resample then holds every article it has, weighted alike."""
     n, n_units = unit_tokens.shape
     nonempty = unit_tokens > 0  # [n, U]
+    if paired and articles is not None:
+        articles = np.asarray(articles)
+        n_articles = int(articles.max()) + 1 if articles.size and articles.max() >= 0 else 0
+        if n_articles:
+            weights = rng.dirichlet(np.ones(n_articles), size=batch) * n_articles  # [B, A]
+            padded = np.concatenate([weights, np.zeros((batch, 1))], axis=1)  # -1 -> weight 0
+            return padded[:, np.where(nonempty, articles, -1)]  # [B, n, U]
     if paired:
         mask = nonempty.any(axis=0)
         probs = mask / mask.sum()
@@ -88,10 +107,12 @@ def run_bootstrap(
     batch_size: int = 50,
     paired: bool = False,
     workers: int | None = None,
+    articles: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Apply ``statistic`` ([B, n, L, E] -> named arrays [B, ...]) to resampled frequencies.
 
     Returns the named arrays concatenated over all ``n_resamples`` (float32 to bound memory).
+    ``articles``: the units' articles [n, U] for a paired draw over articles (``unit_weights``).
     Every resample is drawn first, in order, from one generator; the batches are then evaluated
     by ``workers`` threads (numpy releases the GIL), so the result does not depend on them.
     """
@@ -99,7 +120,7 @@ def run_bootstrap(
     counts = np.asarray(unit_counts, dtype=np.float64)
     tokens = np.asarray(unit_tokens, dtype=np.float64)
     sizes = [min(batch_size, n_resamples - s) for s in range(0, n_resamples, batch_size)]
-    draws = [unit_weights(rng, tokens, size, paired) for size in sizes]
+    draws = [unit_weights(rng, tokens, size, paired, articles) for size in sizes]
 
     def evaluate(weights: np.ndarray) -> dict[str, np.ndarray]:
         freq = resampled_frequency(counts, tokens, weights)
