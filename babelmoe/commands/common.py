@@ -51,6 +51,19 @@ def split_list(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def task_list(value: str | None, flag: str = "--tasks") -> tuple[str, ...]:
+    """``--tasks`` as a tuple; None when not given; refused when given but naming no task
+    (``--tasks ","`` would otherwise run nothing and succeed)."""
+    if value is None:
+        return ()
+    names = tuple(split_list(value))
+    if not names:
+        raise BabelmoeError(
+            f"{flag} {value!r} names no task", "pass task names or YAML files, comma-separated"
+        )
+    return names
+
+
 def numbers(value: str, kind: type, flag: str) -> tuple:
     """'0.1,0.25' -> (0.1, 0.25) as ``kind``; one clear line when it is not a list of numbers."""
     try:

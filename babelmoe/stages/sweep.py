@@ -210,6 +210,16 @@ def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, 
     except json.JSONDecodeError:
         header = {}
     if header.get("identity") != artifacts.jsonable(identity):
+        from babelmoe.stages.sweep_resume import changed_tasks
+
+        changed = changed_tasks(header.get("identity") or {}, artifacts.jsonable(identity))
+        if changed:
+            logger.warning(
+                "%s: task %s changed since its rows were evaluated: recomputing them",
+                path,
+                ", ".join(changed),
+            )
+            return {}
         raise BabelmoeError(
             f"{path} holds rows of a different sweep",
             "pass --force to start over, or use another run folder",
@@ -269,10 +279,13 @@ def run_sweep(
         check_partition_fits(partition, loaded.model)
         identity = sweep_identity(config, partition, profile, loaded.identity)
         if harness is not None:  # absent otherwise: earlier sweeps resume unchanged
+            from babelmoe.evaluate.harness import harness_fingerprints
+
             identity["harness"] = {
                 "tasks": list(harness.tasks),
                 "limit": harness.limit,
                 "num_fewshot": harness.num_fewshot,
+                "tasks_sha256": harness_fingerprints(harness),  # what was evaluated
             }
         path = folder / ROWS_FILE
         done = read_rows(path, identity, force)
