@@ -28,7 +28,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from babelmoe.commands import common
-from babelmoe.errors import BabelmoeError, first_sentence
+from babelmoe.errors import BabelmoeError, EveryRankError, first_sentence
 
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> None:
         # Without standalone mode, typer returns (not raises) the code of an Exit; it turns
         # Ctrl-C into Exit(130) itself.
         code = app(args=argv, standalone_mode=False)
+    except EveryRankError as exc:  # the same on every rank of a torchrun job: said once
+        if os.environ.get("RANK", "0") != "0":
+            sys.exit(exc.exit_code)
+        _fail(exc.one_line(), exc.exit_code)
     except BabelmoeError as exc:
         _fail(exc.one_line(), exc.exit_code)
     except NO_ARGS_ERRORS as exc:  # `babelmoe` alone: the help

@@ -175,3 +175,30 @@ def test_the_shipped_task_configs_pass_the_check(tmp_path):
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     task = write_xcsqa_task(tmp_path / "tasks", data, "fr")
     assert check_task_file(task.path).name == task.name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_bad_dist_timeout_under_torchrun_is_said_once(tmp_path_factory, tmp_path):
+    """Every rank finds the same bad setting: rank 0 says it in one line, the others exit with
+    the same code silently. (torchrun's own report of the failed ranks follows; no rank can
+    stop the launcher from printing it.)"""
+    from tests.cli_helpers import (
+        PROFILE_ARGS,
+        copy_partition,
+        tiny_checkpoint,
+        tiny_corpus,
+        torchrun,
+    )
+    from tests.cli_helpers import tiny_run as make_tiny_run
+
+    model, corpus = tiny_checkpoint(tmp_path_factory), tiny_corpus(tmp_path_factory)
+    run_dir = copy_partition(make_tiny_run(tmp_path_factory), tmp_path / "run")
+    argv = ["profile", run_dir, "--model", model, "--corpus", corpus, *PROFILE_ARGS]
+    proc = torchrun("babelmoe.cli", [*argv, "--device", "cpu"], {"BABELMOE_DIST_TIMEOUT": "inf"})
+    assert proc.returncode != 0
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("babelmoe: error:")]
+    assert ours == [
+        "babelmoe: error: BABELMOE_DIST_TIMEOUT must be a finite number > 0, got inf (set e.g. 600)"
+    ], proc.stderr[-2000:]
+    assert "exitcode  : 2" in proc.stderr  # both ranks: the usage code, not a crash
