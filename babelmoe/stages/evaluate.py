@@ -499,14 +499,15 @@ def run_evaluate(
                 "have been profiled text for that pruning",
                 source,
             )
-        results = evaluate_languages(loaded, documents, config, aliases, out)
-        meta = {
-            "model": loaded.identity,
-            "source": source,
-            "run": str(run_dir),
-            "pruning": record,
-            "evaluate_config": {
-                k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
-            },
-        }
-        return write_results(out, results, meta, overwrite)
+        with artifacts.transaction(out):  # every output at once, or the folder as it was
+            results = evaluate_languages(loaded, documents, config, aliases, out)
+            meta = {
+                "model": loaded.identity,
+                "source": source,
+                "run": str(run_dir),
+                "pruning": record,
+                "evaluate_config": {
+                    k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
+                },
+            }
+            return write_results(out, results, meta, overwrite)
