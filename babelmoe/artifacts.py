@@ -114,10 +114,19 @@ def _has_marker(tensor_path: Path) -> bool:
     return all(header.get(k) == v for k, v in META_MARKER.items())
 
 
+def _is_plain_name(name: str) -> bool:
+    """A file name beside the JSON (no folder part, no NUL, not too long for a file system)."""
+    return bool(name) and Path(name).name == name and "\0" not in name and len(name) < 250
+
+
 def _check_meta(json_path: Path, meta: dict[str, Any], kind: str) -> None:
     """Refuse metadata that was edited after it was written, or lacks a required field."""
-    tensor_path = json_path.parent / str(meta.get("tensors_file", ""))
-    checked = META_CHECKSUM in meta or (tensor_path.is_file() and _has_marker(tensor_path))
+    name = meta.get("tensors_file")
+    plain = isinstance(name, str) and _is_plain_name(name)
+    tensor_path = json_path.parent / name if plain else None
+    checked = META_CHECKSUM in meta or (
+        tensor_path is not None and tensor_path.is_file() and _has_marker(tensor_path)
+    )
     if checked and meta.get(META_CHECKSUM) != meta_sha256(meta):
         raise BabelmoeError(
             f"{json_path} was altered after it was written (its metadata does not match its "
@@ -129,6 +138,16 @@ def _check_meta(json_path: Path, meta: dict[str, Any], kind: str) -> None:
     if missing:
         raise BabelmoeError(
             f"{json_path} lacks required field(s): {', '.join(missing)}",
+            "delete it and re-run the stage that wrote it",
+        )
+    if not plain:
+        raise BabelmoeError(
+            f"{json_path}: tensors_file is {json.dumps(name)[:60]}, not a file name beside it",
+            "delete it and re-run the stage that wrote it",
+        )
+    if not isinstance(meta["tensors_sha256"], str):
+        raise BabelmoeError(
+            f"{json_path}: tensors_sha256 is not a checksum",
             "delete it and re-run the stage that wrote it",
         )
 
@@ -152,7 +171,13 @@ def _fsync_write(path: Path, data: bytes) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    An I/O error names ``path`` (not the temporary file, and not nothing: a full disk raises
+    from ``write`` without a file name); a folder at ``path`` is refused in one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder", "choose a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -161,6 +186,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         _fsync_write(tmp, data)
         make_readable(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None or exc.filename == str(tmp):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -275,6 +305,15 @@ def _os_error(exc: Exception, path: Path) -> Exception:
         return exc
     code = int(found.group(1))
     return OSError(code, os.strerror(code), str(path))
+
+
+def named_os_error(exc: BaseException, path: Path) -> BaseException:
+    """``exc`` as an ``OSError`` naming ``path`` when it is an I/O error that names no file (a
+    full disk raises from ``write`` without one; safetensors says "... (os error 28)"), so the
+    CLI's line says which file failed; anything else unchanged."""
+    if isinstance(exc, OSError):
+        return exc if exc.filename else OSError(exc.errno, exc.strerror, str(path))
+    return _os_error(exc, path) if isinstance(exc, Exception) else exc
 
 
 def artifact_exists(folder: Path, name: str) -> bool:

@@ -102,6 +102,9 @@ def _root(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "accelerate", "datasets", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # the hub client logs each retry twice (its own handler and the root's); the last failure
+    # reaches the user as one line, so its retries show only with --verbose
+    logging.getLogger("huggingface_hub").setLevel(level if verbose else logging.ERROR)
     common.register_architectures(architectures)
 
 
@@ -184,6 +187,31 @@ def _library_os_error(exc: BaseException) -> OSError | None:
     return OSError(code, os.strerror(code), getattr(exc, "filename", None))
 
 
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a scheduler's time limit): ended like Ctrl-C, with a line."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` in the main thread (writers' ``finally`` blocks and
+    atomic writes then clean up as for Ctrl-C); the previous handler is put back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     interrupted = "interrupted; a re-run of the same command resumes or restarts cleanly"
@@ -191,6 +219,11 @@ def main(argv: list[str] | None = None) -> None:
     empty = _empty_argument(argv)
     if empty is not None:
         _fail(f"empty value for {empty} (an unset shell variable?); pass a non-empty value", 2)
+    with _sigterm_as_exception():
+        _main(argv, interrupted)
+
+
+def _main(argv: list[str], interrupted: str) -> None:
     try:
         # Without standalone mode, typer returns (not raises) the code of an Exit; it turns
         # Ctrl-C into Exit(130) itself.
@@ -214,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except KeyboardInterrupt:
         _fail(interrupted, 130)
+    except Terminated:
+        _fail(f"terminated (SIGTERM); {interrupted.split('; ', 1)[1]}", 143)
     except OverflowError as exc:  # a number beyond what a library takes (a seed of 20 digits)
         _fail(f"a number is out of range ({first_sentence(exc)}); pass a smaller value", 2)
     except Exception as exc:

@@ -99,6 +99,8 @@ class HarnessConfig:
         for task in self.tasks:
             if task.endswith((".yaml", ".yml")):
                 path = Path(task).expanduser()
+                if path.is_dir():
+                    raise BabelmoeError(f"task file {task} is a folder", "pass a YAML file")
                 if not path.is_file():
                     raise BabelmoeError(f"no such task file: {task}", "pass an existing YAML")
                 files.append(path.resolve())

@@ -183,8 +183,11 @@ def save_pruned(model: nn.Module, tokenizer: Any, out: Path, record: Mapping[str
             tokenizer.save_pretrained(tmp)
         artifacts.atomic_write_json(tmp / PRUNING_FILE, full)
         _swap_into_place(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        named = artifacts.named_os_error(exc, out)
+        if named is not exc:
+            raise named from None
         raise
     logger.info(
         "saved pruned model (widths %d..%d, loader %s) to %s",

@@ -244,9 +244,12 @@ def start_rows(path: Path, identity: dict[str, Any], rows: dict[tuple, dict[str,
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
     """Append a finished row (flushed) so an interruption loses at most one evaluation."""
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, allow_nan=True) + "\n")
-        handle.flush()
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, allow_nan=True) + "\n")
+            handle.flush()
+    except OSError as exc:  # a full disk names no file
+        raise artifacts.named_os_error(exc, path) from None
 
 
 def run_sweep(

@@ -202,3 +202,39 @@ def test_a_bad_dist_timeout_under_torchrun_is_said_once(tmp_path_factory, tmp_pa
         "babelmoe: error: BABELMOE_DIST_TIMEOUT must be a finite number > 0, got inf (set e.g. 600)"
     ], proc.stderr[-2000:]
     assert "exitcode  : 2" in proc.stderr  # both ranks: the usage code, not a crash
+
+
+def test_sigterm_during_profile_gives_one_line_and_leaves_nothing(
+    tmp_path_factory, tmp_path, monkeypatch
+):
+    """``kill PID`` (a scheduler's time limit) is reported like Ctrl-C: one line, exit 143."""
+    import os
+    import shutil
+    import signal
+    import time
+
+    from tests.cli_helpers import PROFILE_ARGS, run_cli, tiny_checkpoint, tiny_corpus, tree
+    from tests.cli_helpers import tiny_run as make_tiny_run
+
+    model, corpus = tiny_checkpoint(tmp_path_factory), tiny_corpus(tmp_path_factory)
+    run_dir = tmp_path / "run"
+    shutil.copytree(make_tiny_run(tmp_path_factory), run_dir)
+    for name in ("profile.json", "profile.safetensors"):
+        (run_dir / name).unlink()
+    before = tree(run_dir)
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr("babelmoe.stages.profile.profile_batches", killed)
+    argv = ["profile", run_dir, "--model", model, "--corpus", corpus, *PROFILE_ARGS]
+    result = run_cli([*argv, "--device", "cpu"])
+    assert result.code == 143
+    assert result.error_lines[-1:] == [
+        "babelmoe: error: terminated (SIGTERM); a re-run of the same command resumes or "
+        "restarts cleanly"
+    ]
+    assert tree(run_dir) == before
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back

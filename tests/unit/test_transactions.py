@@ -109,6 +109,8 @@ def test_analyse_on_a_full_disk_leaves_the_earlier_analysis(analysed, tmp_path, 
     assert result.code == 3, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("babelmoe:")]
     assert len(lines) == 1 and "no space left on the device writing" in lines[0]
+    assert f"writing {run}/" in lines[0]  # the file is named (not "the output", not a temp)
+    assert ".tmp" not in lines[0]
     assert tree(run) == before  # no mix of new and old files, nothing half-written
 
 
