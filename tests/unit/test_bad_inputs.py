@@ -480,7 +480,8 @@ CASES: list[Case] = [
     Case("prune-file-size-limit",
          lambda w: ["-q", "prune", w.run, "--ratio", "0.25", "-l", "en", *model_args(w),
                     "--out", w.out],
-         r"file too large writing .*ulimit -f", subprocess=lambda w: file_size_limit, code=3),
+         r"file too large writing /\S+ \(the file size limit, ulimit -f",
+         subprocess=lambda w: file_size_limit, code=3),
     Case("sweep-random-seed-negative",
          lambda w: ["sweep", w.run, "--random-seeds", "0,-1", *model_args(w)],
          r"--random-seeds must be in"),
@@ -660,7 +661,8 @@ CASES: list[Case] = [
                     w.root / "dir.yaml"],
          r"task file .*dir\.yaml is a folder", setup=lambda w: (w.root / "dir.yaml").mkdir()),
     # --- the disk
-    Case("file-size-limit", lambda w: split_argv(w), r"file too large writing .*ulimit -f",
+    Case("file-size-limit", lambda w: split_argv(w),
+         r"file too large writing /\S+ \(the file size limit, ulimit -f",
          subprocess=lambda w: file_size_limit),
 ]  # fmt: skip
 

@@ -238,3 +238,19 @@ def test_sigterm_during_profile_gives_one_line_and_leaves_nothing(
     ]
     assert tree(run_dir) == before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+
+
+def test_hub_retries_are_not_printed_unless_verbose():
+    """A bad ``hf:`` corpus made the hub client print each of its retries twice (its own
+    handler and the root's); the failure reaches the user as one line, retries with -v only."""
+    from babelmoe.cli import _root
+
+    hub = logging.getLogger("huggingface_hub.utils._http")
+    saved = logging.getLogger("huggingface_hub").level
+    try:
+        _root(verbose=False, quiet=False, architectures=None)
+        assert not hub.isEnabledFor(logging.WARNING)
+        _root(verbose=True, quiet=False, architectures=None)
+        assert hub.isEnabledFor(logging.WARNING)
+    finally:
+        logging.getLogger("huggingface_hub").setLevel(saved)
