@@ -209,28 +209,37 @@ def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, 
         header = json.loads(lines[0]) if lines else {}
     except json.JSONDecodeError:
         header = {}
+    header = header if isinstance(header, dict) else {}
     if header.get("identity") != artifacts.jsonable(identity):
-        from babelmoe.stages.sweep_resume import changed_tasks
+        from babelmoe.stages.sweep_resume import changed_tasks, moved_tasks_only
 
-        changed = changed_tasks(header.get("identity") or {}, artifacts.jsonable(identity))
-        if changed:
+        old, new = header.get("identity") or {}, artifacts.jsonable(identity)
+        changed = changed_tasks(old, new)
+        if moved_tasks_only(old, new):
+            logger.info("%s: task files moved, same contents: resuming", path)
+        elif changed:
             logger.warning(
                 "%s: task %s changed since its rows were evaluated: recomputing them",
                 path,
                 ", ".join(changed),
             )
             return {}
-        raise BabelmoeError(
-            f"{path} holds rows of a different sweep",
-            "pass --force to start over, or use another run folder",
-        )
+        else:
+            raise BabelmoeError(
+                f"{path} holds rows of a different sweep",
+                "pass --force to start over, or use another run folder",
+            )
     rows = {}
     for line in lines[1:]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:  # a line cut by an interruption
             continue
-        rows[row_key(row)] = row
+        if isinstance(row, dict):
+            try:
+                rows[row_key(row)] = row
+            except (KeyError, TypeError, ValueError):  # not a row of ours: evaluated again
+                continue
     logger.info("resuming: %d rows already in %s", len(rows), path)
     return rows
 

@@ -345,3 +345,25 @@ def test_the_cli_refuses_a_spoiled_task_file_before_writing_anything(data, tmp_p
     lines = result.error_lines
     assert len(lines) == 1 and lines[0].startswith("babelmoe: error: task file"), lines
     assert (tree(root), tree(run)) == before
+
+
+@FAST
+@given(lines=st.lists(json_values.map(json.dumps) | st.text(max_size=30), max_size=5))
+def test_any_sweep_rows_file_resumes_or_is_refused_in_one_line(lines):
+    """``sweep/rows.jsonl`` with a matching header and any lines after it: the rows that are
+    rows are kept, the rest is evaluated again; a header of another sweep is one line."""
+    from babelmoe.stages.sweep import read_rows
+
+    identity = {"config": {"ratios": [0.25]}}
+    row = {"method": "dense", "ratio": 0.0, "seed": None, "target": None, "eval_lang": "en"}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rows.jsonl"
+        for header in ({"identity": identity}, {"identity": {"config": 1}}, [1]):
+            body = [json.dumps(header), json.dumps(row), *lines]
+            path.write_text("\n".join(body) + "\n")
+            try:
+                rows = read_rows(path, identity, force=False)
+            except BabelmoeError as exc:
+                one_line(exc)
+                continue
+            assert rows[("dense", 0.0, None, None, "en")] == row or len(lines) > 0

@@ -254,3 +254,14 @@ def test_hub_retries_are_not_printed_unless_verbose():
         assert hub.isEnabledFor(logging.WARNING)
     finally:
         logging.getLogger("huggingface_hub").setLevel(saved)
+
+
+def test_a_moved_task_file_with_the_same_contents_resumes():
+    from babelmoe.stages.sweep_resume import moved_tasks_only
+
+    old = {"config": 1, "harness": {"tasks": ["a/t.yaml"], "tasks_sha256": {"a/t.yaml": "x"}}}
+    new = {"config": 1, "harness": {"tasks": ["b/t.yaml"], "tasks_sha256": {"b/t.yaml": "x"}}}
+    assert moved_tasks_only(old, new)
+    edited = {"config": 1, "harness": {"tasks": ["b/t.yaml"], "tasks_sha256": {"b/t.yaml": "y"}}}
+    assert not moved_tasks_only(old, edited)
+    assert not moved_tasks_only(old, {**new, "config": 2})
