@@ -9,7 +9,8 @@ the documents lack (rendered on every document with lm-eval's own jinja settings
 targets outside the choices, and more few-shot examples than the task can draw.
 
 ``task_fingerprint`` is the sha256 of what an evaluation of a task depends on: the resolved
-config and the bytes of its local data files (plus the lm-eval version). ``babelmoe sweep``
+config, the bytes of its local data files and of the local modules its ``!function`` entries
+name (plus the lm-eval version). ``babelmoe sweep``
 resumes harness rows only when the fingerprint is unchanged, so an edited YAML or data file is
 recomputed rather than reported with old numbers. Pure functions of the files: no lm-eval import
 except for the version and the task index of named tasks.
@@ -431,4 +432,27 @@ def task_fingerprint(task: str, index: Any = None) -> str:
         except BabelmoeError:
             files = {}
         parts["data"] = {split: _file_digest(fs) for split, fs in sorted(files.items())}
+        parts["functions"] = _function_files(path, config)
     return _hash_json(parts)
+
+
+def _function_files(path: Path, config: Any) -> dict[str, str]:
+    """sha256 of the local modules the config's ``!function`` references name (``utils.fn``:
+    ``utils.py`` beside the YAML), so an edited filter or ``process_docs`` counts as a change."""
+    found: dict[str, str] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, FunctionRef):
+            module = value.name.rpartition(".")[0].replace(".", "/")
+            file = path.parent / f"{module}.py"
+            if module and file.is_file():
+                found[value.name] = _file_digest([file])[0]
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(config)
+    return found

@@ -367,3 +367,33 @@ def test_any_sweep_rows_file_resumes_or_is_refused_in_one_line(lines):
                 one_line(exc)
                 continue
             assert rows[("dense", 0.0, None, None, "en")] == row or len(lines) > 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_split_with_any_architectures_file_succeeds_whole_or_leaves_nothing(data, tmp_path_factory):
+    """``babelmoe --architectures F split``: a complete partition (exit 0) or one line (exit 2)
+    and no output folder; the streamed checkpoint path is checked like a loaded model."""
+    from tests.cli_helpers import SPLIT_ARGS, run_cli, tiny_checkpoint, tree
+
+    model = tiny_checkpoint(tmp_path_factory)
+    root = tmp_path_factory.mktemp("split")
+    entry = {**LLAMA_ENTRY, **{k: data.draw(NAMES) for k in ("mlp", "up", "down")}}
+    entry["gate"] = data.draw(st.none() | NAMES)
+    entry = spoil(entry, data) if data.draw(st.booleans()) else entry
+    (root / "arch.json").write_text(json.dumps({"llama": entry}))
+    saved = _restored_table()
+    try:
+        result = run_cli(
+            ["--architectures", root / "arch.json", "split", "--out", root / "out",
+             "--model", model, "--device", "cpu", *SPLIT_ARGS]
+        )  # fmt: skip
+    finally:
+        _restore(saved)
+    if result.code == 0:
+        assert (root / "out" / "partition.json").is_file()
+        return
+    assert result.code == 2, result.stderr
+    lines = [line for line in result.error_lines if line.startswith("babelmoe:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert tree(root / "out") == {}

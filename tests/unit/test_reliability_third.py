@@ -76,7 +76,13 @@ def test_the_fingerprint_follows_the_config_and_the_data_not_the_file(tmp_path):
     (tmp_path / "task.jsonl").write_text(json.dumps({**docs[0], "gold": 1}) + "\n")
     relabelled = task_fingerprint(str(path))
     path.write_text(path.read_text().replace("{{q}}", "Q: {{q}}"))
-    assert len({first, relabelled, task_fingerprint(str(path))}) == 3
+    reworded = task_fingerprint(str(path))
+    path.write_text(path.read_text() + "process_docs: !function utils.keep\n")
+    (tmp_path / "utils.py").write_text("def keep(docs):\n    return docs\n")
+    with_function = task_fingerprint(str(path))
+    (tmp_path / "utils.py").write_text("def keep(docs):\n    return docs.select([0])\n")
+    fingerprints = {first, relabelled, reworded, with_function, task_fingerprint(str(path))}
+    assert len(fingerprints) == 5
     old = {"config": 1, "harness": {"tasks": ["t"], "tasks_sha256": {"t": "a"}}}
     new = {"config": 1, "harness": {"tasks": ["t"], "tasks_sha256": {"t": "b"}}}
     assert changed_tasks(old, new) == ["t"]
