@@ -20,16 +20,18 @@ File names used by the stages live here and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -38,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from babelmoe.errors import BabelmoeError, OutputError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
@@ -111,10 +114,19 @@ def _has_marker(tensor_path: Path) -> bool:
     return all(header.get(k) == v for k, v in META_MARKER.items())
 
 
+def _is_plain_name(name: str) -> bool:
+    """A file name beside the JSON (no folder part, no NUL, not too long for a file system)."""
+    return bool(name) and Path(name).name == name and "\0" not in name and len(name) < 250
+
+
 def _check_meta(json_path: Path, meta: dict[str, Any], kind: str) -> None:
     """Refuse metadata that was edited after it was written, or lacks a required field."""
-    tensor_path = json_path.parent / str(meta.get("tensors_file", ""))
-    checked = META_CHECKSUM in meta or (tensor_path.is_file() and _has_marker(tensor_path))
+    name = meta.get("tensors_file")
+    plain = isinstance(name, str) and _is_plain_name(name)
+    tensor_path = json_path.parent / name if plain else None
+    checked = META_CHECKSUM in meta or (
+        tensor_path is not None and tensor_path.is_file() and _has_marker(tensor_path)
+    )
     if checked and meta.get(META_CHECKSUM) != meta_sha256(meta):
         raise BabelmoeError(
             f"{json_path} was altered after it was written (its metadata does not match its "
@@ -126,6 +138,16 @@ def _check_meta(json_path: Path, meta: dict[str, Any], kind: str) -> None:
     if missing:
         raise BabelmoeError(
             f"{json_path} lacks required field(s): {', '.join(missing)}",
+            "delete it and re-run the stage that wrote it",
+        )
+    if not plain:
+        raise BabelmoeError(
+            f"{json_path}: tensors_file is {json.dumps(name)[:60]}, not a file name beside it",
+            "delete it and re-run the stage that wrote it",
+        )
+    if not isinstance(meta["tensors_sha256"], str):
+        raise BabelmoeError(
+            f"{json_path}: tensors_sha256 is not a checksum",
             "delete it and re-run the stage that wrote it",
         )
 
@@ -149,7 +171,13 @@ def _fsync_write(path: Path, data: bytes) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    An I/O error names ``path`` (not the temporary file, and not nothing: a full disk raises
+    from ``write`` without a file name); a folder at ``path`` is refused in one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder", "choose a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -158,6 +186,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         _fsync_write(tmp, data)
         make_readable(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None or exc.filename == str(tmp):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -272,6 +305,15 @@ def _os_error(exc: Exception, path: Path) -> Exception:
         return exc
     code = int(found.group(1))
     return OSError(code, os.strerror(code), str(path))
+
+
+def named_os_error(exc: BaseException, path: Path) -> BaseException:
+    """``exc`` as an ``OSError`` naming ``path`` when it is an I/O error that names no file (a
+    full disk raises from ``write`` without one; safetensors says "... (os error 28)"), so the
+    CLI's line says which file failed; anything else unchanged."""
+    if isinstance(exc, OSError):
+        return exc if exc.filename else OSError(exc.errno, exc.strerror, str(path))
+    return _os_error(exc, path) if isinstance(exc, Exception) else exc
 
 
 def artifact_exists(folder: Path, name: str) -> bool:
@@ -484,3 +526,124 @@ def run_lock(folder: Path) -> Iterator[None]:
             pass
         finally:
             lock.release()
+
+
+TRANSACTION_DIR = ".babelmoe-prev"  # the entries a stage replaces, kept until it succeeds
+_STATE_FILE = ".state"  # inside TRANSACTION_DIR: "running" or "committed"
+
+
+def _managed(folder: Path, names: tuple[str, ...] | None) -> list[str]:
+    """The entries of ``folder`` a transaction manages: ``names``, or all but its own files."""
+    if names is not None:
+        return list(names)
+    if not folder.is_dir():
+        return []
+    return sorted(set(os.listdir(folder)) - {LOCK_FILE, TRANSACTION_DIR})
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _roll_back(folder: Path, names: tuple[str, ...] | None, wrote: bool) -> None:
+    """Put ``folder`` back as it was before the transaction whose backup is in it; ``wrote``:
+    the block had started (what is in ``folder`` under the managed names is its output)."""
+    backup = folder / TRANSACTION_DIR
+    kept = _backed_up(backup)
+    if wrote:
+        for name in _managed(folder, names):
+            _remove(folder / name)  # what the block wrote (the old entries are in the backup)
+    for name in kept:
+        if not (folder / name).exists():
+            os.replace(backup / name, folder / name)
+    shutil.rmtree(backup)
+
+
+def _recover(folder: Path, names: tuple[str, ...] | None) -> None:
+    """Finish what a killed transaction left: roll back a running one (only what it moved, if
+    it was killed while moving), drop a committed one's backup."""
+    backup = folder / TRANSACTION_DIR
+    if not backup.is_dir():
+        return
+    state_file = backup / _STATE_FILE
+    state = state_file.read_text().strip() if state_file.is_file() else ""
+    if state == "committed":
+        shutil.rmtree(backup)
+        return
+    logger.warning("%s: restoring the outputs an interrupted run had replaced", folder)
+    _roll_back(folder, names, wrote=state == "running")
+
+
+@contextlib.contextmanager
+def transaction(folder: Path, names: tuple[str, ...] | None = None) -> Iterator[Path]:
+    """A stage's outputs in ``folder`` replaced all together or not at all.
+
+    ``names``: the entries of ``folder`` the block (re)writes (None: every entry but the lock).
+    The existing ones are moved aside (renames, no copying) into ``folder/.babelmoe-prev``
+    before the block; the block writes new ones in their place. When it fails (a full disk, an
+    error, Ctrl-C) what it wrote is removed and the old entries are moved back: the folder is as
+    it was. When it succeeds the old entries are deleted (with ``names=None``, entries the block
+    did not rewrite are moved back: a user's other files in an output folder stay). A process
+    killed inside leaves the backup and its state (``moving``, ``running``, ``committed``); the
+    next transaction on the folder finishes or rolls back first. Hold the folder's
+    :func:`run_lock` (or check :func:`ensure_unlocked`) around it.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _recover(folder, names)
+    backup = folder / TRANSACTION_DIR
+    backup.mkdir()
+    state = backup / _STATE_FILE
+    started = False
+    try:
+        state.write_text("moving\n")  # tiny, not atomic: an empty file reads as "moving"
+        for name in _managed(folder, names):
+            if (folder / name).exists() or (folder / name).is_symlink():
+                os.replace(folder / name, backup / name)
+        os.replace(_small_file(backup, "running\n"), state)
+        started = True
+        yield folder
+    except BaseException:
+        _roll_back(folder, names, wrote=started)
+        raise
+    os.replace(_small_file(backup, "committed\n"), state)
+    if names is None:  # entries the block did not rewrite go back
+        for name in _backed_up(backup):
+            if not (folder / name).exists():
+                os.replace(backup / name, folder / name)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _backed_up(backup: Path) -> set[str]:
+    """The entries a transaction moved into ``backup`` (not its state files)."""
+    return {name for name in os.listdir(backup) if not name.startswith(_STATE_FILE)}
+
+
+def _small_file(folder: Path, text: str) -> Path:
+    """A new file ``text`` in ``folder`` (for a rename over a state file)."""
+    fd, name = tempfile.mkstemp(prefix=".state.", dir=folder)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return Path(name)
+
+
+def replaces_together(*names: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a stage runner whose first argument is the run folder: its outputs ``names``
+    (folders of the run) are replaced all together or not at all (:func:`transaction`)."""
+
+    def decorate(runner: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(runner)
+        def wrapper(run_dir: Path, *args: Any, **kwargs: Any) -> T:
+            if Path(run_dir).is_dir():
+                ensure_unlocked(Path(run_dir))
+            else:  # the runner reports the missing inputs
+                return runner(run_dir, *args, **kwargs)
+            with transaction(Path(run_dir), names):
+                return runner(run_dir, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

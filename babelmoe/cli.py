@@ -28,7 +28,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from babelmoe.commands import common
-from babelmoe.errors import BabelmoeError, first_sentence
+from babelmoe.errors import BabelmoeError, EveryRankError, first_sentence
 
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -102,6 +102,9 @@ def _root(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "accelerate", "datasets", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # the hub client logs each retry twice (its own handler and the root's); the last failure
+    # reaches the user as one line, so its retries show only with --verbose
+    logging.getLogger("huggingface_hub").setLevel(level if verbose else logging.ERROR)
     common.register_architectures(architectures)
 
 
@@ -184,6 +187,31 @@ def _library_os_error(exc: BaseException) -> OSError | None:
     return OSError(code, os.strerror(code), getattr(exc, "filename", None))
 
 
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a scheduler's time limit): ended like Ctrl-C, with a line."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` in the main thread (writers' ``finally`` blocks and
+    atomic writes then clean up as for Ctrl-C); the previous handler is put back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     interrupted = "interrupted; a re-run of the same command resumes or restarts cleanly"
@@ -191,10 +219,19 @@ def main(argv: list[str] | None = None) -> None:
     empty = _empty_argument(argv)
     if empty is not None:
         _fail(f"empty value for {empty} (an unset shell variable?); pass a non-empty value", 2)
+    with _sigterm_as_exception():
+        _main(argv, interrupted)
+
+
+def _main(argv: list[str], interrupted: str) -> None:
     try:
         # Without standalone mode, typer returns (not raises) the code of an Exit; it turns
         # Ctrl-C into Exit(130) itself.
         code = app(args=argv, standalone_mode=False)
+    except EveryRankError as exc:  # the same on every rank of a torchrun job: said once
+        if os.environ.get("RANK", "0") != "0":
+            sys.exit(exc.exit_code)
+        _fail(exc.one_line(), exc.exit_code)
     except BabelmoeError as exc:
         _fail(exc.one_line(), exc.exit_code)
     except NO_ARGS_ERRORS as exc:  # `babelmoe` alone: the help
@@ -210,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except KeyboardInterrupt:
         _fail(interrupted, 130)
+    except Terminated:
+        _fail(f"terminated (SIGTERM); {interrupted.split('; ', 1)[1]}", 143)
     except OverflowError as exc:  # a number beyond what a library takes (a seed of 20 digits)
         _fail(f"a number is out of range ({first_sentence(exc)}); pass a smaller value", 2)
     except Exception as exc:

@@ -37,6 +37,11 @@ class OutputError(BabelmoeError):
     exit_code = 3
 
 
+class EveryRankError(BabelmoeError):
+    """A problem every rank of a ``torchrun`` job finds alike (a bad setting in the shared
+    environment): only rank 0 prints it, so the user reads it once, not once per process."""
+
+
 MAX_SEED = 2**32 - 1
 
 

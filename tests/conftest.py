@@ -19,3 +19,17 @@ def default_model():
     from babelmoe.models.loading import ModelSpec, load_model
 
     return load_model(ModelSpec(device="cpu", dtype="float32"))
+
+
+@pytest.fixture(autouse=True)
+def _architecture_table_restored():
+    """``--architectures`` registers into a process-wide table: every test starts and ends with
+    the shipped one (an in-process CLI run must not leak a user's entry into the next test)."""
+    from babelmoe.models import architectures
+
+    table, users = dict(architectures.ARCHITECTURES), set(architectures.USER_REGISTERED)
+    yield
+    architectures.ARCHITECTURES.clear()
+    architectures.ARCHITECTURES.update(table)
+    architectures.USER_REGISTERED.clear()
+    architectures.USER_REGISTERED.update(users)

@@ -9,6 +9,7 @@ import datetime
 import functools
 import inspect
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import typer
 
-from babelmoe.errors import BabelmoeError, first_sentence
+from babelmoe.errors import BabelmoeError, EveryRankError, first_sentence
 from babelmoe.models.loading import ModelSpec
 
 ARCHITECTURES_HELP = "JSON file registering extra architectures (see the README)."
@@ -49,6 +50,19 @@ def option(config_cls: type, name: str, *flags: str, help: str, **kwargs: Any) -
 def split_list(value: str | None) -> list[str]:
     """'en, fr,es' -> ['en', 'fr', 'es']; None or '' -> []."""
     return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def task_list(value: str | None, flag: str = "--tasks") -> tuple[str, ...]:
+    """``--tasks`` as a tuple; None when not given; refused when given but naming no task
+    (``--tasks ","`` would otherwise run nothing and succeed)."""
+    if value is None:
+        return ()
+    names = tuple(split_list(value))
+    if not names:
+        raise BabelmoeError(
+            f"{flag} {value!r} names no task", "pass task names or YAML files, comma-separated"
+        )
+    return names
 
 
 def numbers(value: str, kind: type, flag: str) -> tuple:
@@ -165,11 +179,13 @@ def _dist_timeout() -> float:
     try:
         seconds = float(value)
     except ValueError:
-        raise BabelmoeError(
+        raise EveryRankError(
             f"BABELMOE_DIST_TIMEOUT={value!r} is not a number of seconds", "set e.g. 600"
         ) from None
-    if seconds <= 0:
-        raise BabelmoeError(f"BABELMOE_DIST_TIMEOUT must be > 0, got {value}", "set e.g. 600")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise EveryRankError(
+            f"BABELMOE_DIST_TIMEOUT must be a finite number > 0, got {value}", "set e.g. 600"
+        )
     return seconds
 
 

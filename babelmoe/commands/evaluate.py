@@ -110,7 +110,7 @@ def evaluate(
         mgsm_shots=mgsm_shots,
         mgsm_exemplars=mgsm_exemplars,
         limit=limit,
-        tasks=tuple(common.split_list(tasks)),
+        tasks=common.task_list(tasks),
         num_fewshot=num_fewshot,
     )
     spec = dataclasses.replace(spec, source=source)

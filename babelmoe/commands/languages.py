@@ -49,7 +49,11 @@ def languages(
     refresh: bool = typer.Option(False, "--refresh", help="Rebuild the cached catalogue."),
 ) -> None:
     """List the languages a corpus offers, with family, scripts and token counts."""
+    from babelmoe.errors import OutputError
     from babelmoe.stages.languages import format_table, list_languages, write_rows
+
+    if out is not None and out.expanduser().is_dir():
+        raise OutputError(f"--out {out} is a folder", "pass a file name ending in .csv or .json")
 
     config = LanguagesConfig(
         corpus=corpus,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from babelmoe.commands import common
-from babelmoe.errors import check_seed
+from babelmoe.errors import BabelmoeError, check_seed
 from babelmoe.models.loading import ModelSpec
 from babelmoe.prune.sweep import SweepConfig, swept_methods
 
@@ -103,12 +103,19 @@ def sweep(
         max_documents=max_documents,
     )
     harness = None
-    if tasks:
+    tasks_given = common.task_list(tasks)
+    for flag, value in (("--limit", limit), ("--num-fewshot", num_fewshot)):
+        if value is not None and not tasks_given:
+            raise BabelmoeError(
+                f"{flag} applies to --tasks, and no --tasks was given",
+                f"add --tasks or drop {flag}",
+            )
+    if tasks_given:
         from babelmoe.evaluate.harness import HarnessConfig, require_lm_eval
 
         require_lm_eval()
         harness = HarnessConfig(
-            tasks=tuple(common.split_list(tasks)),
+            tasks=tasks_given,
             limit=limit,
             num_fewshot=num_fewshot,
             batch_size=batch_size,

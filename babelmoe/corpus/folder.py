@@ -161,6 +161,13 @@ def load_folder(
     for tag in wanted:
         path = _find_file(files, tag)
         if path is None:
+            for suffix in (".txt", ".jsonl"):
+                if (root / f"{tag}{suffix}").is_dir():
+                    raise BabelmoeError(
+                        f"{root / (tag + suffix)} is a folder, not a corpus file",
+                        f"put the {tag} documents in a file of that name (one document per "
+                        "paragraph, or one JSON object per line)",
+                    )
             raise BabelmoeError(
                 f"no {tag}.txt or {tag}.jsonl in {root}", f"available: {', '.join(files)}"
             )

@@ -34,7 +34,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from babelmoe.artifacts import atomic_write_json, atomic_write_text
 from babelmoe.errors import BabelmoeError, closest
 from babelmoe.evaluate.encoding import encode, input_device
-from babelmoe.evaluate.results import ItemRecord, TaskResult, accuracy_stderr
+from babelmoe.evaluate.results import ItemRecord, TaskResult
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ class HarnessConfig:
         for task in self.tasks:
             if task.endswith((".yaml", ".yml")):
                 path = Path(task).expanduser()
+                if path.is_dir():
+                    raise BabelmoeError(f"task file {task} is a folder", "pass a YAML file")
                 if not path.is_file():
                     raise BabelmoeError(f"no such task file: {task}", "pass an existing YAML")
                 files.append(path.resolve())
@@ -204,10 +206,14 @@ def _task_manager(paths: tuple[str, ...], include_defaults: bool):
 
 
 def check_task_names(config: HarnessConfig) -> None:
-    """Refuse task files that do not exist and task names lm-eval does not know (tasks, groups
-    and tags), before any model is loaded."""
+    """Refuse task files that do not exist or that lm-eval would fail on (``task_files``), and
+    task names lm-eval does not know (tasks, groups and tags), before any model is loaded."""
+    from babelmoe.evaluate.task_files import check_task_file
+
     names = [t for t in config.tasks if not t.endswith((".yaml", ".yml"))]
-    manager = task_manager(config)  # checks the files
+    for path in config.task_files():
+        check_task_file(path, num_fewshot=config.num_fewshot, limit=config.limit)
+    manager = task_manager(config)
     if not names:
         return
     known = set(manager.all_tasks)
@@ -219,6 +225,16 @@ def check_task_names(config: HarnessConfig) -> None:
             + (f" (did you mean {close!r}?)" if close else ""),
             "check the name (lm_eval ls tasks) or pass the path of a task YAML",
         )
+
+
+def harness_fingerprints(config: HarnessConfig) -> dict[str, str]:
+    """Per task of ``config``, the sha256 of its resolved config and local data
+    (``task_files.task_fingerprint``): what a resumed result must have been evaluated on."""
+    from babelmoe.evaluate.task_files import task_fingerprint
+
+    names = [t for t in config.tasks if not t.endswith((".yaml", ".yml"))]
+    index = task_manager(config) if names else None
+    return {task: task_fingerprint(task, index) for task in config.tasks}
 
 
 def run_harness(
@@ -246,7 +262,7 @@ def run_harness(
             model=lm,
             tasks=tasks,
             num_fewshot=config.num_fewshot,
-            limit=config.limit,
+            limit=_bounded(config.limit),
             batch_size=config.batch_size,
             bootstrap_iters=config.bootstrap_iters,
             log_samples=config.log_samples,
@@ -261,6 +277,14 @@ def run_harness(
         return HarnessResult({}, {})
     samples = output.pop("samples", None) or {}
     return HarnessResult(dict(output), samples)
+
+
+def _bounded(limit: int | float | None) -> int | float | None:
+    """A limit lm-eval can slice with (``islice`` takes at most ``sys.maxsize``); a limit above
+    a task's size means all of it either way."""
+    import sys
+
+    return min(limit, sys.maxsize) if isinstance(limit, int) else limit
 
 
 def _babelmoe_name(result: HarnessResult, task: str) -> tuple[str, str]:
@@ -284,7 +308,7 @@ def _record(sample: Mapping[str, Any], output_type: str, doc_key: str) -> ItemRe
     item_id = str(doc.get(doc_key, sample["doc_id"])) if isinstance(doc, Mapping) else ""
     item_id = item_id or str(sample["doc_id"])
     scored = _metric(sample, ("acc", "exact_match"))
-    correct = bool(scored and scored[1] == 1.0)
+    correct = None if scored is None else scored[1] == 1.0
     values = {k: v for k, v in sample.items() if isinstance(v, int | float) and k != "doc_id"}
     if output_type == "multiple_choice":
         lls = [float(r[0]) for r in sample["filtered_resps"]]
@@ -303,8 +327,8 @@ def to_task_result(result: HarnessResult, task: str) -> TaskResult:
 
     Metrics: every number lm-eval reports for the task (``acc``, ``acc_norm``, ``exact_match``
     ... with their stderr; the filter suffix ``,none`` dropped, other filters kept as
-    ``metric,filter``), plus ``n``; ``acc`` is added for generation tasks (= exact_match) so
-    tables have one accuracy column.
+    ``metric,filter``), plus ``n``. Nothing else: a metric the task does not define (``acc``
+    of a ``loglikelihood_rolling`` task) never appears.
     """
     samples = result.samples.get(task, [])
     config = result.results.get("configs", {}).get(task, {})
@@ -319,10 +343,6 @@ def to_task_result(result: HarnessResult, task: str) -> TaskResult:
             metric, _, filt = key.partition(",")
             metrics[metric if filt == "none" or len(filters) == 1 else key] = float(value)
     metrics["n"] = len(records)
-    if "acc" not in metrics and records:
-        acc = sum(r.correct for r in records) / len(records)
-        metrics["acc"] = acc
-        metrics["acc_stderr"] = accuracy_stderr(acc, len(records))
     return TaskResult(
         task=name,
         lang=lang,

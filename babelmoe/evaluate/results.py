@@ -49,8 +49,9 @@ class ItemRecord:
     """What the model answered (a choice index, a number, or None when nothing was extracted)."""
     gold: Any
     """The correct answer, in the same form as ``prediction``."""
-    correct: bool
-    """Whether ``prediction`` counts as correct."""
+    correct: bool | None
+    """Whether ``prediction`` counts as correct (None: the task scores no correctness, e.g. a
+    rolling log-likelihood)."""
     scores: dict[str, Any] = field(default_factory=dict)
     """Task-specific evidence: log-likelihoods per choice, the generated text, ..."""
 

@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from babelmoe.errors import BabelmoeError
-from babelmoe.models.architectures import Architecture, resolve_architecture
+from babelmoe.models.architectures import (
+    Architecture,
+    check_config_width,
+    check_ffn_shapes,
+    resolve_architecture,
+    user_entry_named,
+)
 
 
 def _get(root: nn.Module, dotted: str) -> nn.Module:
@@ -125,8 +131,38 @@ def decoder_layers(model: nn.Module, arch: Architecture | None = None) -> nn.Mod
     )
 
 
+def _out_in(proj: nn.Module, conv1d: bool) -> tuple[int, int] | None:
+    """(out, in) of a projection's weight, or None when it has no plain 2-d weight."""
+    weight = getattr(proj, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not weight.is_floating_point():
+        return None  # quantised or unusual: nothing to compare
+    out, inp = weight.shape
+    return (int(inp), int(out)) if conv1d else (int(out), int(inp))
+
+
+def check_ffn(ffn: FFN, model_type: str) -> None:
+    """``check_ffn_shapes`` on a loaded layer (its other projections found among the FFN's
+    children)."""
+    arch = ffn.arch
+    declared = {id(ffn.up), id(ffn.down), id(ffn.gate)}
+    others = {
+        name: shape
+        for name, child in ffn.module.named_children()
+        if id(child) not in declared and (shape := _out_in(child, arch.conv1d)) is not None
+    }
+    check_ffn_shapes(
+        arch,
+        model_type,
+        ffn.layer,
+        _out_in(ffn.up, arch.conv1d),
+        _out_in(ffn.down, arch.conv1d),
+        None if ffn.gate is None else _out_in(ffn.gate, arch.conv1d),
+        others,
+    )
+
+
 def ffns(model: nn.Module) -> list[FFN]:
-    """Every decoder layer's FFN, in layer order."""
+    """Every decoder layer's FFN, in layer order (checked: ``check_ffn``)."""
     arch = resolve_architecture(model.config)
     found = []
     for index, layer in enumerate(decoder_layers(model, arch)):
@@ -147,6 +183,12 @@ def ffns(model: nn.Module) -> list[FFN]:
                 f"layer {index} of {type(model).__name__} has no FFN where the table says ({exc})",
                 "fix the architecture entry for this model type (register_architecture)",
             ) from None
+    model_type = str(getattr(model.config, "model_type", ""))
+    with user_entry_named(model_type):
+        widths = [f.width for f in found if _out_in(f.up, arch.conv1d) is not None]
+        check_config_width(arch, model_type, model.config, widths)
+        for ffn in found:
+            check_ffn(ffn, model_type)
     return found
 
 

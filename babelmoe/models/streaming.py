@@ -28,7 +28,13 @@ from typing import Any
 import torch
 
 from babelmoe.errors import BabelmoeError
-from babelmoe.models.architectures import Architecture, resolve_architecture
+from babelmoe.models.architectures import (
+    Architecture,
+    check_config_width,
+    check_ffn_shapes,
+    resolve_architecture,
+    user_entry_named,
+)
 
 __all__ = [
     "StreamedCheckpoint",
@@ -241,7 +247,57 @@ class StreamedCheckpoint:
         if config is None:
             config = _read_config(folder, trust_remote_code)
         arch = resolve_architecture(config)
-        return cls(folder, config, arch, files, ffn_tensor_names(arch, files))
+        checkpoint = cls(folder, config, arch, files, ffn_tensor_names(arch, files))
+        checkpoint.check_shapes()
+        return checkpoint
+
+    def check_shapes(self) -> None:
+        """The architecture entry checked against the stored shapes (tensor headers only), as
+        ``ffns`` checks a loaded model: ``check_ffn_shapes`` per layer, ``check_config_width``."""
+        arch = self.arch
+        model_type = str(getattr(self.config, "model_type", ""))
+
+        def oriented(shape: list[int]) -> tuple[int, int] | None:
+            if len(shape) != 2:
+                return None
+            return (shape[1], shape[0]) if arch.conv1d else (shape[0], shape[1])
+
+        widths = []
+        with ExitStack() as stack, user_entry_named(model_type):
+            handles: dict[Path, Any] = {}
+
+            def shape(name: str) -> tuple[int, int] | None:
+                path = self._shard(name)
+                if path not in handles:
+                    handles[path] = stack.enter_context(_opened(path, self.folder))
+                return oriented(list(handles[path].shape(name)))
+
+            for layer, names in enumerate(self.names):
+                mlp = names["up"][: -len(f"{arch.up}.weight")]  # "model.layers.3.mlp."
+                declared = {f"{mlp}{p}.weight" for p in (arch.up, arch.down, arch.gate) if p}
+                others = {
+                    name[len(mlp) : -len(".weight")]: found
+                    for name in self.files
+                    if name.startswith(mlp)
+                    and name.endswith(".weight")
+                    and name not in declared
+                    and "." not in name[len(mlp) : -len(".weight")]
+                    and (found := shape(name)) is not None
+                }
+                down = f"{mlp}{arch.down}.weight"
+                up = shape(names["up"])
+                if up is not None:
+                    widths.append(up[0] // 2 if arch.fused_gate_up else up[0])
+                check_ffn_shapes(
+                    arch,
+                    model_type,
+                    layer,
+                    up,
+                    shape(down) if down in self.files else None,
+                    shape(names["gate"]) if "gate" in names else None,
+                    others,
+                )
+            check_config_width(arch, model_type, self.config, widths)
 
     @property
     def n_layers(self) -> int:

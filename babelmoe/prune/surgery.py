@@ -45,7 +45,7 @@ from torch import nn
 
 import babelmoe.artifacts as artifacts_names
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError, OutputError
+from babelmoe.errors import BabelmoeError, OutputError, first_sentence
 from babelmoe.experts.partition import Partition
 from babelmoe.models.ffn import ffns, set_width_in_config
 
@@ -183,8 +183,11 @@ def save_pruned(model: nn.Module, tokenizer: Any, out: Path, record: Mapping[str
             tokenizer.save_pretrained(tmp)
         artifacts.atomic_write_json(tmp / PRUNING_FILE, full)
         _swap_into_place(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        named = artifacts.named_os_error(exc, out)
+        if named is not exc:
+            raise named from None
         raise
     logger.info(
         "saved pruned model (widths %d..%d, loader %s) to %s",
@@ -280,7 +283,15 @@ def load_pruned(
     for ffn, width in zip(layers, record["widths"], strict=True):
         if ffn.width != width:
             ffn.select_neurons(torch.arange(int(width)))
-    result = model.load_state_dict(_read_state_dict(folder), strict=False, assign=True)
+    try:
+        result = model.load_state_dict(_read_state_dict(folder), strict=False, assign=True)
+    except RuntimeError as exc:  # a saved tensor of another shape (a gate left wide ...)
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "")
+        raise BabelmoeError(
+            f"{folder}: its weights do not fit the model its config describes "
+            f"({detail.rstrip('.') or first_sentence(exc)})",
+            "re-run babelmoe prune on the original model (with this version of babelmoe)",
+        ) from None
     model.tie_weights()
     empty = [name for name, p in model.named_parameters() if p.is_meta]
     if result.unexpected_keys or empty:

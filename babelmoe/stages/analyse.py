@@ -29,6 +29,7 @@ from babelmoe.analysis.summary import build_summary
 from babelmoe.analysis.tables import analysis_tables
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData, load_profile
+from babelmoe.stages.family_script import FOLDER as FAMILY_SCRIPT_DIR
 from babelmoe.stages.family_script import run_family_script
 from babelmoe.stages.language_null import run_language_null
 from babelmoe.stages.units import ensure_unit_documents
@@ -66,6 +67,8 @@ def _check_same_study(
             log.warning("seed run %s has a different %s than %s", other_dir, key, main_dir)
 
 
+# every output folder at once or none (a failure leaves the earlier analysis as it was)
+@artifacts.replaces_together(artifacts.ANALYSIS_DIR, artifacts.FIGURES_DIR, FAMILY_SCRIPT_DIR)
 def run_analysis(
     run_dir: Path,
     cfg: AnalysisConfig | None = None,

@@ -121,7 +121,23 @@ class EvaluateConfig:
                 f"--num-fewshot must be >= 0, got {self.num_fewshot}",
                 "pass 0 or more, or omit it for each task's own default",
             )
+        if self.num_fewshot is not None and not self.tasks:
+            raise BabelmoeError(
+                "--num-fewshot applies to --tasks, and no --tasks was given",
+                "add --tasks or drop --num-fewshot",
+            )
+        if self.limit is not None and not self.has_tasks:
+            raise BabelmoeError(
+                "--limit applies to tasks, and none was asked (perplexity uses every held-out "
+                "document)",
+                "add --tasks, --udhr-cont, --xcsqa or --mgsm, or use --max-documents",
+            )
         PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)  # validates
+
+    @property
+    def has_tasks(self) -> bool:
+        """Whether any task beside perplexity is asked (what ``limit`` applies to)."""
+        return self.needs_harness or self.udhr_cont
 
     @property
     def needs_harness(self) -> bool:
@@ -394,7 +410,9 @@ def check_named_tasks(config: EvaluateConfig, names: dict[str, list[str]]) -> No
     if config.tasks:
         from babelmoe.evaluate.harness import HarnessConfig, check_task_names
 
-        check_task_names(HarnessConfig(tasks=config.tasks))
+        check_task_names(
+            HarnessConfig(tasks=config.tasks, limit=config.limit, num_fewshot=config.num_fewshot)
+        )
     tried = sorted({n for ns in names.values() for n in ns if n})
     if config.xcsqa is not None and all(_xcsqa_file(config, ns) is None for ns in names.values()):
         raise BabelmoeError(
@@ -481,14 +499,15 @@ def run_evaluate(
                 "have been profiled text for that pruning",
                 source,
             )
-        results = evaluate_languages(loaded, documents, config, aliases, out)
-        meta = {
-            "model": loaded.identity,
-            "source": source,
-            "run": str(run_dir),
-            "pruning": record,
-            "evaluate_config": {
-                k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
-            },
-        }
-        return write_results(out, results, meta, overwrite)
+        with artifacts.transaction(out):  # every output at once, or the folder as it was
+            results = evaluate_languages(loaded, documents, config, aliases, out)
+            meta = {
+                "model": loaded.identity,
+                "source": source,
+                "run": str(run_dir),
+                "pruning": record,
+                "evaluate_config": {
+                    k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
+                },
+            }
+            return write_results(out, results, meta, overwrite)

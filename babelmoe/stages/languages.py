@@ -81,6 +81,12 @@ def load_tokenizer(source: str) -> Any:
     from babelmoe.models.loading import default_model_dir
 
     path = str(default_model_dir()) if source == "default" else source
+    local = source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
+    if source != "default" and local and not Path(source).expanduser().exists():
+        what = "GGUF file" if source.endswith(".gguf") else "model folder"
+        raise BabelmoeError(
+            f"no such {what}: {source}", "pass 'default', an existing model folder or a hub id"
+        )
     if source.endswith(".gguf"):
         gguf = Path(source).expanduser()
         return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -163,8 +169,22 @@ def catalogue(cfg: LanguagesConfig) -> list[CatalogueEntry]:
     return entries
 
 
+def check_corpus(corpus: str) -> None:
+    """Refuse a corpus that is neither ``udhr`` nor an existing folder (an input problem, exit
+    2, before anything is read or written)."""
+    if corpus == "udhr":
+        return
+    folder = Path(corpus).expanduser()
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise BabelmoeError(
+            f"corpus {corpus} {what}", "pass udhr or a folder of <lang>.txt / <lang>.jsonl files"
+        )
+
+
 def list_languages(cfg: LanguagesConfig) -> list[CatalogueEntry]:
     """The catalogue rows that pass ``cfg``'s filters, in the corpus's order."""
+    check_corpus(cfg.corpus)
     return filter_catalogue(
         catalogue(cfg),
         family=cfg.family,

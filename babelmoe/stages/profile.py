@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -141,9 +142,9 @@ class ProfileConfig:
             ),
             (self.n_units >= 1, f"--units must be >= 1, got {self.n_units}", "pass e.g. 32"),
             (
-                self.checkpoint_minutes > 0,
-                f"--checkpoint-minutes must be > 0, got {self.checkpoint_minutes}",
-                "pass e.g. 5",
+                math.isfinite(self.checkpoint_minutes) and self.checkpoint_minutes > 0,
+                f"--checkpoint-minutes must be a finite number > 0, got {self.checkpoint_minutes}",
+                "pass e.g. 5 (or --checkpoint-every N for a checkpoint every N batches)",
             ),
             (
                 self.checkpoint_every is None or self.checkpoint_every >= 1,

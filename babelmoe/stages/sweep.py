@@ -209,18 +209,37 @@ def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, 
         header = json.loads(lines[0]) if lines else {}
     except json.JSONDecodeError:
         header = {}
+    header = header if isinstance(header, dict) else {}
     if header.get("identity") != artifacts.jsonable(identity):
-        raise BabelmoeError(
-            f"{path} holds rows of a different sweep",
-            "pass --force to start over, or use another run folder",
-        )
+        from babelmoe.stages.sweep_resume import changed_tasks, moved_tasks_only
+
+        old, new = header.get("identity") or {}, artifacts.jsonable(identity)
+        changed = changed_tasks(old, new)
+        if moved_tasks_only(old, new):
+            logger.info("%s: task files moved, same contents: resuming", path)
+        elif changed:
+            logger.warning(
+                "%s: task %s changed since its rows were evaluated: recomputing them",
+                path,
+                ", ".join(changed),
+            )
+            return {}
+        else:
+            raise BabelmoeError(
+                f"{path} holds rows of a different sweep",
+                "pass --force to start over, or use another run folder",
+            )
     rows = {}
     for line in lines[1:]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:  # a line cut by an interruption
             continue
-        rows[row_key(row)] = row
+        if isinstance(row, dict):
+            try:
+                rows[row_key(row)] = row
+            except (KeyError, TypeError, ValueError):  # not a row of ours: evaluated again
+                continue
     logger.info("resuming: %d rows already in %s", len(rows), path)
     return rows
 
@@ -234,9 +253,12 @@ def start_rows(path: Path, identity: dict[str, Any], rows: dict[tuple, dict[str,
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
     """Append a finished row (flushed) so an interruption loses at most one evaluation."""
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, allow_nan=True) + "\n")
-        handle.flush()
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, allow_nan=True) + "\n")
+            handle.flush()
+    except OSError as exc:  # a full disk names no file
+        raise artifacts.named_os_error(exc, path) from None
 
 
 def run_sweep(
@@ -269,10 +291,13 @@ def run_sweep(
         check_partition_fits(partition, loaded.model)
         identity = sweep_identity(config, partition, profile, loaded.identity)
         if harness is not None:  # absent otherwise: earlier sweeps resume unchanged
+            from babelmoe.evaluate.harness import harness_fingerprints
+
             identity["harness"] = {
                 "tasks": list(harness.tasks),
                 "limit": harness.limit,
                 "num_fewshot": harness.num_fewshot,
+                "tasks_sha256": harness_fingerprints(harness),  # what was evaluated
             }
         path = folder / ROWS_FILE
         done = read_rows(path, identity, force)

@@ -159,6 +159,78 @@ def file_size_limit() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
 
 
+GOOD_TASK = """task: capitals
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{q}}}}"
+doc_to_choice: choices
+doc_to_target: gold
+"""
+GOOD_DOCS = [
+    {"q": "The capital of France is", "choices": ["Paris", "Rome"], "gold": 0},
+    {"q": "Berlin is in", "choices": ["Peru", "Germany"], "gold": 1},
+]
+
+
+def task_file(w: Workspace, text: str | None = None, docs: str | None = None) -> Path:
+    """``root/task.yaml`` (the good task, or ``text``) beside ``root/task.jsonl`` (the good
+    documents, or ``docs``)."""
+    data = w.root / "task.jsonl"
+    if not data.exists():
+        data.write_text(
+            docs if docs is not None else "".join(json.dumps(d) + "\n" for d in GOOD_DOCS)
+        )
+    path = w.root / "task.yaml"
+    path.write_text(GOOD_TASK.format(data=data) if text is None else text)
+    return path
+
+
+def replace_in_task(w: Workspace, old: str, new: str) -> Path:
+    path = task_file(w)
+    path.write_text(path.read_text().replace(old, new))
+    return path
+
+
+def eval_tasks_argv(w: Workspace, *extra) -> list:
+    return ["evaluate", w.model, "--run", w.run, "--out", w.out, "--device", "cpu",
+            "--tasks", w.root / "task.yaml", *extra]  # fmt: skip
+
+
+def sweep_tasks_argv(w: Workspace, *extra) -> list:
+    return ["sweep", w.run, *model_args(w), "--tasks", w.root / "task.yaml", *extra]
+
+
+def write_architectures(w: Workspace, table: object) -> Path:
+    path = w.root / "arch.json"
+    path.write_text(json.dumps(table))
+    return path
+
+
+LLAMA_NO_GATE = {"layers": "model.layers", "mlp": "mlp", "up": "up_proj", "down": "down_proj"}
+LLAMA_ATTENTION = {"layers": "model.layers", "mlp": "self_attn", "up": "q_proj", "down": "o_proj"}
+
+
+def gateless_pruned(w: Workspace) -> Path:
+    """A pruned folder as a gate-less architecture entry used to write it: every layer's
+    ``gate_proj`` keeps the full width beside the cut ``up_proj``."""
+    from safetensors.torch import load_file, save_file
+
+    out = w.root / "pruned"
+    result = run_cli(["prune", w.run, "--ratio", "0.25", "-l", "en", *model_args(w), "--out", out])
+    assert result.code == 0, result.stderr
+    full = load_file(str(w.model / "model.safetensors"))
+    cut = load_file(str(out / "model.safetensors"))
+    for name in cut:
+        if name.endswith("gate_proj.weight"):
+            cut[name] = full[name]
+    save_file(cut, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
 CASES: list[Case] = [
     # --- model inputs
     Case("model-missing-folder", lambda w: split_argv(w, "--model", w.root / "nope"),
@@ -231,7 +303,7 @@ CASES: list[Case] = [
     Case("profile-non-utf8-corpus-file", lambda w: profile_argv(w), r"not valid UTF-8",
          setup=lambda w: (w.corpus / "fr.txt").write_bytes("été".encode("latin-1"))),
     Case("profile-corpus-file-is-a-folder", lambda w: profile_argv(w),
-         r"no en\.txt or en\.jsonl in .*corpus \(available: fr\)",
+         r"corpus/en\.txt is a folder, not a corpus file \(put the en documents in a file",
          setup=lambda w: ((w.corpus / "en.txt").unlink(), (w.corpus / "en.txt").mkdir())),
     Case("profile-duplicate-languages", lambda w: profile_argv(w, "--languages", "en,en"),
          r"duplicate languages"),
@@ -408,7 +480,8 @@ CASES: list[Case] = [
     Case("prune-file-size-limit",
          lambda w: ["-q", "prune", w.run, "--ratio", "0.25", "-l", "en", *model_args(w),
                     "--out", w.out],
-         r"file too large writing .*ulimit -f", subprocess=lambda w: file_size_limit, code=3),
+         r"file too large writing /\S+ \(the file size limit, ulimit -f",
+         subprocess=lambda w: file_size_limit, code=3),
     Case("sweep-random-seed-negative",
          lambda w: ["sweep", w.run, "--random-seeds", "0,-1", *model_args(w)],
          r"--random-seeds must be in"),
@@ -455,8 +528,141 @@ CASES: list[Case] = [
     Case("study-bootstrap-negative", lambda w: ["study", "--out", w.out, "--bootstrap", "-1"],
          r"--bootstrap must be >= 0, got -1"),
     Case("study-out-empty", lambda w: ["study", "--out", ""], r"empty value for --out"),
+    # --- issue 22: stale or fabricated numbers, task files before the model loads
+    Case("sweep-tasks-only-commas", lambda w: ["sweep", w.run, *model_args(w), "--tasks", ","],
+         r"--tasks ',' names no task"),
+    Case("evaluate-tasks-only-commas",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--out", w.out, "--tasks", " , "],
+         r"--tasks ' , ' names no task"),
+    Case("sweep-limit-without-tasks", lambda w: ["sweep", w.run, *model_args(w), "--limit", "5"],
+         r"--limit applies to --tasks, and no --tasks was given"),
+    Case("sweep-num-fewshot-without-tasks",
+         lambda w: ["sweep", w.run, *model_args(w), "--num-fewshot", "2"],
+         r"--num-fewshot applies to --tasks"),
+    Case("evaluate-limit-without-tasks",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--out", w.out, "--limit", "5"],
+         r"--limit applies to tasks, and none was asked"),
+    Case("evaluate-num-fewshot-without-tasks",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--out", w.out, "--num-fewshot", "1"],
+         r"--num-fewshot applies to --tasks"),
+    Case("profile-checkpoint-minutes-inf", lambda w: profile_argv(w, "--checkpoint-minutes", "inf"),
+         r"--checkpoint-minutes must be a finite number > 0, got inf"),
+    Case("profile-checkpoint-minutes-nan", lambda w: profile_argv(w, "--checkpoint-minutes", "nan"),
+         r"--checkpoint-minutes must be a finite number > 0, got nan"),
+    Case("profile-checkpoint-minutes-0", lambda w: profile_argv(w, "--checkpoint-minutes", "0"),
+         r"--checkpoint-minutes must be a finite number > 0, got 0"),
+    Case("profile-checkpoint-minutes-negative",
+         lambda w: profile_argv(w, "--checkpoint-minutes", "-1"), r"must be a finite number > 0"),
+    Case("model-architectures-gated-family-without-gate",
+         lambda w: ["--architectures", write_architectures(w, {"llama": LLAMA_NO_GATE}), "prune",
+                    w.run, "--ratio", "0.25", "-l", "en", *model_args(w), "--out", w.out],
+         r"'gate_proj' of the same shape as 'up_proj' .* declares no gate.*\"gate\": "
+         r"\"gate_proj\""),
+    Case("model-architectures-builtin-pointing-at-attention",
+         lambda w: split_argv(w, "--architectures",
+                              write_architectures(w, {"llama": LLAMA_ATTENTION})),
+         r"finds projections of width 32 \(self_attn\.q_proj\), but the config's "
+         r"intermediate_size is 64: it does not point at the FFN; .*replacing the built-in"),
+    Case("model-architectures-field-of-wrong-type",
+         lambda w: split_argv(w, "--architectures",
+                              write_architectures(w, {"x": {**LLAMA_NO_GATE, "layers": 3}})),
+         r"architecture entry 'x': field 'layers' is 3, not a dotted path or a list of them"),
+    Case("model-architectures-flag-not-a-bool",
+         lambda w: split_argv(w, "--architectures",
+                              write_architectures(w, {"x": {**LLAMA_NO_GATE, "conv1d": "no"}})),
+         r"field 'conv1d' is \"no\", not true or false"),
+    Case("model-architectures-layers-list-of-numbers",
+         lambda w: split_argv(w, "--architectures",
+                              write_architectures(w, {"x": {**LLAMA_NO_GATE, "layers": [1]}})),
+         r"field 'layers' is \[1\], not a dotted path"),
+    Case("model-architectures-entry-is-a-string",
+         lambda w: split_argv(w, "--architectures", write_architectures(w, {"m": "lama"})),
+         r"architecture entry 'm' is \"lama\", not an object of fields \(or the name of a "
+         r"known family"),
+    Case("model-architectures-entry-is-a-list",
+         lambda w: split_argv(w, "--architectures", write_architectures(w, {"m": [1, 2]})),
+         r"architecture entry 'm' is \[1, 2\], not an object of fields"),
+    Case("evaluate-gateless-pruned-model",
+         lambda w: ["evaluate", gateless_pruned(w), "--run", w.run, "--out", w.out,
+                    "--device", "cpu"],
+         r"pruned: its weights do not fit the model its config describes \(size mismatch for "
+         r"model\.layers\.0\.mlp\.gate_proj\.weight"),
+    Case("evaluate-task-yaml-malformed", eval_tasks_argv, r"task\.yaml: line 2: not valid YAML",
+         setup=lambda w: task_file(w, text="task: [\n  oops")),
+    Case("evaluate-task-yaml-empty", eval_tasks_argv, r"task\.yaml: is empty",
+         setup=lambda w: task_file(w, text="")),
+    Case("evaluate-task-yaml-a-list", eval_tasks_argv,
+         r"task\.yaml: holds a list, not a mapping of fields",
+         setup=lambda w: task_file(w, text="- task: a\n- task: b\n")),
+    Case("evaluate-task-yaml-without-task-name", eval_tasks_argv,
+         r"task\.yaml: task: missing \(add a line `task: my_task_name`\)",
+         setup=lambda w: replace_in_task(w, "task: capitals\n", "")),
+    Case("evaluate-task-yaml-task-name-a-number", eval_tasks_argv,
+         r"task\.yaml: task: 7 is not a task name",
+         setup=lambda w: replace_in_task(w, "task: capitals", "task: 7")),
+    Case("evaluate-task-yaml-wrong-output-type", eval_tasks_argv,
+         r"task\.yaml: output_type: unknown 'multiple-choice' \(use one of",
+         setup=lambda w: replace_in_task(w, "multiple_choice", "multiple-choice")),
+    Case("evaluate-task-template-names-missing-field", eval_tasks_argv,
+         r"task\.yaml: doc_to_text: 'question' is undefined in document 1 of split 'test' "
+         r"\(its fields: choices, gold, q\)",
+         setup=lambda w: replace_in_task(w, "{{q}}", "{{question}}")),
+    Case("evaluate-task-choices-field-missing", eval_tasks_argv,
+         r"task\.yaml: doc_to_choice: 'options' is neither a field of the data",
+         setup=lambda w: replace_in_task(w, "doc_to_choice: choices", "doc_to_choice: options")),
+    Case("evaluate-task-target-out-of-range", eval_tasks_argv,
+         r"doc_to_target: gives 7 for document 1 of split 'test': neither an index below 2",
+         setup=lambda w: task_file(w, docs=json.dumps({**GOOD_DOCS[0], "gold": 7}) + "\n")),
+    Case("evaluate-task-data-not-json-lines", eval_tasks_argv,
+         r"dataset_kwargs\.data_files\.test: .*task\.jsonl line 2 is not a JSON object",
+         setup=lambda w: task_file(w, docs=json.dumps(GOOD_DOCS[0]) + "\nq,choices,gold\n")),
+    Case("evaluate-task-data-file-missing", eval_tasks_argv,
+         r"task\.yaml: dataset_kwargs\.data_files\.test: no such file: .*nope\.jsonl "
+         r"\(give an existing data file",
+         setup=lambda w: replace_in_task(w, "task.jsonl", "nope.jsonl")),
+    Case("evaluate-task-data-file-empty", eval_tasks_argv, r"task\.jsonl holds no documents",
+         setup=lambda w: task_file(w, docs="\n")),
+    Case("evaluate-task-split-not-in-data", eval_tasks_argv,
+         r"test_split: split 'validation' is not among dataset_kwargs\.data_files' \(test\)",
+         setup=lambda w: replace_in_task(w, "test_split: test", "test_split: validation")),
+    Case("evaluate-task-num-fewshot-larger-than-the-task", lambda w: eval_tasks_argv(
+             w, "--num-fewshot", "5"),
+         r"num_fewshot: 5 few-shot examples asked, but split 'test' has only 1 to draw from",
+         setup=task_file),
+    Case("evaluate-task-include-missing", eval_tasks_argv,
+         r"task\.yaml: include: no such file .*base\.yaml",
+         setup=lambda w: task_file(w, text="include: base.yaml\ntask: t\n")),
+    Case("sweep-task-yaml-malformed", sweep_tasks_argv, r"task\.yaml: line 2: not valid YAML",
+         setup=lambda w: task_file(w, text="task: [\n  oops")),
+    Case("sweep-task-template-names-missing-field", sweep_tasks_argv,
+         r"doc_to_text: 'question' is undefined",
+         setup=lambda w: replace_in_task(w, "{{q}}", "{{question}}")),
+    Case("sweep-task-num-fewshot-larger-than-the-task",
+         lambda w: sweep_tasks_argv(w, "--num-fewshot", "9"), r"9 few-shot examples asked",
+         setup=task_file),
+    # --- issue 22: unclear or misfiled messages
+    Case("languages-missing-corpus",
+         lambda w: ["languages", "--corpus", w.root / "nope", "--model", "none"],
+         r"corpus .*nope does not exist \(pass udhr or a folder", code=2),
+    Case("languages-corpus-is-a-file",
+         lambda w: ["languages", "--corpus", w.file, "--model", "none"],
+         r"corpus .*file\.bin is a file, not a folder", code=2),
+    Case("languages-out-is-a-folder",
+         lambda w: ["languages", "--corpus", w.corpus, "--model", "none", "--out", w.empty],
+         r"--out .*empty is a folder \(pass a file name ending in \.csv or \.json\)", code=3),
+    Case("languages-model-absolute-path-missing",
+         lambda w: ["languages", "--corpus", w.corpus, "--model", w.root / "abs" / "missing"],
+         r"no such model folder: .*abs/missing", code=2),
+    Case("model-architectures-file-is-a-folder",
+         lambda w: split_argv(w, "--architectures", w.empty),
+         r"architectures file .*empty is a folder"),
+    Case("evaluate-task-file-is-a-folder",
+         lambda w: ["evaluate", w.model, "--run", w.run, "--out", w.out, "--tasks",
+                    w.root / "dir.yaml"],
+         r"task file .*dir\.yaml is a folder", setup=lambda w: (w.root / "dir.yaml").mkdir()),
     # --- the disk
-    Case("file-size-limit", lambda w: split_argv(w), r"file too large writing .*ulimit -f",
+    Case("file-size-limit", lambda w: split_argv(w),
+         r"file too large writing /\S+ \(the file size limit, ulimit -f",
          subprocess=lambda w: file_size_limit),
 ]  # fmt: skip
 
@@ -569,7 +775,7 @@ def test_read_only_folder_gives_one_line(workspace: Workspace):
 def test_the_catalogue_is_large_and_covers_every_subcommand(capsys):
     with capsys.disabled():
         print(f"\nbad-input catalogue: {len(CASES)} cases")
-    assert len(CASES) >= 120
+    assert len(CASES) >= 160
     assert len({case.id for case in CASES}) == len(CASES)
     from babelmoe.cli import COMMAND_MODULES
 

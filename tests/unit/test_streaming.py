@@ -91,6 +91,9 @@ class _Spy:
         _Spy.read.append(name)
         return self._inner.get_tensor(name)
 
+    def get_slice(self, name: str) -> Any:  # shapes only (the header): no tensor data read
+        return self._inner.get_slice(name)
+
 
 def test_reads_only_the_asked_tensors(sharded_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import safetensors
