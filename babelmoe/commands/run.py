@@ -9,10 +9,9 @@ import typer
 from babelmoe.commands import common
 from babelmoe.commands import profile as profile_options
 from babelmoe.errors import check_seed
-from babelmoe.experts.partition import SplitConfig
-from babelmoe.models.loading import ModelSpec
-from babelmoe.stages.profile import ProfileConfig
-from babelmoe.stages.run import PipelineConfig
+from babelmoe.experts.config import SplitConfig
+from babelmoe.models.spec import ModelSpec
+from babelmoe.stages.config import PipelineConfig, ProfileConfig
 
 EPILOG = """Examples (the first is the README's main command):
 

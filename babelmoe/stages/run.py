@@ -10,49 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
-from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec, load_model
-from babelmoe.stages.profile import ProfileConfig
+from babelmoe.stages.config import PipelineConfig
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class PipelineConfig:
-    """What the main job runs.
-
-    Attributes:
-        split: the expert split (its ``seed`` is the main run's seed).
-        profile: the profiling run (languages, corpus, budget ...).
-        extra_seeds: further k-means seeds profiled for the stability study (empty: none).
-        sweep: run the pruning sweep (frequency-guided vs random) and put it in the report.
-        sweep_ratios: pruning ratios of the sweep.
-        sweep_methods: frequency-guided (and norm-baseline) methods compared with random.
-        sweep_documents: held-out documents per language the sweep evaluates (None: all).
-        specificity: also prune for each language and evaluate on every other (9 x 9 more
-            evaluations: off by default in the main job, on in ``babelmoe sweep``).
-    """
-
-    split: SplitConfig = field(default_factory=SplitConfig)
-    profile: ProfileConfig = field(default_factory=ProfileConfig)
-    extra_seeds: tuple[int, ...] = (1, 2)
-    sweep: bool = True
-    sweep_ratios: tuple[float, ...] = (0.1, 0.25, 0.4)
-    sweep_methods: tuple[str, ...] = ("sort", "norm")
-    sweep_documents: int | None = 3
-    specificity: bool = False
-
-    def __post_init__(self) -> None:
-        if self.split.seed in self.extra_seeds:
-            raise BabelmoeError(
-                f"--seed {self.split.seed} is also among the extra seeds {list(self.extra_seeds)}",
-                "give distinct seeds",
-            )
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:

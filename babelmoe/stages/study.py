@@ -17,68 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from babelmoe import artifacts
-from babelmoe.analysis.config import AnalysisConfig
-from babelmoe.corpus.study import STUDY50_BUDGET, STUDY50_LANGUAGES
-from babelmoe.errors import require
-from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec, load_model
-from babelmoe.stages.profile import ProfileConfig
+from babelmoe.stages.config import StudyConfig
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class StudyConfig:
-    """What ``babelmoe study`` runs (every field has the study's default).
-
-    Attributes:
-        languages: UDHR codes of the study (default: the frozen 69).
-        budget: profiled tokens per language.
-        n_experts: experts per layer.
-        seed: k-means seed.
-        n_bootstrap: bootstrap resamples of the intervals.
-        n_permutations: random relabelings of the permutation tests.
-        batch_size: at most this many sequences per forward pass (None: the profile's default
-            batching by positions).
-    """
-
-    languages: tuple[str, ...] = STUDY50_LANGUAGES
-    budget: int = STUDY50_BUDGET
-    n_experts: int = 256
-    seed: int = 0
-    n_bootstrap: int = 200
-    n_permutations: int = 9999
-    batch_size: int | None = None
-    split: SplitConfig = field(init=False)
-    profile: ProfileConfig = field(init=False)
-
-    def __post_init__(self) -> None:
-        require(len(self.languages) >= 4, "the study needs at least 4 languages")
-        require(
-            self.n_bootstrap >= 0,
-            f"--bootstrap must be >= 0, got {self.n_bootstrap}",
-            "use 0 to skip intervals",
-        )
-        self.languages = tuple(self.languages)
-        self.split = SplitConfig(n_experts=self.n_experts, seed=self.seed)
-        self.profile = ProfileConfig(
-            languages=list(self.languages), token_budget=self.budget, batch_size=self.batch_size
-        )
-
-    @property
-    def analysis(self) -> AnalysisConfig:
-        """The analysis, on the primary metric only (the other metrics' bootstrap would cost
-        minutes per metric with 69 languages and answers nothing the study asks)."""
-        return AnalysisConfig(
-            metrics=("jensen_shannon",),
-            n_bootstrap=self.n_bootstrap,
-            n_permutations=self.n_permutations,
-            seed=self.seed,
-        )
 
 
 def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = False) -> Path:
