@@ -156,7 +156,7 @@ def run_jobs(
                 done[row_key(row)] = row
                 if on_rows is not None:
                     on_rows(row)
-        logger.info(
+        logger.debug(
             "%s r=%g seed=%s target=%s: %d language(s) in %.1fs",
             job.method,
             job.ratio,

@@ -26,7 +26,8 @@ for argv in [[]] + [[name] for name in json.loads(sys.argv[1])]:
         except SystemExit:
             pass
     texts[" ".join(argv)] = out.getvalue()
-print(json.dumps({"texts": texts, "heavy": [m for m in json.loads(sys.argv[2]) if m in sys.modules]}))
+heavy = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
+print(json.dumps({"texts": texts, "heavy": heavy}))
 """
 
 
