@@ -94,7 +94,8 @@ def show_stage(event: StageEvent) -> None:
     if event.seconds is None:
         guess = " (first guess)" if event.index == 1 else ""
         left = f", about {clock(event.left)} left{guess}" if event.left is not None else ""
-        line = f"[{event.index}/{event.total}] {event.stage.name}: {clock(event.elapsed)} in{left}"
+        where = f"[{event.index}/{event.total}] {event.stage.name}"
+        line = f"{where} ({clock(event.elapsed)} elapsed{left})"
         typer.echo(line, err=True)
     elif event.index == event.total:
         typer.echo(f"[{event.total}/{event.total}] done in {clock(event.elapsed)}", err=True)

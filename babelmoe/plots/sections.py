@@ -8,14 +8,15 @@ from typing import Any
 
 from babelmoe.analysis.io import read_json, read_table
 from babelmoe.artifacts import ANALYSIS_DIR, FIGURES_FILE, PARTITION, PROFILE, SUMMARY_FILE
-from babelmoe.plots.html import Section, details_html, esc, table_html
+from babelmoe.plots.html import Section, details_html, esc, figure_html, table_html
 
 # Which analysis figures go in which section (others land in "More figures").
 _PLACES = {
     "headline": ["dendrograms"],
     "similarity": ["similarity_matrices", "distance_scatter"],
     "agreement": ["agreement_by_layer"],
-    "experts": ["frequency_heatmaps", "difference_from_mean", "difference_pairs", "expert_counts"],
+    "experts": ["frequency_heatmaps", "expert_counts"],
+    "differences": ["difference_from_mean", "difference_pairs"],  # collapsed under "experts"
     "stability": ["seed_stability"],
 }
 
@@ -88,7 +89,7 @@ def _plain(summary: dict[str, Any], names: dict[str, str], pairs: str | None) ->
     stability = summary.get("stability") or {}
     if stability.get("n_seeds"):
         holds = [
-            f"{name} holds in {sum(g['holds'])} of {len(g['holds'])}"
+            f"{name} finding holds in {sum(g['holds'])} of {len(g['holds'])}"
             for name, g in (stability.get("groups") or {}).items()
         ]
         out["stability"] = (
@@ -101,6 +102,14 @@ def _plain(summary: dict[str, Any], names: dict[str, str], pairs: str | None) ->
     if order:
         out["clustering"] = "Clustered by activation: " + ", ".join(order) + "."
     return out
+
+
+def _tokens_sentence(n_languages: int, tokens: list[int]) -> str:
+    if not tokens:
+        return f"{n_languages} languages."
+    low, high = min(tokens), max(tokens)
+    each = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+    return f"{n_languages} languages, {each} profiled tokens each."
 
 
 # Per figure: which plain sentence its caption starts with.
@@ -139,7 +148,11 @@ def analysis_sections(run_dir: Path) -> list[Section]:
     metric = summary["primary_metric"]
     src = f"{ANALYSIS_DIR}/"
     languages = read_table(folder, "languages")
-    names = {r["code"]: r.get("name") or r["code"] for r in languages}
+    # short names for sentences: "Arabic, Standard" -> "Arabic", "Portuguese (Brazil)" -> ...
+    names = {
+        r["code"]: (r.get("name") or r["code"]).split(",")[0].split("(")[0].strip() or r["code"]
+        for r in languages
+    }
     similarity = [
         r
         for r in read_table(folder, "similarity")
@@ -170,7 +183,6 @@ def analysis_sections(run_dir: Path) -> list[Section]:
     sections.append(
         Section(
             "Similarity between languages",
-            lead=plain.get("pairs", ""),
             figures=figures("similarity"),
             details=[
                 (
@@ -195,7 +207,7 @@ def analysis_sections(run_dir: Path) -> list[Section]:
     sections.append(
         Section(
             "Genealogy, script and language groups",
-            lead=" ".join(plain[k] for k in ("agreement", "group") if k in plain),
+            lead=plain.get("group", ""),
             figures=figures("agreement"),
             details=[
                 (
@@ -228,9 +240,12 @@ def analysis_sections(run_dir: Path) -> list[Section]:
     sections.append(
         Section(
             "Shared and language-specific experts",
-            lead=plain.get("shared", ""),
             figures=figures("experts"),
             details=[
+                (
+                    "Where each language differs from the others (figures)",
+                    "".join(figure_html(p, c) for p, c in figures("differences")),
+                ),
                 (
                     "Experts per layer",
                     table_html(
@@ -239,7 +254,7 @@ def analysis_sections(run_dir: Path) -> list[Section]:
                         source=src + "experts_per_layer.csv",
                         collapse_rows=None,
                     ),
-                )
+                ),
             ],
             order=50,
         )
@@ -257,7 +272,6 @@ def analysis_sections(run_dir: Path) -> list[Section]:
         sections.append(
             Section(
                 "Stability over k-means seeds",
-                lead=plain.get("stability", ""),
                 figures=figures("stability"),
                 details=[("Per seed", "".join(t for _, t in tables))] if tables else [],
                 order=60,
@@ -267,12 +281,7 @@ def analysis_sections(run_dir: Path) -> list[Section]:
     sections.append(
         Section(
             "Languages and data",
-            lead=(
-                f"{len(languages)} languages, "
-                f"{min(tokens.values()):,} to {max(tokens.values()):,} profiled tokens each."
-                if tokens
-                else ""
-            ),
+            lead=_tokens_sentence(len(languages), list(tokens.values())),
             details=[
                 (
                     "The languages: family, genus, script, tokens",

@@ -25,12 +25,13 @@ page shows a section figures first, the statistics one click away (``plots.html`
      "schema_version": 1}                      # optional; when present it must match
 
 Everything but ``title`` is optional. A section without ``lead`` or ``details`` whose ``html``
-is long (over ``LONG_HTML`` characters) shows it collapsed under "Details", after its figures.
+is long (over ``LONG_HTML`` characters) shows it and its tables collapsed under "Details", after
+its figures.
 
 A path is looked up relative to the folder holding the JSON, then relative to the run folder.
-.png/.jpg are embedded as data URIs, .svg inline (a PNG listed with its SVG twin is embedded
-once); tables may be CSV files or JSON tables written by ``analysis.tables.write_table``. A section file that cannot be read is shown as a note in the
-page (and logged), not fatal.
+.png/.jpg are embedded as data URIs, .svg inline (a PNG listed with its SVG twin is embedded once);
+tables may be CSV files or JSON tables written by ``analysis.tables.write_table``. A section file
+that cannot be read is shown as a note in the page (and logged), not fatal.
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ def load_hook_sections(run_dir: Path) -> list[Section]:
             ]
             lead = str(spec.get("lead", ""))
             if not lead and not details and len(html_part) > LONG_HTML:
-                details, html_part = [("Details", html_part)], ""
-            html_part += tables(spec.get("tables", []))
+                details = [("Details", html_part + tables(spec.get("tables", [])))]
+                html_part = ""
+            else:
+                html_part += tables(spec.get("tables", []))
             order = float(spec.get("order", 100))
             sections.append(
                 Section(str(spec["title"]), html_part, figures, order, lead=lead, details=details)
