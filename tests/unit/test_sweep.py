@@ -212,7 +212,8 @@ def test_run_sweep_writes_tables_plots_and_report_section_then_resumes(run, monk
     section = json.loads((folder / "report_section.json").read_text())
     assert {"title", "lead", "details", "figures"} <= set(section)
     assert "<table>" in section["details"][0]["html"]  # the statistics, one click away
-    assert "random seed in" in section["lead"] and section["lead"] in section["figures"][0]["caption"]
+    lead = section["lead"]
+    assert "random seed in" in lead and section["figures"][0]["caption"].startswith(lead)
     paths = [f["path"] for f in section["figures"]]
     assert {Path(f).suffix for f in paths} == {".png", ".svg"} and len(paths) == 4
     assert all((run_dir / f).is_file() for f in paths) and section["figures"][0]["caption"]
