@@ -22,10 +22,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 import typer.main
 from typer.core import TyperGroup
+
+try:  # typer >= 0.2x runs on its own copy of click: the real one need not load (~40 ms)
+    from typer import _click as click
+except ImportError:  # older typer: click itself
+    import click
 
 from babelmoe.commands import common
 from babelmoe.errors import BabelmoeError, first_sentence
