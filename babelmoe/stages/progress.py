@@ -10,9 +10,11 @@ cores (Gemma 3 270M, nine UDHR languages; README), scaled by what the configurat
 (the number of languages; the sweep's number of evaluations and documents). Once stages finish,
 the priors are calibrated on what they took: a stage of a kind already run (the extra seeds'
 split and profile repeat the main ones' work) is predicted by that kind's measured ratio of
-actual to prior, any other by the ratio over every finished stage. So the first estimate is a
-guess for the default model on a laptop-class CPU, and it is right for the machine and model at
-hand as soon as the first split and profile are done.
+actual to prior; a stage that runs the model (split, profile, sweep) and has no measured kind yet
+by the ratio over the finished model stages (a bigger model or a faster device moves them
+together); the analysis and the report, whose cost does not follow the model's speed, by their
+prior. So the first estimate is a guess for the default model on a 2-core CPU, and the model
+stages' estimate fits the machine and model at hand as soon as the first split and profile end.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ PRIOR_SECONDS = {
     "sweep": 81.0,
     "report": 5.0,
 }
+# Stages whose cost follows the model's speed on the device (they run it).
+MODEL_KINDS = frozenset({"split", "profile", "sweep"})
 DEFAULT_LANGUAGES = 9
 DEFAULT_SWEEP_EVALUATIONS = 144  # 9 languages: dense 9 + 3 ratios x (3 random x 9 + 2 x 9)
 DEFAULT_SWEEP_DOCUMENTS = 3
@@ -107,21 +111,19 @@ def seconds_left(
 ) -> float:
     """Estimated seconds until the last stage ends, when the first ``len(took)`` stages took
     ``took`` seconds and the next one has run ``current_elapsed`` seconds."""
-    done = stages[: len(took)]
+    done = list(zip(stages[: len(took)], took, strict=True))
     ratios: dict[str, list[float]] = {}
-    for stage, seconds in zip(done, took, strict=True):
+    for stage, seconds in done:
         ratios.setdefault(stage.kind, []).append(seconds / stage.prior if stage.prior else 1.0)
-    measured = [s for s in done if s.kind != "load"]  # loading does not scale like the work
-    overall = (
-        sum(t for s, t in zip(done, took, strict=True) if s.kind != "load")
-        / sum(s.prior for s in measured)
-        if measured and sum(s.prior for s in measured) > 0
-        else 1.0
+    model_prior = sum(s.prior for s, _ in done if s.kind in MODEL_KINDS)
+    model_ratio = (
+        sum(t for s, t in done if s.kind in MODEL_KINDS) / model_prior if model_prior > 0 else 1.0
     )
     left = 0.0
     for i, stage in enumerate(stages[len(took) :]):
         same = ratios.get(stage.kind)
-        expected = stage.prior * (sum(same) / len(same) if same else overall)
+        unmeasured = model_ratio if stage.kind in MODEL_KINDS else 1.0
+        expected = stage.prior * (sum(same) / len(same) if same else unmeasured)
         left += max(expected - current_elapsed, 0.0) if i == 0 else expected
     return left
 

@@ -30,12 +30,15 @@ def test_estimate_is_the_priors_then_calibrated_per_kind() -> None:
     plan = plan_stages(9, (1,), sweep_evaluations=144, sweep_documents=3)
     assert seconds_left(plan, []) == pytest.approx(sum(s.prior for s in plan))
     # load, split and profile took 3 x their priors: the seed's split and profile are predicted
-    # by their own kind (3 x), the rest by the ratio over all finished work but loading (3 x)
+    # by their own kind (3 x), the sweep by the model stages' ratio (3 x), the analysis and the
+    # report by their priors (their cost does not follow the model's speed)
     took = [3 * s.prior for s in plan[:3]]
-    assert seconds_left(plan, took) == pytest.approx(3 * sum(s.prior for s in plan[3:]))
+    by_model = sum(s.prior for s in plan[3:] if s.kind in ("split", "profile", "sweep"))
+    other = sum(s.prior for s in plan[3:] if s.kind in ("analyse", "report"))
+    assert seconds_left(plan, took) == pytest.approx(3 * by_model + other)
     # time spent in the current stage counts against it, never below zero
     assert seconds_left(plan, took, current_elapsed=1e9) == pytest.approx(
-        3 * sum(s.prior for s in plan[4:])
+        3 * (by_model - plan[3].prior) + other
     )
     assert seconds_left(plan, [s.prior for s in plan]) == 0.0
 
@@ -44,9 +47,11 @@ def test_slow_profile_fast_split_are_told_apart() -> None:
     plan = plan_stages(9, (1,), sweep_evaluations=None, sweep_documents=None)
     took = [1.0, plan[1].prior / 2, plan[2].prior * 4]  # load, split (2x faster), profile (4x)
     left = seconds_left(plan, took)
-    overall = (took[1] + took[2]) / (plan[1].prior + plan[2].prior)
-    expected = plan[3].prior / 2 + plan[4].prior * 4 + overall * (plan[5].prior + plan[6].prior)
+    assert [s.kind for s in plan[3:]] == ["split", "profile", "analyse", "report"]
+    expected = plan[3].prior / 2 + plan[4].prior * 4 + plan[5].prior + plan[6].prior
     assert left == pytest.approx(expected)
+    # a measured analysis calibrates the next analysis-kind stage only by itself
+    assert seconds_left(plan, [*took, 1.0, 1.0, 10 * plan[5].prior]) == pytest.approx(plan[6].prior)
 
 
 def test_clock() -> None:
