@@ -22,10 +22,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 import typer.main
 from typer.core import TyperGroup
+
+try:  # typer >= 0.2x runs on its own copy of click: the real one need not load (~40 ms)
+    from typer import _click as click
+except ImportError:  # older typer: click itself
+    import click
 
 from babelmoe.commands import common
 from babelmoe.errors import BabelmoeError, EveryRankError, first_sentence
@@ -49,7 +53,13 @@ COMMAND_MODULES: tuple[str, ...] = (
 class LazyCommands(TyperGroup):
     """The subcommands, each module imported only when its command runs (or ``--help`` lists
     them): ``babelmoe profile`` does not import the analysis, plotting and evaluation stacks,
-    which cut its start-up from 8.3 s to about 5 s on a 2-core machine."""
+    which cut its start-up from 8.3 s to about 5 s on a 2-core machine.
+
+    A command module imports only typer and configs (``babelmoe.stages.config``,
+    ``experts.config``, ``models.spec``, the method registry): torch, transformers, numpy and
+    the plotting stack load when the command runs, so every ``--help`` is fast
+    (``benchmarks/bench_help.py``; ``tests/unit/test_help.py`` checks the imports). Help is
+    plain click formatting (``rich_markup_mode=None``): rich's formatter alone costs ~0.25 s."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,18 +85,42 @@ class _Commands(Mapping):
 @functools.cache
 def _command(name: str) -> click.Command:
     """The click command of ``babelmoe.commands.<name>`` (its ``register`` adds one command)."""
-    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single = typer.Typer(
+        add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
+    )
     importlib.import_module(f"babelmoe.commands.{name}").register(single)
-    return typer.main.get_command(single)
+    command = typer.main.get_command(single)
+    command.epilog = keep_layout(command.epilog)
+    return command
+
+
+def keep_layout(text: str | None) -> str | None:
+    """``text`` with every paragraph marked for click to print as written (an epilog's example
+    commands are laid out by hand; click would re-flow them into one paragraph)."""
+    if not text:
+        return text
+    paragraphs = [p.strip("\n") for p in text.strip("\n").split("\n\n")]
+    return "\n\n".join(f"\b\n{p}" for p in paragraphs if p.strip())
+
+
+# The top-level help's example (every subcommand's --help ends with its own).
+EPILOG = """Example: the whole pipeline on the bundled model (Gemma 3 270M) and the paper's nine
+languages, then open runs/demo/report.html in a browser:
+
+  babelmoe run --out runs/demo
+
+Each command's --help has its own examples (babelmoe profile --help)."""
 
 
 app = typer.Typer(
     name="babelmoe",
     cls=LazyCommands,
     help="Find and use the language-specific experts inside the FFN layers of decoder LLMs.",
+    epilog=keep_layout(EPILOG),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -227,7 +261,7 @@ def _main(argv: list[str], interrupted: str) -> None:
     try:
         # Without standalone mode, typer returns (not raises) the code of an Exit; it turns
         # Ctrl-C into Exit(130) itself.
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="babelmoe", standalone_mode=False)
     except EveryRankError as exc:  # the same on every rank of a torchrun job: said once
         if os.environ.get("RANK", "0") != "0":
             sys.exit(exc.exit_code)

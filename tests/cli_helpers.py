@@ -28,8 +28,9 @@ from babelmoe import testing
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Progress bars (tqdm) redraw with carriage returns; they are not part of the error report.
-_PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|\d+/\d+ \[")
+# Progress bars (tqdm) redraw with carriage returns, and ``babelmoe run`` announces each stage
+# ("[2/10] split (0:01 elapsed, ...)"); neither is part of the error report.
+_PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|\d+/\d+ \[|^\[\d+/\d+\] ")
 
 WORDS = {
     "en": "the cat sat on a mat and then went home to sleep all day long",

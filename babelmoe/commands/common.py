@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from babelmoe.errors import BabelmoeError, EveryRankError, first_sentence
-from babelmoe.models.loading import ModelSpec
+from babelmoe.models.spec import ModelSpec
 
 ARCHITECTURES_HELP = "JSON file registering extra architectures (see the README)."
 FORCE = typer.Option(

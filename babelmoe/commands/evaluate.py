@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from babelmoe.commands import common
-from babelmoe.models.loading import ModelSpec
-from babelmoe.stages.evaluate import EvaluateConfig
+from babelmoe.models.spec import ModelSpec
+from babelmoe.stages.config import EvaluateConfig
 
 EPILOG = """Examples:
 

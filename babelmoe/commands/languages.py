@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from babelmoe.stages.languages import LanguagesConfig
+from babelmoe.stages.config import LanguagesConfig
 
 EPILOG = """Examples:
 

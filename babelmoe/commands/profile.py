@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from babelmoe.commands import common
-from babelmoe.models.loading import ModelSpec
-from babelmoe.stages.profile import ProfileConfig
+from babelmoe.models.spec import ModelSpec
+from babelmoe.stages.config import ProfileConfig
 
 EPILOG = """Examples (after babelmoe split --out runs/demo):
 

@@ -9,7 +9,7 @@ import typer
 
 from babelmoe.commands import common
 from babelmoe.errors import check_seed
-from babelmoe.models.loading import ModelSpec
+from babelmoe.models.spec import ModelSpec
 from babelmoe.prune.criteria import PruneConfig, methods_help
 
 EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):

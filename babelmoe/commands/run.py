@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from babelmoe.commands import common
 from babelmoe.commands import profile as profile_options
 from babelmoe.errors import check_seed
-from babelmoe.experts.partition import SplitConfig
-from babelmoe.models.loading import ModelSpec
-from babelmoe.stages.profile import ProfileConfig
-from babelmoe.stages.run import PipelineConfig
+from babelmoe.experts.config import SplitConfig
+from babelmoe.models.spec import ModelSpec
+from babelmoe.stages.config import PipelineConfig, ProfileConfig
+
+if TYPE_CHECKING:
+    from babelmoe.stages.progress import StageEvent
 
 EPILOG = """Examples (the first is the README's main command):
 
@@ -79,8 +82,23 @@ def run(
         specificity=specificity,
         sweep_documents=sweep_documents or None,
     )
-    report = run_pipeline(spec, config, out, force=force)
+    report = run_pipeline(spec, config, out, force=force, progress=show_stage)
     typer.echo(f"report written to {report}")
+
+
+def show_stage(event: StageEvent) -> None:
+    """One line on stderr as each stage starts (``[3/9] profile ... about 2:10 left``) and when
+    the last one ends; each stage draws its own progress bar below it."""
+    from babelmoe.stages.progress import clock
+
+    if event.seconds is None:
+        guess = " (first guess)" if event.index == 1 else ""
+        left = f", about {clock(event.left)} left{guess}" if event.left is not None else ""
+        where = f"[{event.index}/{event.total}] {event.stage.name}"
+        line = f"{where} ({clock(event.elapsed)} elapsed{left})"
+        typer.echo(line, err=True)
+    elif event.index == event.total:
+        typer.echo(f"[{event.total}/{event.total}] done in {clock(event.elapsed)}", err=True)
 
 
 def register(app: typer.Typer) -> None:

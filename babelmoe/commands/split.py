@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from babelmoe.commands import common
-from babelmoe.experts.partition import SplitConfig
-from babelmoe.models.loading import ModelSpec
+from babelmoe.experts.config import SplitConfig
+from babelmoe.models.spec import ModelSpec
 
 EPILOG = """Examples:
 

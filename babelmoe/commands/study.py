@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from babelmoe.commands import common
-from babelmoe.models.loading import ModelSpec
-from babelmoe.stages.study import StudyConfig
+from babelmoe.models.spec import ModelSpec
+from babelmoe.stages.config import StudyConfig
 
 EPILOG = """Examples:
 

@@ -9,7 +9,7 @@ import typer
 
 from babelmoe.commands import common
 from babelmoe.errors import BabelmoeError, check_seed
-from babelmoe.models.loading import ModelSpec
+from babelmoe.models.spec import ModelSpec
 from babelmoe.prune.sweep import SweepConfig, swept_methods
 
 EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):

@@ -60,6 +60,7 @@ from babelmoe.corpus.languages import iso_language, language_info, split_bcp47
 from babelmoe.errors import BabelmoeError
 
 logger = logging.getLogger(__name__)
+_TOLD: set[tuple[str, str]] = set()  # (request, version) whose default rule was logged
 
 UDHR_DIR_ENV = "BABELMOE_UDHR_DIR"
 CACHE_ENV = "BABELMOE_CACHE"
@@ -503,7 +504,10 @@ def resolve_udhr(request: str, versions: list[UdhrVersion]) -> UdhrVersion:
             chosen = min(matches, key=lambda iv: _rank(iv[1], iv[0]))[1]
             if len(matches) > 1:
                 others = [v for _, v in matches if v is not chosen]
-                logger.info(
+                # said once per process (the main job loads the corpus once per seed)
+                log = logger.debug if (req, chosen.code) in _TOLD else logger.info
+                _TOLD.add((req, chosen.code))
+                log(
                     "udhr: %r -> %s (%s; default by rule: %s); also available: %s",
                     req,
                     chosen.code,
@@ -562,7 +566,7 @@ def load_udhr(
             text="\n".join(d.text for d in documents),
             strict=False,
         )
-        logger.info("udhr %s: %s, %d documents", version.code, version.name, len(documents))
+        logger.debug("udhr %s: %s, %d documents", version.code, version.name, len(documents))
         out.append(
             LanguageCorpus(lang=info, documents=documents, source=SOURCE, variant=version.code)
         )

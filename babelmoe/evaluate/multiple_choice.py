@@ -214,7 +214,7 @@ def score_multiple_choice(
         for choice in item.choices:
             requests.append(_request(item, choice, tokenizer, config))
             owners.append(index)
-    logger.info("multiple choice: %d items, %d sequences", len(items), len(requests))
+    logger.debug("multiple choice: %d items, %d sequences", len(items), len(requests))
     scores = score_tails(
         model, requests, batch_size=config.batch_size, pad_id=pad_token_id(tokenizer), desc=desc
     )

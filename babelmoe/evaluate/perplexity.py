@@ -175,7 +175,7 @@ def perplexity(
             f"the {len(documents)} documents hold no token to predict",
             "pass non-empty documents (without BOS, a document needs at least two tokens)",
         )
-    logger.info("perplexity: %d documents, %d windows", len(documents), len(requests))
+    logger.debug("perplexity: %d documents, %d windows", len(documents), len(requests))
     scores = score_tails(
         model, requests, batch_size=config.batch_size, pad_id=pad_token_id(tokenizer), desc=desc
     )

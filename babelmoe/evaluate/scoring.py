@@ -76,7 +76,10 @@ def score_tails(
     results: list[TailScore | None] = [None] * len(requests)
     n_batches = -(-len(order) // batch_size)
     with eval_mode(model):
-        for idx in tqdm(batches(order, batch_size), total=n_batches, desc=desc, disable=None):
+        bars = tqdm(
+            batches(order, batch_size), total=n_batches, desc=desc, disable=None, leave=False
+        )
+        for idx in bars:
             longest = len(requests[idx[0]][0])
             input_ids = torch.full((len(idx), longest), pad_id, dtype=torch.long)
             attention_mask = torch.zeros((len(idx), longest), dtype=torch.long)

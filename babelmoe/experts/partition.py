@@ -18,51 +18,22 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError, check_seed
+from babelmoe.errors import BabelmoeError
 from babelmoe.experts import kmeans
+from babelmoe.experts.config import Source, SplitConfig
 from babelmoe.models.ffn import FFN, ffns
 from babelmoe.threads import usable_cores
 
 logger = logging.getLogger(__name__)
 
 KIND = "partition"
-Source = Literal["up", "gate", "both"]
-
-
-@dataclass
-class SplitConfig:
-    """How to split every FFN into experts.
-
-    Attributes:
-        n_experts: experts per layer (E); the paper uses 256.
-        source: rows clustered: ``up`` (the input projection, default), ``gate``, or ``both``
-            (gate and up rows concatenated).
-        seed: seed of the k-means initialisation; the same seed gives the same partition.
-        max_iter: maximum k-means iterations per layer.
-        device: where to cluster (``auto``: the model's device).
-    """
-
-    n_experts: int = 256
-    source: Source = "up"
-    seed: int = 0
-    max_iter: int = 50
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.n_experts < 1:
-            raise BabelmoeError(f"--experts must be >= 1, got {self.n_experts}", "pass e.g. 256")
-        if self.source not in ("up", "gate", "both"):
-            raise BabelmoeError(f"unknown --source {self.source!r}", "use up, gate or both")
-        if self.max_iter < 1:
-            raise BabelmoeError(f"--max-iter must be >= 1, got {self.max_iter}", "pass e.g. 50")
-        check_seed(self.seed)
 
 
 @dataclass

@@ -1,19 +1,28 @@
-"""Models: the architecture table, FFN access and surgery, and loading."""
+"""Models: the architecture table, FFN access and surgery, and loading.
 
-from babelmoe.models.architectures import (
-    ARCHITECTURES,
-    Architecture,
-    register_architecture,
-    resolve_architecture,
-)
-from babelmoe.models.ffn import FFN, decoder_layers, ffns
+The names below load on first use (PEP 562), so that ``babelmoe.models.spec`` (the model options
+of every command) imports without torch and ``--help`` stays fast.
+"""
 
-__all__ = [
-    "ARCHITECTURES",
-    "FFN",
-    "Architecture",
-    "decoder_layers",
-    "ffns",
-    "register_architecture",
-    "resolve_architecture",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ARCHITECTURES": "architectures",
+    "Architecture": "architectures",
+    "register_architecture": "architectures",
+    "resolve_architecture": "architectures",
+    "FFN": "ffn",
+    "decoder_layers": "ffn",
+    "ffns": "ffn",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

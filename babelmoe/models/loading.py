@@ -25,74 +25,17 @@ from torch import nn
 from babelmoe.errors import BabelmoeError, first_sentence
 from babelmoe.models.architectures import resolve_architecture
 from babelmoe.models.ffn import ffns
+from babelmoe.models.spec import DEFAULT_MODEL, ModelSpec
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
 CONVERSION_VERSION = 2  # bump when the conversion changes, so caches are rebuilt
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "float64": torch.float64,
-}
 
 
 def cache_dir() -> Path:
     """The folder where babelmoe keeps converted models and corpora."""
     return Path(os.environ.get("BABELMOE_CACHE", Path.home() / ".cache" / "babelmoe"))
-
-
-@dataclass
-class ModelSpec:
-    """What model to load and how.
-
-    Attributes:
-        source: ``"default"`` (the bundled Gemma 3 270M), a Hugging Face hub id, a local folder
-            with a safetensors checkpoint, or a path to a ``.gguf`` file.
-        dtype: ``auto`` (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16, float64.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``.
-        device_map: passed to ``from_pretrained``; ``"auto"`` shards a model larger than one
-            GPU across all visible GPUs (and CPU) with accelerate.
-        trust_remote_code: allow custom modelling code from the hub (off by default).
-    """
-
-    source: str = DEFAULT_MODEL
-    dtype: str = "auto"
-    device: str = "auto"
-    device_map: str | None = None
-    trust_remote_code: bool = False
-
-    def __post_init__(self) -> None:
-        if self.dtype != "auto" and self.dtype not in _DTYPES:
-            raise BabelmoeError(
-                f"unknown dtype {self.dtype!r}", f"use auto or one of {', '.join(sorted(_DTYPES))}"
-            )
-
-    def resolved_device(self) -> torch.device:
-        """The device the model goes to (ignored when ``device_map`` is set)."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError:
-            raise BabelmoeError(
-                f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N"
-            ) from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise BabelmoeError("CUDA was asked for but no GPU is visible", "use --device cpu")
-        return device
-
-    def resolved_dtype(self) -> torch.dtype:
-        """The weights' dtype."""
-        if self.dtype == "auto":
-            on_gpu = self.device_map is not None or self.resolved_device().type == "cuda"
-            return torch.bfloat16 if on_gpu else torch.float32
-        return _DTYPES[self.dtype]
 
 
 @dataclass

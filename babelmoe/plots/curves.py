@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from babelmoe.plots.base import new_figure
 
@@ -45,6 +46,7 @@ def expert_counts(
     c.legend(fontsize=7, ncol=2)
     for ax in (a, b, c):
         ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("experts")
     return fig
 
@@ -67,6 +69,7 @@ def agreement_by_layer(r: dict[str, np.ndarray], p: dict[str, np.ndarray], alpha
         )
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("Mantel Spearman r")
     ax.set_title(f"agreement with genealogy and script per layer (filled: p < {alpha})")
     ax.legend(fontsize=7)
@@ -92,10 +95,12 @@ def seed_stability(
         a.legend(fontsize=7)
     a.set_title("partition agreement (ARI)")
     a.set_xlabel("layer")
+    a.xaxis.set_major_locator(MaxNLocator(integer=True))
     for s, row in enumerate(shared):
         b.plot(np.arange(len(row)), row, marker=".", label=f"seed {s}")
     b.set_title("shared experts per layer")
     b.set_xlabel("layer")
+    b.xaxis.set_major_locator(MaxNLocator(integer=True))
     b.legend(fontsize=7)
     if group is not None:
         x = np.arange(len(stats))
@@ -139,6 +144,7 @@ def diff_curves(
         ax.plot(layers, values[-1], color="black", lw=2, label="all languages")
         ax.set_title(title)
         ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if np.isfinite(noise_floor[-1]).all():
         a.plot(layers, noise_floor[-1], color="black", ls="--", lw=1, label="noise floor")
     if np.isfinite(corr_ci[:, -1]).all():
@@ -148,5 +154,6 @@ def diff_curves(
     c.plot(layers, shared_b, marker=".", label=names[1])
     c.set_title("shared experts per layer")
     c.set_xlabel("layer")
+    c.xaxis.set_major_locator(MaxNLocator(integer=True))
     c.legend(fontsize=7)
     return fig

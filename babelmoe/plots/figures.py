@@ -39,7 +39,7 @@ class _Writer:
                 "svg": str(svg.relative_to(base)),
             }
         )
-        log.info("wrote %s (.png, .svg)", self.folder / name)
+        log.debug("wrote %s (.png, .svg)", self.folder / name)
 
 
 def analysis_figures(

@@ -8,22 +8,17 @@ from typing import Any
 
 from babelmoe.analysis.io import read_json, read_table
 from babelmoe.artifacts import ANALYSIS_DIR, FIGURES_FILE, PARTITION, PROFILE, SUMMARY_FILE
-from babelmoe.plots.html import Section, esc, table_html
+from babelmoe.plots.html import Section, details_html, esc, figure_html, table_html
 
 # Which analysis figures go in which section (others land in "More figures").
 _PLACES = {
-    "similarity": ["similarity_matrices", "dendrograms", "distance_scatter"],
+    "headline": ["dendrograms"],
+    "similarity": ["similarity_matrices", "distance_scatter"],
     "agreement": ["agreement_by_layer"],
-    "experts": ["frequency_heatmaps", "difference_from_mean", "difference_pairs", "expert_counts"],
+    "experts": ["frequency_heatmaps", "expert_counts"],
+    "differences": ["difference_from_mean", "difference_pairs"],  # collapsed under "experts"
     "stability": ["seed_stability"],
 }
-
-
-def _figures(
-    run_dir: Path, entries: list[dict[str, Any]], names: list[str]
-) -> list[tuple[Path, str]]:
-    by_name = {e["name"]: e for e in entries}
-    return [(run_dir / by_name[n]["png"], by_name[n]["caption"]) for n in names if n in by_name]
 
 
 def findings_html(findings: list[dict[str, str]]) -> str:
@@ -33,41 +28,177 @@ def findings_html(findings: list[dict[str, str]]) -> str:
     )
 
 
+def _p(value: float | None) -> str:
+    """A p-value as people read it: 0.012, 0.0008, 2e-05."""
+    if value is None:
+        return "n/a"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3g}"
+
+
+def _pairs(rows: list[dict[str, Any]], names: dict[str, str], similar: bool) -> str | None:
+    """'Spanish and Portuguese are the closest pair (0.05), Arabic and Hindi the farthest (0.4)'
+    from the whole-model rows of the primary metric (``similar``: a similarity, high = close)."""
+    rows = [r for r in rows if r.get("value") is not None and r["lang_a"] != r["lang_b"]]
+    if not rows:
+        return None
+    ranked = sorted(rows, key=lambda r: r["value"], reverse=similar)
+    near, far = ranked[0], ranked[-1]
+
+    def pair(r: dict[str, Any]) -> str:
+        return f"{names.get(r['lang_a'], r['lang_a'])} and {names.get(r['lang_b'], r['lang_b'])}"
+
+    return (
+        f"{pair(near)} are the closest pair ({near['value']:.3g}), {pair(far)} the farthest "
+        f"({far['value']:.3g})"
+    )
+
+
+def _plain(summary: dict[str, Any], names: dict[str, str], pairs: str | None) -> dict[str, str]:
+    """One plain sentence per topic, each with its number, from ``summary.json`` (what the
+    sections lead with and the figures' captions start with)."""
+    out: dict[str, str] = {}
+    metric = str(summary.get("primary_metric", "")).replace("_", "-")
+    if pairs:
+        out["pairs"] = f"By {metric}, {pairs}."
+    group = summary.get("headline_group") or {}
+    if group.get("name"):
+        verdict = "closer to each other" if group.get("closer") else "not closer to each other"
+        out["group"] = (
+            f"The {group['name']} languages ({', '.join(group.get('members', []))}) are "
+            f"{verdict} than to the rest (p = {_p(group.get('p_value'))}"
+            + (f", Holm-adjusted {_p(group['p_holm'])}" if group.get("p_holm") is not None else "")
+            + ")."
+        )
+    agreement = summary.get("agreement") or {}
+    script, genealogy = agreement.get("script"), agreement.get("genealogy")
+    if script and genealogy:
+        out["agreement"] = (
+            f"Activation distance follows script (Mantel r = {script['statistic']:.2f}, p = "
+            f"{_p(script['p_value'])}) "
+            + ("more than" if script["statistic"] > genealogy["statistic"] else "less than")
+            + f" genealogy (r = {genealogy['statistic']:.2f}, p = {_p(genealogy['p_value'])})."
+        )
+    shared = summary.get("shared_experts") or {}
+    if "total" in shared:
+        n_all = summary.get("n_layers", 0) * summary.get("n_experts", 0)
+        out["shared"] = (
+            f"{shared['total']} of {n_all} experts ({100 * shared.get('share', 0):.1f}%) are "
+            f"used by all {len(summary.get('languages', []))} languages (frequency >= "
+            f"{shared.get('threshold', 0.05):g}); most sit in layer {shared.get('peak_layer')}."
+        )
+    stability = summary.get("stability") or {}
+    if stability.get("n_seeds"):
+        holds = [
+            f"{name} finding holds in {sum(g['holds'])} of {len(g['holds'])}"
+            for name, g in (stability.get("groups") or {}).items()
+        ]
+        out["stability"] = (
+            f"Across {stability['n_seeds']} k-means seeds the expert partitions agree with mean "
+            f"adjusted Rand index {stability.get('ari_mean', float('nan')):.2f}"
+            + (f"; the {holds[0]} seeds" if holds else "")
+            + "."
+        )
+    order = (summary.get("clustering") or {}).get("order")
+    if order:
+        out["clustering"] = "Clustered by activation: " + ", ".join(order) + "."
+    return out
+
+
+def _tokens_sentence(n_languages: int, tokens: list[int]) -> str:
+    if not tokens:
+        return f"{n_languages} languages."
+    low, high = min(tokens), max(tokens)
+    each = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+    return f"{n_languages} languages, {each} profiled tokens each."
+
+
+# Per figure: which plain sentence its caption starts with.
+_CAPTION_LEAD = {
+    "dendrograms": "clustering",
+    "similarity_matrices": "pairs",
+    "distance_scatter": "agreement",
+    "agreement_by_layer": "agreement",
+    "frequency_heatmaps": "shared",
+    "expert_counts": "shared",
+    "difference_pairs": "pairs",
+    "seed_stability": "stability",
+}
+
+
+def _figures(
+    run_dir: Path, entries: list[dict[str, Any]], names: list[str], plain: dict[str, str]
+) -> list[tuple[Path, str]]:
+    by_name = {e["name"]: e for e in entries}
+    out = []
+    for n in names:
+        if n in by_name:
+            lead = plain.get(_CAPTION_LEAD.get(n, ""), "")
+            caption = f"{lead} {by_name[n]['caption']}".strip()
+            out.append((run_dir / by_name[n]["png"], caption))
+    return out
+
+
 def analysis_sections(run_dir: Path) -> list[Section]:
+    """The analysis, figures first: each section leads with one plain sentence and its
+    figures; the statistics and the tables are one click away."""
     folder = run_dir / ANALYSIS_DIR
     summary = read_json(folder / SUMMARY_FILE)
     figures_path = folder / FIGURES_FILE
     entries = read_json(figures_path)["figures"] if figures_path.is_file() else []
     metric = summary["primary_metric"]
     src = f"{ANALYSIS_DIR}/"
-
-    notes = "".join(f"<p class='note'>{esc(n)}</p>" for n in summary.get("notes", []))
-    sections = [Section("Headline findings", findings_html(summary["findings"]) + notes, [], 10)]
-    sections.append(
-        Section(
-            "Languages and data",
-            table_html(
-                read_table(folder, "languages"), "profiled languages", source=src + "languages.csv"
-            ),
-            [],
-            20,
-        )
-    )
-
+    languages = read_table(folder, "languages")
+    # short names for sentences: "Arabic, Standard" -> "Arabic", "Portuguese (Brazil)" -> ...
+    names = {
+        r["code"]: (r.get("name") or r["code"]).split(",")[0].split("(")[0].strip() or r["code"]
+        for r in languages
+    }
     similarity = [
         r
         for r in read_table(folder, "similarity")
         if r["scope"] == "model" and r["metric"] == metric
     ]
+    similar = metric in ("pearson", "spearman", "cosine")
+    plain = _plain(summary, names, _pairs(similarity, names, similar))
+
+    def figures(key: str) -> list[tuple[Path, str]]:
+        return _figures(run_dir, entries, _PLACES[key], plain)
+
+    notes = "".join(f"<p class='note'>{esc(n)}</p>" for n in summary.get("notes", []))
+    glance = " ".join(plain[k] for k in ("group", "agreement", "shared") if k in plain)
+    sections = [
+        Section(
+            "Headline findings",
+            lead=glance,
+            figures=figures("headline"),
+            details=[
+                (
+                    f"Every finding with its statistics ({len(summary['findings'])})",
+                    findings_html(summary["findings"]) + notes,
+                )
+            ],
+            order=10,
+        )
+    ]
     sections.append(
         Section(
             "Similarity between languages",
-            "<p>Frequency vectors of all layers' experts compared between languages; intervals are "
-            "percentile bootstrap intervals over documents. Per-layer values for every metric are "
-            f"in <code>{src}similarity.csv</code>.</p>"
-            + table_html(similarity, f"whole model, {metric}", source=src + "similarity.csv"),
-            _figures(run_dir, entries, _PLACES["similarity"]),
-            30,
+            figures=figures("similarity"),
+            details=[
+                (
+                    f"All pairs, whole model ({metric})",
+                    "<p>Frequency vectors of all layers' experts compared between languages; "
+                    "intervals are percentile bootstrap intervals over documents. Per-layer "
+                    f"values for every metric are in <code>{src}similarity.csv</code>.</p>"
+                    + table_html(
+                        similarity,
+                        f"whole model, {metric}",
+                        source=src + "similarity.csv",
+                        collapse_rows=None,
+                    ),
+                )
+            ],
+            order=30,
         )
     )
 
@@ -76,14 +207,23 @@ def analysis_sections(run_dir: Path) -> list[Section]:
     sections.append(
         Section(
             "Genealogy, script and language groups",
-            "<p>Mantel tests correlate activation distance with genealogical distance (shared "
-            "ancestry in the classification), family, genus and script; partial tests remove one "
-            "reference from the other. Group tests compare the mean distance within a group with "
-            "its mean distance to the other languages; p-values come from relabeling languages.</p>"
-            + table_html(agreement, "whole-model Mantel tests", source=src + "agreement.csv")
-            + table_html(groups, "group tests", source=src + "groups.csv"),
-            _figures(run_dir, entries, _PLACES["agreement"]),
-            40,
+            lead=plain.get("group", ""),
+            figures=figures("agreement"),
+            details=[
+                (
+                    "Mantel and group tests",
+                    "<p>Mantel tests correlate activation distance with genealogical distance "
+                    "(shared ancestry in the classification), family, genus and script; partial "
+                    "tests remove one reference from the other. Group tests compare the mean "
+                    "distance within a group with its mean distance to the other languages; "
+                    "p-values come from relabeling languages.</p>"
+                    + table_html(
+                        agreement, "whole-model Mantel tests", source=f"{src}agreement.csv"
+                    )
+                    + table_html(groups, "group tests", source=src + "groups.csv"),
+                )
+            ],
+            order=40,
         )
     )
 
@@ -100,47 +240,77 @@ def analysis_sections(run_dir: Path) -> list[Section]:
     sections.append(
         Section(
             "Shared and language-specific experts",
-            table_html(
-                list(pivot.values()), "experts per layer", source=src + "experts_per_layer.csv"
-            ),
-            _figures(run_dir, entries, _PLACES["experts"]),
-            50,
+            figures=figures("experts"),
+            details=[
+                (
+                    "Where each language differs from the others (figures)",
+                    "".join(figure_html(p, c) for p, c in figures("differences")),
+                ),
+                (
+                    "Experts per layer",
+                    table_html(
+                        list(pivot.values()),
+                        "experts per layer",
+                        source=src + "experts_per_layer.csv",
+                        collapse_rows=None,
+                    ),
+                ),
+            ],
+            order=50,
         )
     )
 
     if summary.get("stability"):
-        tables = "".join(
-            table_html(read_table(folder, name), title, source=f"{src}{name}.csv")
+        tables = [
+            (title, table_html(read_table(folder, name), title, source=f"{src}{name}.csv"))
             for name, title in (
                 ("stability_groups", "group tests per seed"),
                 ("stability_shared", "shared experts per layer and seed"),
             )
             if (folder / f"{name}.json").is_file()
-        )
+        ]
         sections.append(
             Section(
                 "Stability over k-means seeds",
-                tables,
-                _figures(run_dir, entries, _PLACES["stability"]),
-                60,
+                figures=figures("stability"),
+                details=[("Per seed", "".join(t for _, t in tables))] if tables else [],
+                order=60,
             )
         )
+    tokens = summary.get("tokens") or {}
+    sections.append(
+        Section(
+            "Languages and data",
+            lead=_tokens_sentence(len(languages), list(tokens.values())),
+            details=[
+                (
+                    "The languages: family, genus, script, tokens",
+                    table_html(
+                        languages,
+                        "profiled languages",
+                        source=src + "languages.csv",
+                        collapse_rows=None,
+                    ),
+                )
+            ],
+            order=65,
+        )
+    )
     placed = {n for names in _PLACES.values() for n in names}
     rest = [e["name"] for e in entries if e["name"] not in placed]
     if rest:
-        sections.append(Section("More figures", "", _figures(run_dir, entries, rest), 70))
+        sections.append(Section("More figures", "", _figures(run_dir, entries, rest, plain), 70))
     return sections
 
 
 def _json_block(title: str, value: Any) -> str:
-    return (
-        f"<h3>{esc(title)}</h3><pre>"
-        f"{esc(json.dumps(value, indent=2, ensure_ascii=False, default=str))}</pre>"
+    return details_html(
+        title, f"<pre>{esc(json.dumps(value, indent=2, ensure_ascii=False, default=str))}</pre>"
     )
 
 
 def config_section(run_dir: Path) -> Section:
-    """The configuration of every stage whose JSON is in the run folder."""
+    """The configuration of every stage whose JSON is in the run folder, each collapsed."""
     parts = []
     for name in (PROFILE, PARTITION):
         path = run_dir / f"{name}.json"
@@ -157,7 +327,13 @@ def config_section(run_dir: Path) -> Section:
     summary_path = run_dir / ANALYSIS_DIR / SUMMARY_FILE
     if summary_path.is_file():
         parts.append(_json_block("analysis config", read_json(summary_path).get("config")))
-    return Section("Configuration", "".join(parts), [], 1000)
+    return Section(
+        "Configuration",
+        "".join(parts),
+        [],
+        1000,
+        lead="What made this run, as the run folder's JSON files record it.",
+    )
 
 
 def diff_section(

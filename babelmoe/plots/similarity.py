@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from scipy.cluster.hierarchy import dendrogram
 
 from babelmoe.analysis.stats.metrics import METRICS
-from babelmoe.plots.base import grid, new_figure
+from babelmoe.plots.base import grid, new_figure, place_labels
 
 
 def similarity_matrices(
@@ -109,18 +109,16 @@ def distance_scatter(
         ax.scatter(
             genealogy[rows, cols][mask], activation[rows, cols][mask], c=colour, label=label, s=22
         )
-    if len(rows) <= 45:
-        for i, j in zip(rows, cols, strict=True):
-            ax.annotate(
-                f"{codes[i]}-{codes[j]}",
-                (genealogy[i, j], activation[i, j]),
-                fontsize=6,
-                xytext=(2, 2),
-                textcoords="offset points",
-            )
     ax.set_xlabel("genealogical distance")
     ax.set_ylabel(metric_label)
     ax.legend(loc="best", fontsize=7)
+    if len(rows) <= 45:  # labels where they fit without overlapping (the crowded ones left out)
+        place_labels(
+            ax,
+            genealogy[rows, cols],
+            activation[rows, cols],
+            [f"{codes[i]}-{codes[j]}" for i, j in zip(rows, cols, strict=True)],
+        )
     return fig
 
 

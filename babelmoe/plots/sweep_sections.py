@@ -111,3 +111,25 @@ def _matrix_html(matrix: dict[str, Any]) -> str:
         f"{len(langs)}</b> columns.</p><table><thead><tr><th>pruned for \\ evaluated on</th>"
         f"{head}</tr></thead><tbody>" + "".join(body) + "</tbody></table>"
     )
+
+
+def section_lead(judged: list[dict[str, Any]], matrix: dict[str, Any] | None) -> str:
+    """One plain sentence with the sweep's numbers (the section's lead and its figure's caption
+    start): in how many (language, ratio) pairs frequency-guided pruning beats every random seed,
+    and how often pruning for a language hurts that language least."""
+    parts = []
+    freq = [v for v in judged if v["frequency_guided"]]
+    if freq:
+        pairs = {(v["eval_lang"], v["ratio"]) for v in judged}
+        won = {(v["eval_lang"], v["ratio"]) for v in freq if v["verdict"] == BEATS}
+        parts.append(
+            f"Frequency-guided pruning leaves a lower perplexity than every random seed in "
+            f"{len(won)} of {len(pairs)} (language, ratio) pairs"
+        )
+    if matrix is not None:
+        n_best = sum(matrix["diagonal_best"].values())
+        parts.append(
+            f"pruning for a language hurts that language least in {n_best} of "
+            f"{len(matrix['eval_langs'])} languages"
+        )
+    return "; ".join(parts) + "." if parts else ""

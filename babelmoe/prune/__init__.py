@@ -11,17 +11,31 @@ The runners of ``babelmoe prune``, ``evaluate`` and ``sweep`` are in ``babelmoe.
 
 from __future__ import annotations
 
+from typing import Any
+
 from babelmoe.prune import mass_budget  # noqa: F401  (registers "mass-budget")
 from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, select_experts
-from babelmoe.prune.surgery import (
-    PRUNING_FILE,
-    kept_neurons,
-    load_pruned,
-    prune_model,
-    read_pruning_record,
-    save_pruned,
-    temporarily_pruned,
+
+# The surgery (torch) loads on first use (PEP 562): the registry above imports without torch, so
+# ``--help`` can list the methods fast.
+_SURGERY = (
+    "PRUNING_FILE",
+    "kept_neurons",
+    "load_pruned",
+    "prune_model",
+    "read_pruning_record",
+    "save_pruned",
+    "temporarily_pruned",
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SURGERY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from babelmoe.prune import surgery
+
+    return getattr(surgery, name)
+
 
 __all__ = [
     "METHODS",

@@ -35,15 +35,19 @@ Rules shared by all methods:
 * a layer never loses every expert: its highest-ranked expert is kept (for the counted methods
   the total is then made up from other layers; for threshold the kept expert is reported in
   ``Selection.notes``), and per-layer counts are capped at E - 1.
+
+torch is imported inside the functions: ``--help`` lists the registered methods, and must not
+wait for torch (a method registered from another module follows the same rule).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from babelmoe.errors import BabelmoeError, unknown_name
 
@@ -214,6 +218,8 @@ def aggregate_languages(stat: torch.Tensor, indices: Sequence[int], how: Aggrega
 
 def ranking(values: torch.Tensor, seed: int) -> torch.Tensor:
     """Flat indices of ``values`` ([L, E]) from lowest to highest, ties in a seeded random order."""
+    import torch
+
     flat = values.flatten()
     generator = torch.Generator().manual_seed(seed)
     shuffle = torch.randperm(flat.numel(), generator=generator)
@@ -223,6 +229,8 @@ def ranking(values: torch.Tensor, seed: int) -> torch.Tensor:
 
 def _protected(rank: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """[L, E] bool: each layer's highest-ranked expert (the last of the layer in ``rank``)."""
+    import torch
+
     n_layers, n_experts = shape
     position = torch.empty_like(rank)
     position[rank] = torch.arange(rank.numel())
@@ -234,6 +242,8 @@ def _protected(rank: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 def drop_lowest_global(values: torch.Tensor, n_drop: int, seed: int) -> Selection:
     """Drop the ``n_drop`` lowest experts of the whole model, keeping one per layer."""
+    import torch
+
     n_layers, n_experts = values.shape
     notes = []
     most = n_layers * (n_experts - 1)
@@ -256,12 +266,16 @@ def drop_lowest_global(values: torch.Tensor, n_drop: int, seed: int) -> Selectio
 
 
 def _layers_emptied(flat: torch.Tensor, n_layers: int, n_experts: int) -> list[int]:
+    import torch
+
     per_layer = torch.bincount(flat // n_experts, minlength=n_layers)
     return (per_layer >= n_experts).nonzero().flatten().tolist()
 
 
 def drop_lowest_per_layer(values: torch.Tensor, counts: torch.Tensor, seed: int) -> Selection:
     """Drop ``counts[l]`` lowest experts of every layer l (counts capped at E - 1)."""
+    import torch
+
     n_layers, n_experts = values.shape
     notes = []
     if int(counts.max()) > n_experts - 1:
@@ -282,6 +296,8 @@ def apportion(total: int, weights: torch.Tensor, caps: torch.Tensor) -> torch.Te
     among the others in proportion to their weights (uniformly when they all weigh 0); the
     shares are then rounded down and the missing units go to the largest remainders.
     """
+    import torch
+
     weights = weights.double().clamp_min(0)
     caps = caps.long()
     total = min(int(total), int(caps.sum()))
@@ -311,6 +327,8 @@ def apportion(total: int, weights: torch.Tensor, caps: torch.Tensor) -> torch.Te
 def adaptive_counts(values: torch.Tensor, n_drop: int, quantile: float) -> torch.Tensor:
     """[L] experts to drop per layer: ``n_drop`` spread in proportion to each layer's number of
     experts below the ``quantile`` quantile of all values (uniform when none is below)."""
+    import torch
+
     n_layers, n_experts = values.shape
     cut = torch.quantile(values.double().flatten(), quantile)
     low = (values < cut).sum(1)  # [L]
@@ -354,6 +372,8 @@ def _select_sort(config: PruneConfig, values, shape) -> Selection:
 
 @register_method("sort-per-layer", statistic="frequency", summary="lowest frequency in every layer")
 def _select_sort_per_layer(config: PruneConfig, values, shape) -> Selection:
+    import torch
+
     counts = torch.full((shape[0],), round(float(config.ratio) * shape[1]), dtype=torch.long)
     return drop_lowest_per_layer(values, counts, config.seed)
 
@@ -370,6 +390,8 @@ def _select_adaptive(config: PruneConfig, values, shape) -> Selection:
 
 @register_method("random", statistic=None, summary="uniformly at random (seeded baseline)")
 def _select_random(config: PruneConfig, values, shape) -> Selection:
+    import torch
+
     generator = torch.Generator().manual_seed(config.seed)
     noise = torch.rand(shape, generator=generator, dtype=torch.float64)
     return drop_lowest_global(noise, _n_drop(config, shape), config.seed)

@@ -25,8 +25,10 @@ random order, as in ``criteria.ranking``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from babelmoe.errors import BabelmoeError
 from babelmoe.prune.criteria import PruneConfig, Selection, check_ratio, ranking, register_method
@@ -54,6 +56,8 @@ def select_mass_budget(
     Within a layer the floor is the layer's top experts by ``values`` (ties in a seeded random
     order); the other experts compete over the whole model, lowest first.
     """
+    import torch
+
     check_ratio(ratio)
     if not 0.0 <= floor_share <= 1.0:
         raise BabelmoeError(

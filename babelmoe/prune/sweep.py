@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from babelmoe.errors import BabelmoeError, closest
-from babelmoe.evaluate import PerplexityConfig
-from babelmoe.profile.artifact import ProfileData
 from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, check_ratio, select_experts
-from babelmoe.prune.targets import resolve_languages, statistic
+
+if TYPE_CHECKING:
+    from babelmoe.profile.artifact import ProfileData
+
+# The evaluation and the profile (torch) are imported where used: ``babelmoe sweep --help`` reads
+# this module's defaults and must stay fast.
 
 DENSE, RANDOM = "dense", "random"
 
@@ -101,6 +104,8 @@ class SweepConfig:
                 f"--specificity-ratio {self.specificity_ratio} is not among --ratios",
                 "pick one of the swept ratios",
             )
+        from babelmoe.evaluate.perplexity import PerplexityConfig
+
         PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)  # validates
 
     @property
@@ -151,6 +156,8 @@ def plan_jobs(config: SweepConfig, names: Sequence[str]) -> list[Job]:
 
 def job_selection(job: Job, profile: ProfileData) -> Selection | None:
     """The experts a job removes (None for the dense model)."""
+    from babelmoe.prune.targets import resolve_languages, statistic
+
     if job.method == DENSE:
         return None
     languages = (job.target,) if job.target is not None else ()

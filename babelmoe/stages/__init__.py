@@ -12,8 +12,11 @@
 | ``babelmoe sweep`` | ``stages.sweep`` | ``run_sweep`` |
 | ``babelmoe languages`` | ``stages.languages`` | |
 | ``babelmoe run`` | ``stages.run`` | ``run_pipeline`` |
+| ``babelmoe study`` | ``stages.study`` | ``run_study`` |
 
-``stages.heldout`` (the held-out documents of a run) serves evaluate and sweep. Dependency rule:
+``stages.heldout`` (the held-out documents of a run) serves evaluate and sweep. ``stages.config``
+holds the stages' configs (importable without torch, for ``--help``); ``stages.progress`` the
+main job's plan of stages and its estimate of time left. Dependency rule:
 ``commands`` -> ``stages`` -> libraries (experts, profile, analysis, prune, evaluate, plots,
 corpus, models), never back; no library imports a stage.
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from babelmoe import artifacts
 from babelmoe.analysis.compare import AnalysisResult, analyse_profile
@@ -89,7 +90,10 @@ def run_analysis(
     seeds = [(Path(d), load_profile(Path(d))) for d in seed_runs]
     for seed_dir, other in seeds:  # refuse a mismatch before any work
         _check_same_study(profile, other, run_dir, seed_dir)
+    # steps: the main profile, each seed run, tables and figures, family vs script
+    bar = tqdm(total=3 + len(seeds), desc="analyse", unit="step", disable=None)
     result = analyse_profile(profile, cfg)
+    bar.update()
     study: SeedStudy | None = None
     if seeds:
         results: list[AnalysisResult] = [result]
@@ -99,6 +103,7 @@ def run_analysis(
             results.append(
                 analyse_profile(other, cfg, bootstrap_metrics=[cfg.primary_metric], seed_run=True)
             )
+            bar.update()
             labels.append(load_partition_labels(seed_dir))
         study = compare_seeds(results, labels, [str(run_dir), *(str(d) for d, _ in seeds)])
 
@@ -137,6 +142,7 @@ def run_analysis(
             {"schema_version": artifacts.SCHEMA_VERSION, "kind": "figures", "figures": entries},
         )
         summary = build_summary(result, cfg, profile.meta, study)
+    bar.update()
     # Family against script and the shared-expert null model: RUN/family_vs_script/ (its own
     # tables, figures and report section); their blocks and sentences also go into summary.json.
     blocks = run_family_script(
@@ -147,6 +153,8 @@ def run_analysis(
         distance_samples=result.distance_samples,
         figures=figures,
     )
+    bar.update()
+    bar.close()
     summary["family_vs_script"] = blocks["family_vs_script"]
     summary["expert_null"] = blocks["expert_null"]
     # Shared and specific experts against permuted language labels: RUN/language_null/, and the

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError
@@ -56,97 +56,13 @@ from babelmoe.models.loading import LoadedModel, ModelSpec, load_model, model_id
 from babelmoe.profile.artifact import load_profile
 from babelmoe.prune.surgery import is_pruned_folder, load_pruned, read_pruning_record
 from babelmoe.prune.targets import resolve_languages
+from babelmoe.stages.config import EvaluateConfig
 from babelmoe.stages.heldout import heldout_documents
 
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = artifacts.RESULTS_FILE
 HARNESS_TASKS_DIR = "harness_tasks"
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """What to evaluate.
-
-    Attributes:
-        languages: languages to evaluate (as profiled); None: every profiled language.
-        max_length: tokens per perplexity window (and longest multiple-choice sequence).
-        batch_size: sequences per forward pass.
-        max_documents: at most this many held-out documents per language (None: all).
-        udhr_cont: also run the project's UDHR continuation task on the held-out documents.
-        udhr_cont_segment: ``sentence`` (one item per sentence) or ``document``.
-        xcsqa: folder (``{lang}/{split}.jsonl``) or file of published X-CSQA questions, or None.
-        xcsqa_split: X-CSQA split (``dev``; ``test`` has no answers).
-        mgsm: folder of published ``mgsm_{lang}.tsv`` files, or None.
-        mgsm_mode: ``cot`` (step-by-step) or ``direct``.
-        mgsm_shots: exemplars per MGSM prompt (needs ``mgsm_exemplars``).
-        mgsm_exemplars: JSON copy of the published ``MGSM_EXEMPLARS``, or None.
-        limit: at most this many items per task and language (None: all); for quick checks.
-        tasks: lm-eval task names or task YAML files, run through lm-evaluation-harness on the
-            same model (needs ``pip install 'babelmoe[eval]'``).
-        num_fewshot: few-shot examples for ``tasks`` (None: each task's default).
-    """
-
-    languages: tuple[str, ...] | None = None
-    max_length: int = 1024
-    batch_size: int = 4
-    max_documents: int | None = None
-    udhr_cont: bool = False
-    udhr_cont_segment: Literal["sentence", "document"] = "sentence"
-    xcsqa: Path | None = None
-    xcsqa_split: str = "dev"
-    mgsm: Path | None = None
-    mgsm_mode: Literal["cot", "direct"] = "cot"
-    mgsm_shots: int = 0
-    mgsm_exemplars: Path | None = None
-    limit: int | None = None
-    tasks: tuple[str, ...] = ()
-    num_fewshot: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_documents is not None and self.max_documents < 1:
-            raise BabelmoeError(
-                f"--max-documents must be >= 1, got {self.max_documents}", "omit it for all"
-            )
-        if self.limit is not None and self.limit < 1:
-            raise BabelmoeError(f"--limit must be >= 1, got {self.limit}", "omit it for all items")
-        if self.mgsm_shots and self.mgsm_exemplars is None:
-            raise BabelmoeError(
-                "--mgsm-shots needs --mgsm-exemplars", "pass the exemplars JSON file"
-            )
-        if self.mgsm_mode not in ("cot", "direct"):
-            raise BabelmoeError(f"unknown --mgsm-mode {self.mgsm_mode!r}", "use cot or direct")
-        if self.num_fewshot is not None and self.num_fewshot < 0:
-            raise BabelmoeError(
-                f"--num-fewshot must be >= 0, got {self.num_fewshot}",
-                "pass 0 or more, or omit it for each task's own default",
-            )
-        if self.num_fewshot is not None and not self.tasks:
-            raise BabelmoeError(
-                "--num-fewshot applies to --tasks, and no --tasks was given",
-                "add --tasks or drop --num-fewshot",
-            )
-        if self.limit is not None and not self.has_tasks:
-            raise BabelmoeError(
-                "--limit applies to tasks, and none was asked (perplexity uses every held-out "
-                "document)",
-                "add --tasks, --udhr-cont, --xcsqa or --mgsm, or use --max-documents",
-            )
-        PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)  # validates
-
-    @property
-    def has_tasks(self) -> bool:
-        """Whether any task beside perplexity is asked (what ``limit`` applies to)."""
-        return self.needs_harness or self.udhr_cont
-
-    @property
-    def needs_harness(self) -> bool:
-        """Whether a task runs through lm-evaluation-harness (X-CSQA, MGSM, ``tasks``)."""
-        return bool(self.tasks) or self.xcsqa is not None or self.mgsm is not None
-
-    @property
-    def perplexity(self) -> PerplexityConfig:
-        return PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)
 
 
 @dataclass(frozen=True)

@@ -60,5 +60,5 @@ def heldout_documents(
             )
         docs = entry.documents[:max_documents] if max_documents else entry.documents
         out[names[i]] = list(docs)
-        logger.info("held-out %s: %d documents", names[i], len(docs))
+    logger.info("held-out documents: %s", ", ".join(f"{k} {len(v)}" for k, v in out.items()))
     return out

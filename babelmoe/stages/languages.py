@@ -13,65 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from babelmoe import artifacts
 from babelmoe.corpus.catalogue import CatalogueEntry, corpus_catalogue, filter_catalogue
-from babelmoe.errors import BabelmoeError, require
+from babelmoe.errors import BabelmoeError
+from babelmoe.stages.config import LanguagesConfig
 
 logger = logging.getLogger(__name__)
 
 CATALOGUE_SCHEMA = 2  # 2: a bare code's default prefers the language's usual script (CLDR)
-
-
-@dataclass
-class LanguagesConfig:
-    """What ``babelmoe languages`` lists.
-
-    Attributes:
-        corpus: ``udhr`` or a folder of ``<lang>.txt``/``<lang>.jsonl``.
-        model: whose tokenizer counts the tokens: ``default``, a folder, a hub id; ``None``: no
-            token counts (and no ``min_tokens``).
-        family: keep a Glottolog family, genus or lineage node (``Indo-European``, ``Romance``).
-        script: keep versions with at least ``min_script_share`` of their letters in this script
-            (ISO 15924 code or Unicode name: ``Cyrl``, ``Han``).
-        min_tokens: keep versions with at least this many tokens in the profiled documents.
-        min_script_share: see ``script``.
-        defaults_only: keep only the version a bare language code picks.
-        heldout_frac: the held-out share (as ``babelmoe profile``) for the profiled-token count.
-        heldout_seed: the held-out split's seed (as ``babelmoe profile``).
-        refresh: rebuild the cached catalogue.
-    """
-
-    corpus: str = "udhr"
-    model: str | None = "default"
-    family: str | None = None
-    script: str | None = None
-    min_tokens: int | None = None
-    min_script_share: float = 0.1
-    defaults_only: bool = False
-    heldout_frac: float = 0.2
-    heldout_seed: int = 0
-    refresh: bool = False
-
-    def __post_init__(self) -> None:
-        require(
-            self.min_tokens is None or self.min_tokens >= 0,
-            f"--min-tokens must be >= 0, got {self.min_tokens}",
-            "pass e.g. 1500",
-        )
-        require(
-            0.0 < self.min_script_share <= 1.0,
-            f"--min-share must lie in (0, 1], got {self.min_script_share}",
-            "pass e.g. 0.1",
-        )
-        require(
-            self.min_tokens is None or self.model is not None,
-            "--min-tokens needs token counts",
-            "give a model (--model default) or drop --min-tokens",
-        )
 
 
 def load_tokenizer(source: str) -> Any:

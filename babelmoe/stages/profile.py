@@ -13,10 +13,9 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,15 @@ import numpy as np
 import torch
 
 from babelmoe import artifacts
-from babelmoe.corpus.load import PAPER_LANGUAGES
 from babelmoe.errors import BabelmoeError
 from babelmoe.experts.partition import check_partition_fits, load_partition
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
 from babelmoe.profile.accumulate import Accumulator
 from babelmoe.profile.artifact import KIND, ProfileData, save_profile
 from babelmoe.profile.batches import Batch, budget_documents, corpus_batches
-from babelmoe.profile.core import Scoring, profile_batches
+from babelmoe.profile.core import profile_batches
 from babelmoe.profile.scoring import from_fixed_point, selected_per_token
+from babelmoe.stages.config import ProfileConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,131 +40,6 @@ STATE_DIR = ".profile_state"
 # Settings that only decide when checkpoints are written: a re-run may change them and resume.
 RESUME_ONLY = frozenset({"checkpoint_every", "checkpoint_minutes"})
 STATE_SLOTS = ("state-a", "state-b")  # checkpoints alternate between these artifacts
-NORMS = ("l2", "l1", "mean", "max")
-
-
-@dataclass
-class ProfileConfig:
-    """What to profile and how.
-
-    Attributes:
-        languages: language codes (ISO 639-3, BCP 47 or ISO 639-1; UDHR codes for UDHR).
-        corpus: ``udhr``, a folder of ``<lang>.txt``/``<lang>.jsonl``, or
-            ``hf:<dataset>[:<config>]``.
-        token_budget: at most this many counted tokens per language (BOS excluded).
-        heldout_frac: share of each language's documents kept out for evaluation.
-        heldout_seed: seed of the document split (evaluation must use the same).
-        max_length: tokens per sequence, BOS included (longer documents are cut into chunks
-            of this length, each starting with BOS).
-        batch_tokens: positions per forward pass (rows x padded width): rows of similar length
-            are batched together up to this size, so short documents make wide batches and
-            padding stays small. Lower it if the GPU runs out of memory.
-        batch_size: at most this many sequences per forward pass (None: as many as
-            ``batch_tokens`` allows).
-        packing: pack several document chunks into each row of ``max_length`` (each chunk starts
-            with BOS and attends only to itself: the same counts as without packing, up to float
-            ties). Needs a model that takes position ids.
-        norm: expert score: l2 (default), l1, mean (mean |h|) or max (max |h|) of its slice of h.
-        selection: ``global`` (top fraction of all L*E z-scores per token) or ``per_layer``.
-        top_frac: fraction of experts a token selects (default 0.10).
-        zscore: standardise scores per token and layer before selecting (default on).
-        n_units: bootstrap units per language (documents grouped round-robin), for intervals.
-        checkpoint_minutes: minutes between resumable checkpoints (and NaN checks). A checkpoint
-            waits for the device and writes the counts (tens of MB for a 7B model): by time, its
-            cost stays a small share of any run however fast the batches go.
-        checkpoint_every: a checkpoint every this many batches instead (None: by time).
-        compile: on CUDA, ``torch.compile`` the decoder layers with the statistics inside
-            (one graph shared by all layers and batch shapes); ignored on CPU.
-    """
-
-    languages: list[str] = field(default_factory=lambda: list(PAPER_LANGUAGES))
-    corpus: str = "udhr"
-    token_budget: int = 50_000
-    heldout_frac: float = 0.2
-    heldout_seed: int = 0
-    max_length: int = 512
-    batch_tokens: int = 16384
-    batch_size: int | None = None
-    packing: bool = False
-    norm: str = "l2"
-    selection: str = "global"
-    top_frac: float = 0.10
-    zscore: bool = True
-    n_units: int = 32
-    checkpoint_minutes: float = 5.0
-    checkpoint_every: int | None = None
-    compile: bool = True
-
-    def __post_init__(self) -> None:
-        checks = [
-            (len(self.languages) > 0, "no languages given", "pass --languages en,fr,..."),
-            (
-                len(set(self.languages)) == len(self.languages),
-                f"duplicate languages in {self.languages}",
-                "list each language once",
-            ),
-            (
-                self.token_budget >= 1,
-                f"--budget must be >= 1 token, got {self.token_budget}",
-                "pass e.g. 50000",
-            ),
-            (
-                0.0 <= self.heldout_frac < 1.0,
-                f"--heldout must be in [0, 1), got {self.heldout_frac}",
-                "pass e.g. 0.2",
-            ),
-            (
-                self.max_length >= 2,
-                f"--max-length must be >= 2, got {self.max_length}",
-                "pass e.g. 512",
-            ),
-            (
-                self.batch_tokens >= 1,
-                f"--batch-tokens must be >= 1, got {self.batch_tokens}",
-                "pass e.g. 16384",
-            ),
-            (
-                self.batch_size is None or self.batch_size >= 1,
-                f"--batch-size must be >= 1, got {self.batch_size}",
-                "pass e.g. 8, or leave it out (as many rows as --batch-tokens allows)",
-            ),
-            (self.norm in NORMS, f"unknown --norm {self.norm!r}", f"use one of {', '.join(NORMS)}"),
-            (
-                self.selection in ("global", "per_layer"),
-                f"unknown --selection {self.selection!r}",
-                "use global or per_layer",
-            ),
-            (
-                0.0 < self.top_frac <= 1.0,
-                f"--top-frac must be in (0, 1], got {self.top_frac}",
-                "pass e.g. 0.1",
-            ),
-            (self.n_units >= 1, f"--units must be >= 1, got {self.n_units}", "pass e.g. 32"),
-            (
-                math.isfinite(self.checkpoint_minutes) and self.checkpoint_minutes > 0,
-                f"--checkpoint-minutes must be a finite number > 0, got {self.checkpoint_minutes}",
-                "pass e.g. 5 (or --checkpoint-every N for a checkpoint every N batches)",
-            ),
-            (
-                self.checkpoint_every is None or self.checkpoint_every >= 1,
-                f"--checkpoint-every must be >= 1, got {self.checkpoint_every}",
-                "pass e.g. 50, or leave it out (a checkpoint every --checkpoint-minutes)",
-            ),
-        ]
-        for ok, problem, fix in checks:
-            if not ok:
-                raise BabelmoeError(problem, fix)
-
-    @property
-    def scoring(self) -> Scoring:
-        return Scoring(
-            norm=self.norm,
-            selection=self.selection,  # type: ignore[arg-type]
-            top_frac=self.top_frac,
-            zscore=self.zscore,
-            compile=self.compile,
-            compile_layers=self.compile,
-        )
 
 
 def _nonempty(docs: list[Any], encoded: Any, read: list[str]) -> Any:

@@ -6,20 +6,32 @@ the run's configuration. It opens offline; nothing is fetched. It needs ``babelm
 to have written ``RUN_DIR/analysis/`` (summary.json, figures.json and the tables).
 
 Section hook (for later stages, e.g. prune/sweep): any ``RUN_DIR/<folder>/report_section.json``
-becomes a section of the report, after the analysis sections and before the configuration::
+becomes a section of the report, after the analysis sections and before the configuration. The
+page shows a section figures first, the statistics one click away (``plots.html``)::
 
     {"title": "Pruning sweep",                 # section heading (required)
-     "html": "<p>Perplexity rises ...</p>",    # trusted HTML fragment, inserted as is
-     "figures": [{"path": "sweep/curve.png", "caption": "..."}, "sweep/other.svg"],
+     "lead": "Pruning for a language hurts it least in 7 of 9 languages.",
+                                               # one plain sentence with the number (text)
+     "figures": [{"path": "sweep/curve.png",   # each caption: first a plain sentence with
+                  "caption": "..."},           # the figure's number, then how to read it
+                 "sweep/other.svg"],
+     "html": "<p>...</p>",                     # a short paragraph (trusted HTML, as is)
+     "details": [{"summary": "Statistics",     # collapsed blocks: summary text, trusted HTML
+                  "html": "<p>...</p>",        # and/or tables (below)
+                  "tables": [...]}],
      "tables": [{"path": "curves.csv", "title": "...", "max_rows": 50}],
+                                               # tables longer than 12 rows collapse by themselves
      "order": 50,                              # sections sort by (order, folder); default 100
      "schema_version": 1}                      # optional; when present it must match
 
-Everything but ``title`` is optional. A path is looked up relative to the folder holding the
-JSON, then relative to the run folder. .png/.jpg are embedded as data URIs, .svg inline (a PNG
-listed with its SVG twin is embedded once); tables may be CSV files or JSON tables written by
-``analysis.tables.write_table``. A section file that cannot be read is shown as a note in the
-page (and logged), not fatal.
+Everything but ``title`` is optional. A section without ``lead`` or ``details`` whose ``html``
+is long (over ``LONG_HTML`` characters) shows it and its tables collapsed under "Details", after
+its figures.
+
+A path is looked up relative to the folder holding the JSON, then relative to the run folder.
+.png/.jpg are embedded as data URIs, .svg inline (a PNG listed with its SVG twin is embedded once);
+tables may be CSV files or JSON tables written by ``analysis.tables.write_table``. A section file
+that cannot be read is shown as a note in the page (and logged), not fatal.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ log = logging.getLogger(__name__)
 SUMMARY_FIELDS = ("languages", "n_layers", "n_experts", "primary_metric", "findings")
 
 SECTION_FILE = artifacts.SECTION_FILE
+LONG_HTML = 600  # characters of a legacy section's html shown open; longer ones collapse
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -77,18 +90,36 @@ def load_hook_sections(run_dir: Path) -> list[Section]:
             if version != SCHEMA_VERSION:
                 raise ValueError(f"schema version {version}, this babelmoe reads {SCHEMA_VERSION}")
             figures = _hook_figures(spec.get("figures", []), base, Path(run_dir))
-            tables = "".join(
-                table_html(
-                    _read_rows(base / t["path"]),
-                    t.get("title", t["path"]),
-                    int(t.get("max_rows", 60)),
-                    f"{base.name}/{t['path']}",
+
+            def tables(entries: list[dict[str, Any]], base: Path = base) -> str:
+                return "".join(
+                    table_html(
+                        _read_rows(base / t["path"]),
+                        t.get("title", t["path"]),
+                        int(t.get("max_rows", 60)),
+                        f"{base.name}/{t['path']}",
+                    )
+                    for t in entries
                 )
-                for t in spec.get("tables", [])
-            )
-            html_part = str(spec.get("html", "")) + tables
+
+            html_part = str(spec.get("html", ""))
+            details = [
+                (
+                    str(d.get("summary", "Details")),
+                    str(d.get("html", "")) + tables(d.get("tables", [])),
+                )
+                for d in spec.get("details", [])
+            ]
+            lead = str(spec.get("lead", ""))
+            if not lead and not details and len(html_part) > LONG_HTML:
+                details = [("Details", html_part + tables(spec.get("tables", [])))]
+                html_part = ""
+            else:
+                html_part += tables(spec.get("tables", []))
             order = float(spec.get("order", 100))
-            sections.append(Section(str(spec["title"]), html_part, figures, order))
+            sections.append(
+                Section(str(spec["title"]), html_part, figures, order, lead=lead, details=details)
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, BabelmoeError) as exc:
             log.warning("report section %s skipped: %s", path, exc)
             note = f"<p class='note'>{esc(path.name)}: {esc(exc)}</p>"

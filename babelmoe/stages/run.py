@@ -4,55 +4,24 @@ split (main seed, then the extra seeds in ``RUN/seeds/seed<N>/``) -> profile (ea
 (with the seed study) -> sweep (pruning vs random, held-out perplexity) -> report. Because each
 stage keeps an identical existing artifact, re-running the same command after an interruption
 continues with the first unfinished stage.
+
+Progress: ``run_pipeline(..., progress=callback)`` reports each stage's start and end with an
+estimate of the time left (``stages.progress``); the command line shows it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
-from babelmoe.experts.partition import SplitConfig
 from babelmoe.models.loading import ModelSpec, load_model
-from babelmoe.stages.profile import ProfileConfig
+from babelmoe.stages.config import PipelineConfig
+from babelmoe.stages.progress import ProgressCallback, StageEvent, plan_stages, seconds_left
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class PipelineConfig:
-    """What the main job runs.
-
-    Attributes:
-        split: the expert split (its ``seed`` is the main run's seed).
-        profile: the profiling run (languages, corpus, budget ...).
-        extra_seeds: further k-means seeds profiled for the stability study (empty: none).
-        sweep: run the pruning sweep (frequency-guided vs random) and put it in the report.
-        sweep_ratios: pruning ratios of the sweep.
-        sweep_methods: frequency-guided (and norm-baseline) methods compared with random.
-        sweep_documents: held-out documents per language the sweep evaluates (None: all).
-        specificity: also prune for each language and evaluate on every other (9 x 9 more
-            evaluations: off by default in the main job, on in ``babelmoe sweep``).
-    """
-
-    split: SplitConfig = field(default_factory=SplitConfig)
-    profile: ProfileConfig = field(default_factory=ProfileConfig)
-    extra_seeds: tuple[int, ...] = (1, 2)
-    sweep: bool = True
-    sweep_ratios: tuple[float, ...] = (0.1, 0.25, 0.4)
-    sweep_methods: tuple[str, ...] = ("sort", "norm")
-    sweep_documents: int | None = 3
-    specificity: bool = False
-
-    def __post_init__(self) -> None:
-        if self.split.seed in self.extra_seeds:
-            raise BabelmoeError(
-                f"--seed {self.split.seed} is also among the extra seeds {list(self.extra_seeds)}",
-                "give distinct seeds",
-            )
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:
@@ -61,22 +30,52 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
 
 
 def run_pipeline(
-    spec: ModelSpec, config: PipelineConfig, run_dir: Path, force: bool = False
+    spec: ModelSpec,
+    config: PipelineConfig,
+    run_dir: Path,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> Path:
-    """Run every stage into ``run_dir``; returns the report's path."""
+    """Run every stage into ``run_dir``; returns the report's path. ``progress`` is called when
+    each stage starts and ends (``StageEvent``: i of N, time left)."""
     from babelmoe.analysis.config import AnalysisConfig
+    from babelmoe.prune.sweep import SweepConfig, plan_jobs
     from babelmoe.stages.analyse import run_analysis
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
 
+    languages = config.profile.languages
+    sweep_config, evaluations = None, None
+    if config.sweep:
+        sweep_config = SweepConfig(
+            methods=config.sweep_methods,
+            ratios=config.sweep_ratios,
+            max_documents=config.sweep_documents,
+            specificity=config.specificity,
+        )
+        evaluations = sum(len(job.eval_langs) for job in plan_jobs(sweep_config, languages))
+    plan = plan_stages(len(languages), config.extra_seeds, evaluations, config.sweep_documents)
     timings: dict[str, float] = {}
+    began = time.perf_counter()
 
     def stage(name: str, fn, *args, **kwargs):
+        index = len(timings)
+        assert plan[index].name == name, (plan[index].name, name)
+        took = list(timings.values())
+        if progress is not None:
+            left = seconds_left(plan, took)
+            elapsed = time.perf_counter() - began
+            progress(StageEvent(index + 1, len(plan), plan[index], None, elapsed, left))
         start = time.perf_counter()
         result = fn(*args, **kwargs)
         timings[name] = time.perf_counter() - start
         logger.info("stage %s done in %.1fs", name, timings[name])
+        if progress is not None:
+            left = seconds_left(plan, [*took, timings[name]])
+            elapsed = time.perf_counter() - began
+            event = StageEvent(index + 1, len(plan), plan[index], timings[name], elapsed, left)
+            progress(event)
         return result
 
     from babelmoe.corpus import load_corpus
@@ -109,22 +108,10 @@ def run_pipeline(
         )
         seed_runs.append(folder)
     stage("analyse", run_analysis, run_dir, AnalysisConfig(), seed_runs=seed_runs)
-    if config.sweep:
-        from babelmoe.stages.sweep import SweepConfig, run_sweep
+    if sweep_config is not None:
+        from babelmoe.stages.sweep import run_sweep
 
-        stage(
-            "sweep",
-            run_sweep,
-            run_dir,
-            SweepConfig(
-                methods=config.sweep_methods,
-                ratios=config.sweep_ratios,
-                max_documents=config.sweep_documents,
-                specificity=config.specificity,
-            ),
-            loaded,
-            force=force,
-        )
+        stage("sweep", run_sweep, run_dir, sweep_config, loaded, force=force)
     report = stage("report", build_report, run_dir)
     logger.info("timings: %s", ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     return report

@@ -31,106 +31,15 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from babelmoe import artifacts
-from babelmoe.analysis.config import AnalysisConfig
-from babelmoe.corpus.study import (
-    REPLICATION_LANGUAGES,
-    REPLICATION_RULE,
-    STUDY50_BUDGET,
-    STUDY50_LANGUAGES,
-    overlap,
-)
-from babelmoe.errors import BabelmoeError, require
-from babelmoe.experts.partition import SplitConfig
+from babelmoe.corpus.study import overlap
+from babelmoe.errors import BabelmoeError
 from babelmoe.models.loading import ModelSpec, load_model
-from babelmoe.stages.profile import ProfileConfig
+from babelmoe.stages.config import StudyConfig
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class StudyConfig:
-    """What ``babelmoe study`` runs (every field has the study's default).
-
-    Attributes:
-        languages: UDHR codes of the study (default: the frozen 69).
-        budget: profiled tokens per language.
-        n_experts: experts per layer.
-        seed: k-means seed.
-        n_bootstrap: bootstrap resamples of the intervals.
-        n_permutations: random relabelings of the permutation tests.
-        batch_size: at most this many sequences per forward pass (None: the profile's default
-            batching by positions).
-        corpus: the corpus of both samples (UDHR; a folder for tests).
-        replication: also profile and analyse the replication sample into ``RUN/replication``.
-        replication_languages: the replication sample (default: the frozen 50; a user's own
-            must not share an ISO 639-3 language with ``languages``).
-    """
-
-    languages: tuple[str, ...] = STUDY50_LANGUAGES
-    budget: int = STUDY50_BUDGET
-    n_experts: int = 256
-    seed: int = 0
-    n_bootstrap: int = 200
-    n_permutations: int = 9999
-    batch_size: int | None = None
-    corpus: str = "udhr"
-    replication: bool = True
-    replication_languages: tuple[str, ...] = REPLICATION_LANGUAGES
-    split: SplitConfig = field(init=False)
-    profile: ProfileConfig = field(init=False)
-    replication_profile: ProfileConfig = field(init=False)
-
-    def __post_init__(self) -> None:
-        require(len(self.languages) >= 4, "the study needs at least 4 languages")
-        require(
-            self.n_bootstrap >= 0,
-            f"--bootstrap must be >= 0, got {self.n_bootstrap}",
-            "use 0 to skip intervals",
-        )
-        self.languages = tuple(self.languages)
-        self.replication_languages = tuple(self.replication_languages)
-        if self.replication:
-            require(
-                len(self.replication_languages) >= 4,
-                f"the replication sample needs at least 4 languages, got "
-                f"{len(self.replication_languages)}",
-                "pass more --replication-languages or --no-replication",
-            )
-        self.split = SplitConfig(n_experts=self.n_experts, seed=self.seed)
-        self.profile = self._profile(self.languages)
-        self.replication_profile = self._profile(self.replication_languages)
-
-    def _profile(self, languages: tuple[str, ...]) -> ProfileConfig:
-        return ProfileConfig(
-            languages=list(languages),
-            corpus=self.corpus,
-            token_budget=self.budget,
-            batch_size=self.batch_size,
-        )
-
-    def replication_statement(self) -> str:
-        """The rule of the replication sample and its languages, as printed before profiling."""
-        codes = ", ".join(self.replication_languages)
-        n = len(self.replication_languages)
-        if self.replication_languages == REPLICATION_LANGUAGES:
-            return f"replication sample: {n} languages, {REPLICATION_RULE}: {codes}"
-        weak = " (fewer than 40: a weak replication)" if n < 40 else ""
-        return f"replication sample: {n} languages given by --replication-languages{weak}: {codes}"
-
-    @property
-    def analysis(self) -> AnalysisConfig:
-        """The analysis, on the primary metric only (the other metrics' bootstrap would cost
-        minutes per metric with 69 languages and answers nothing the study asks)."""
-        return AnalysisConfig(
-            metrics=("jensen_shannon",),
-            n_bootstrap=self.n_bootstrap,
-            n_permutations=self.n_permutations,
-            seed=self.seed,
-        )
 
 
 def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = False) -> Path:

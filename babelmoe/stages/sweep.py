@@ -55,7 +55,7 @@ from babelmoe.evaluate import (
 from babelmoe.experts.partition import Partition
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
 from babelmoe.plots.sweep import plot_curves, plot_specificity
-from babelmoe.plots.sweep_sections import section_html
+from babelmoe.plots.sweep_sections import section_html, section_lead
 from babelmoe.profile.artifact import ProfileData
 from babelmoe.prune.surgery import temporarily_pruned
 from babelmoe.prune.sweep import DENSE, SweepConfig, job_selection, plan_jobs, row_key
@@ -156,7 +156,7 @@ def run_jobs(
                 done[row_key(row)] = row
                 if on_rows is not None:
                     on_rows(row)
-        logger.info(
+        logger.debug(
             "%s r=%g seed=%s target=%s: %d language(s) in %.1fs",
             job.method,
             job.ratio,
@@ -431,11 +431,20 @@ def write_report(
     }
     path = folder / artifacts.SWEEP_FILE
     artifacts.atomic_write_json(path, artifacts.finite_json(summary))
+    lead = section_lead(judged, matrix)
     section = {
         "title": "Pruning sweep",
-        "html": section_html(judged, matrix, config, meta, rows) + _harness_html(harness_rows),
+        "lead": lead,
+        "details": [
+            {
+                "summary": "Perplexities, verdicts against random, specificity",
+                "html": section_html(judged, matrix, config, meta, rows)
+                + _harness_html(harness_rows),
+            }
+        ],
         "figures": [
-            {"path": p, "caption": c} for p, (_, c) in zip(figures, captioned, strict=True)
+            {"path": p, "caption": f"{lead} {c}" if i == 0 and lead else c}
+            for i, (p, (_, c)) in enumerate(zip(figures, captioned, strict=True))
         ],
         "order": SECTION_ORDER,
         "schema_version": artifacts.SCHEMA_VERSION,

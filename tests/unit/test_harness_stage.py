@@ -145,4 +145,4 @@ def test_sweep_runs_harness_tasks_on_every_pruned_model(run, tmp_path):
     assert all(r["value"] in (0.0, 1.0) for r in table)
     assert (run_dir / "sweep" / "harness.csv").read_text().startswith("method,ratio,seed,target")
     section = json.loads((run_dir / "sweep" / "report_section.json").read_text())
-    assert "lm-evaluation-harness tasks" in section["html"]
+    assert "lm-evaluation-harness tasks" in section["details"][0]["html"]

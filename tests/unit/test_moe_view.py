@@ -118,8 +118,9 @@ def test_a_partition_with_larger_experts_on_later_labels_is_refused(tmp_path):
     assert flipped.sizes()[0].tolist() == [12, 13, 13, 13, 13]
     with pytest.raises(BabelmoeError, match="larger experts first"):
         check_canonical(flipped)
-    with pytest.raises(BabelmoeError, match="not balanced in label order"), expert_layout(
-        model, flipped
+    with (
+        pytest.raises(BabelmoeError, match="not balanced in label order"),
+        expert_layout(model, flipped),
     ):
         pass
     save_partition(tmp_path, flipped, {"name": "tiny"})

@@ -163,3 +163,46 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     assert f'data-image-count="{n_images}"' in dom and n_images >= 10
     for anchor in ("headline-findings", "pruning-sweep", "configuration"):
         assert f'id="{anchor}"' in dom
+
+
+# Opens every <details>, then lists what sticks out of a 1,280 px wide page: the page's own
+# scroll width, and every element whose right edge passes the viewport without an ancestor that
+# clips it (a table scrolling inside its box is fine).
+_WIDTH_PROBE = """<script>
+window.addEventListener('load', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var width = window.innerWidth, wide = [];
+  document.querySelectorAll('main *').forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= width + 1) { return; }
+    for (var up = el.parentElement; up; up = up.parentElement) {
+      var box = up.getBoundingClientRect();
+      if (getComputedStyle(up).overflowX !== 'visible' && box.right <= width + 1) { return; }
+    }
+    wide.push(el.tagName + ':' + Math.round(r.right));
+  });
+  document.body.setAttribute('data-page-width', String(width));
+  document.body.setAttribute('data-scroll-width', String(document.documentElement.scrollWidth));
+  document.body.setAttribute('data-too-wide', wide.slice(0, 10).join(' ') || 'none');
+});
+</script></body>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_report_fits_a_1280_pixel_page_in_headless_chromium(run, tmp_path):
+    page = (run / "report.html").read_text().replace("</body>", _WIDTH_PROBE)
+    probe = tmp_path / "report.html"
+    probe.write_text(page)
+    command = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000",
+        "--virtual-time-budget=10000", "--dump-dom", probe.as_uri(),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = dict(re.findall(r'data-(page-width|scroll-width|too-wide)="([^"]*)"', done.stdout))
+    assert found["page-width"] == "1280", found
+    assert int(found["scroll-width"]) <= 1280, found  # nothing scrolls the page sideways
+    assert found["too-wide"] == "none", found
+    assert page.count("<details") >= 5  # the statistics, long tables and configuration collapse

@@ -210,7 +210,10 @@ def test_run_sweep_writes_tables_plots_and_report_section_then_resumes(run, monk
     header = (folder / "sweep.csv").read_text().splitlines()[0]
     assert header.startswith("method,ratio,seed,target,eval_lang,ppl")
     section = json.loads((folder / "report_section.json").read_text())
-    assert {"title", "html", "figures"} <= set(section) and "<table>" in section["html"]
+    assert {"title", "lead", "details", "figures"} <= set(section)
+    assert "<table>" in section["details"][0]["html"]  # the statistics, one click away
+    lead = section["lead"]
+    assert "random seed in" in lead and section["figures"][0]["caption"].startswith(lead)
     paths = [f["path"] for f in section["figures"]]
     assert {Path(f).suffix for f in paths} == {".png", ".svg"} and len(paths) == 4
     assert all((run_dir / f).is_file() for f in paths) and section["figures"][0]["caption"]

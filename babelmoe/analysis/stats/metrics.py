@@ -14,20 +14,28 @@ one layer, any leading batch axes) and returns [..., n, n] with entry [i, j] com
 A row that is all zeros (or constant, for the correlations) gives NaN instead of a number.
 ``as_distance`` turns any of them into a symmetric distance: similarities become 1 - s, KL
 becomes (KL(p||q) + KL(q||p)) / 2.
+
+numpy is imported inside the functions: ``METRICS``'s names are every ``analyse``/``diff``
+``--help``'s choices, which must not wait for numpy.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-_LOG2 = np.log(2.0)
+_LOG2 = math.log(2.0)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     """Rows as distributions; all-zero rows become NaN."""
+    import numpy as np
+
     total = x.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, x / np.where(total > 0, total, 1.0), np.nan)
@@ -35,6 +43,8 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 def _gram_of_unit_rows(x: np.ndarray) -> np.ndarray:
     """Cosine of rows; rows of zero norm give NaN."""
+    import numpy as np
+
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         unit = np.where(norm > 0, x / np.where(norm > 0, norm, 1.0), np.nan)
@@ -46,6 +56,8 @@ def _gram_of_unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def euclidean(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
+    import numpy as np
+
     n = x.shape[-2]
     out = np.empty((*x.shape[:-2], n, n))
     for i in range(n):  # [..., n, d] differences against row i, exact for identical rows
@@ -54,6 +66,8 @@ def euclidean(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
 
 
 def kl(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    import numpy as np
+
     d = x.shape[-1]
     p = (_normalise(x) + eps) / (1.0 + d * eps)
     logp = np.log(p)
@@ -67,11 +81,15 @@ def kl(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 def _plogp(p: np.ndarray) -> np.ndarray:
     """Elementwise p * log(p) with 0 log 0 = 0 (NaN stays NaN)."""
+    import numpy as np
+
     return p * np.log(np.where(p > 0, p, 1.0))
 
 
 def jensen_shannon(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
     # JS(p, q) = H(m) - (H(p) + H(q)) / 2 with m = (p + q) / 2, H(p) = -sum p log p.
+    import numpy as np
+
     p = _normalise(x)
     self_terms = _plogp(p).sum(axis=-1)  # [..., n] = -H(p_i)
     n = x.shape[-2]
@@ -92,6 +110,8 @@ def pearson(x: np.ndarray, eps: float = 0.0) -> np.ndarray:
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..d along the last axis, ties sharing their average rank; a row holding a NaN is
     all NaN. Equals ``scipy.stats.rankdata(x, axis=-1)``, with one sort for all rows."""
+    import numpy as np
+
     x = np.asarray(x, dtype=np.float64)
     shape, d = x.shape, x.shape[-1]
     if x.size == 0:
@@ -141,11 +161,15 @@ METRICS: dict[str, Metric] = {
 
 def pairwise(x: np.ndarray, metric: str, kl_epsilon: float = 1e-6) -> np.ndarray:
     """[..., n, d] -> [..., n, n] with the named metric."""
+    import numpy as np
+
     return METRICS[metric].fn(np.asarray(x, dtype=np.float64), eps=kl_epsilon)
 
 
 def as_distance(matrix: np.ndarray, metric: str) -> np.ndarray:
     """A symmetric distance with a zero diagonal from a metric's [..., n, n] output."""
+    import numpy as np
+
     spec = METRICS[metric]
     out = matrix if spec.is_distance else 1.0 - matrix
     if not spec.symmetric:
