@@ -1,0 +1,103 @@
+"""The covariates stage on a tiny random model and a tiny parallel corpus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from babelmoe import artifacts
+from babelmoe.analysis.covariates import load_covariates
+from babelmoe.errors import BabelmoeError
+from babelmoe.stages.covariates import CovariatesConfig, run_covariates
+from tests.cli_helpers import SPLIT_ARGS, built, run_cli, tiny_checkpoint
+
+TEXTS = {
+    "en": ["All human beings are born free", "Everyone has the right to life", "No one shall be"],
+    "fr": ["Tous les êtres humains naissent", "Tout individu a droit à la vie", "Nul ne sera"],
+    "ru": ["Все люди рождаются свободными", "Каждый человек имеет право", "Никто не должен"],
+}
+
+
+def _corpus(folder: Path) -> None:
+    for lang, docs in TEXTS.items():
+        lines = [{"id": f"article-{i}", "text": t * (i + 2)} for i, t in enumerate(docs * 2)]
+        for k, line in enumerate(lines):
+            line["id"] = f"article-{k}"
+        (folder / f"{lang}.jsonl").write_text(
+            "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8"
+        )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, Path]:
+    model = tiny_checkpoint(tmp_path_factory)
+    corpus = built("parallel-corpus", tmp_path_factory, _corpus)
+
+    def build(folder: Path) -> None:
+        profile = ["--languages", "en,fr,ru", "--budget", "400", "--units", "2", "--no-compile"]
+        for argv in (
+            ["split", "--model", model, "--out", folder, *SPLIT_ARGS],
+            ["profile", folder, "--model", model, "--corpus", corpus, *profile],
+        ):
+            result = run_cli(argv)
+            assert result.code == 0, result.stderr
+
+    return built("covariates-run", tmp_path_factory, build), model
+
+
+def test_the_stage_writes_the_artifact_and_keeps_an_identical_one(run, tmp_path):
+    source, _ = run
+    folder = tmp_path / "run"
+    shutil.copytree(source, folder)
+    path = run_covariates(folder, config=CovariatesConfig(heldout_tokens=64))
+    cov = load_covariates(folder)
+    assert cov is not None and cov.languages == ["eng", "fra", "rus"]
+    assert cov.notes == [] or all("geography" in n for n in cov.notes)
+    for name in ("fertility", "familiarity", "token_overlap", "script", "genealogy"):
+        matrix = cov.distances[name]
+        assert np.isfinite(matrix).all() and (np.diag(matrix) == 0).all()
+    # the byte tokenizer: one token per UTF-8 byte of the parallel articles
+    np.testing.assert_allclose(cov.features["tokens_per_byte"], 1.0)
+    assert (cov.features["bits_per_byte"] > 0).all()
+    assert (cov.features["parallel_bytes"] > 0).all()
+    # Russian shares no byte token with English (Cyrillic is two bytes, none ASCII)...
+    overlap = cov.distances["token_overlap"]
+    assert overlap[0, 2] > overlap[0, 1]
+    # ... and its script is nearer to Latin than no common ancestor
+    assert 0 < cov.distances["script"][0, 2] < 1
+    table = (folder / "covariates" / "languages.csv").read_text().splitlines()
+    assert table[0].startswith("language,family,genus,script,tokens_per_byte,bits_per_byte")
+    assert [row.split(",")[0] for row in table[1:]] == ["eng", "fra", "rus"]
+    # a second run keeps the artifact as it is
+    before = path.read_bytes()
+    assert run_covariates(folder, config=CovariatesConfig(heldout_tokens=64)) == path
+    assert path.read_bytes() == before
+    # other settings: refused without force, replaced with it
+    with pytest.raises(BabelmoeError, match="different covariates artifact"):
+        run_covariates(folder, config=CovariatesConfig(heldout_tokens=32))
+    run_covariates(folder, config=CovariatesConfig(heldout_tokens=32), force=True)
+    assert (
+        artifacts.load_meta(folder / "covariates", "covariates", "covariates")["covariates_config"][
+            "heldout_tokens"
+        ]
+        == 32
+    )
+
+
+def test_without_a_model_only_metadata_covariates_are_written(run, tmp_path):
+    source, _ = run
+    folder = tmp_path / "run"
+    shutil.copytree(source, folder)
+    run_covariates(folder, load=False)
+    cov = load_covariates(folder)
+    assert cov is not None
+    assert {"script", "script_letters", "script_binary", "genealogy", "genealogy_lineage"} <= set(
+        cov.distances
+    )
+    assert "fertility" not in cov.distances and "familiarity" not in cov.distances
+    assert np.isnan(cov.features["bits_per_byte"]).all()
+    assert any("no model given" in note for note in cov.notes)
