@@ -116,7 +116,7 @@ def analyse(
         exact_limit=exact_limit,
         seed=check_seed(seed),
     )
-    summary = run_analysis(run_dir, cfg, seed_runs=seed_run or [], figures=figures)
+    summary = run_analysis(run_dir, cfg, seed_runs=seed_run or [], figures=figures, covariates=True)
     for finding in summary["findings"]:
         typer.echo(f"- {finding['text']}")
     typer.echo(f"wrote {run_dir / 'analysis'}; next: babelmoe report {run_dir}")

@@ -300,7 +300,6 @@ def _write(
         notes=[*notes, *coord_notes],
     )
     identity["n_parallel_documents"] = values.get("n_parallel_documents")
-    identity["seconds"] = round(time.perf_counter() - began, 3)
     path = cv.save_covariates(run_dir, cov, identity)
     for note in cov.notes:
         logger.warning("covariates: %s", note)

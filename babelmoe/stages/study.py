@@ -84,6 +84,7 @@ class StudyConfig:
 def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = False) -> Path:
     """Run the study into ``run_dir``; returns the report's path."""
     from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
@@ -105,6 +106,7 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
     loaded = stage("load", load_model, spec)
     stage("split", run_split, spec, cfg.split, run_dir, force=force, loaded=loaded)
     stage("profile", run_profile, spec, cfg.profile, run_dir, force=force, loaded=loaded)
+    stage("covariates", run_covariates, run_dir, loaded, force=force)
     stage("analyse", run_analysis, run_dir, cfg.analysis)
     report = stage("report", build_report, run_dir)
     logger.info("study timings: %s", ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
