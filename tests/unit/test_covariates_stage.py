@@ -101,3 +101,16 @@ def test_without_a_model_only_metadata_covariates_are_written(run, tmp_path):
     assert "fertility" not in cov.distances and "familiarity" not in cov.distances
     assert np.isnan(cov.features["bits_per_byte"]).all()
     assert any("no model given" in note for note in cov.notes)
+
+
+@pytest.mark.slow
+def test_babelmoe_run_writes_the_covariates_after_the_profile(tmp_path_factory, tmp_path):
+    model = tiny_checkpoint(tmp_path_factory)
+    corpus = built("parallel-corpus", tmp_path_factory, _corpus)
+    out = tmp_path / "run"
+    argv = ["run", "--out", out, "--model", model, "--corpus", corpus, "--languages",
+            "en,fr,ru", "--experts", "4", "--device", "cpu"]  # fmt: skip
+    result = run_cli(argv)
+    assert result.code == 0, result.stderr
+    cov = load_covariates(out)
+    assert cov is not None and "familiarity" in cov.distances and "fertility" in cov.distances
