@@ -339,6 +339,50 @@ def graded_genealogical_distance(
 
 
 # ---------------------------------------------------------------------------------------------
+# The references the analyses test (one measure each, named)
+
+SCRIPT_MEASURES = ("script", "script_letters", "script_binary")
+GENEALOGY_MEASURES = ("genealogy", "genealogy_lineage")
+
+
+def family_depths() -> dict[str, int]:
+    """Glottolog's family depths (``urielplus``), or {} (depths from the sample) without it."""
+    from babelmoe.corpus.languages import glottolog_family_depths
+    from babelmoe.errors import BabelmoeError
+
+    try:
+        return glottolog_family_depths()
+    except BabelmoeError as exc:
+        log.warning("genealogy normalised by the sample's depths: %s", exc.one_line())
+        return {}
+
+
+def reference_distances(
+    languages: Sequence[Mapping[str, Any]],
+    script_measure: str = DEFAULT_SCRIPT,
+    genealogy_measure: str = DEFAULT_GENEALOGY,
+) -> dict[str, np.ndarray]:
+    """``{"script": [n, n], "genealogy": [n, n]}`` in the named measures (metadata only): the
+    one place the analyses take their script and genealogical references from."""
+    if script_measure not in SCRIPT_MEASURES or genealogy_measure not in GENEALOGY_MEASURES:
+        raise ValueError(f"unknown measure {script_measure!r} or {genealogy_measure!r}")
+    langs = [_with_code(lang) for lang in languages]
+    if genealogy_measure == "genealogy":
+        genealogy = graded_genealogical_distance(langs, family_depths())
+    else:
+        genealogy = genealogical_distance(langs)
+    return {"script": script_distances(langs)[script_measure], "genealogy": genealogy}
+
+
+def measures_block(script_measure: str, genealogy_measure: str) -> dict[str, dict[str, str]]:
+    """What a summary says about its references: the measure's name and source, each."""
+    return {
+        "script": {"measure": script_measure, "source": SOURCES[script_measure]},
+        "genealogy": {"measure": genealogy_measure, "source": SOURCES[genealogy_measure]},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Measured covariates
 
 

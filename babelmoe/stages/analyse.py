@@ -173,6 +173,8 @@ def family_script_config(cfg: AnalysisConfig) -> ScriptGenealogyConfig:
         ci_level=cfg.ci_level,
         alpha=cfg.alpha,
         seed=cfg.seed,
+        script_measure=cfg.script_measure,
+        genealogy_measure=cfg.genealogy_measure,
     )
 
 
