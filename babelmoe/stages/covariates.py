@@ -7,8 +7,9 @@ held-out split and model identity), reloads the corpus and measures, per languag
   every language has (for UDHR the same articles in every language: the parallel text), and the
   input token-id distribution of exactly the tokens the profile read (``tokens_sha256`` checks
   that they are the same);
-- with the model, on the held-out documents (the same ids in every language, in order, whole
-  documents until ``heldout_tokens`` tokens): bits per byte, BOS prepended
+- with the model, on the held-out documents (the same whole documents in every language, as
+  many as the median language needs to reach ``heldout_tokens`` tokens; see
+  :func:`heldout_selection`): bits per byte, BOS prepended
   (:func:`babelmoe.evaluate.perplexity.perplexity`);
 - from metadata: Glottolog lineages and coordinates (``urielplus``), UDHR coordinates where
   Glottolog has none, the script shares of the letters.
@@ -46,14 +47,16 @@ class CovariatesConfig:
     """How the covariates are measured.
 
     Attributes:
-        heldout_tokens: bits per byte reads held-out documents (whole ones, in order) until it
-            has at least this many tokens per language: 69 languages in about 1-2 minutes on 2
-            CPU cores with the 270M default model.
+        heldout_tokens: bits per byte reads whole held-out documents, the same ones in every
+            language of a parallel corpus, until the median language has this many tokens
+            (see :func:`heldout_selection`). The model's forward pass is the stage's whole
+            cost: 128 (two or three UDHR articles) keeps 69 languages near 2 minutes on 2 CPU
+            cores with the 270M default model.
         max_length: tokens per window of the bits-per-byte forward passes.
         batch_size: windows per forward pass.
     """
 
-    heldout_tokens: int = 1024
+    heldout_tokens: int = 128
     max_length: int = 512
     batch_size: int = 4
 
@@ -185,18 +188,10 @@ def measure(
     if model is None:
         return out
     held_parts = [lc.documents for lc in held.languages]
-    held_common = _common_ids(held_parts) if all(held_parts) else set()
+    chosen_texts, parallel = heldout_selection(held_parts, tokenizer, config.heldout_tokens)
     ppl_cfg = PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size)
     bpb, bpb_bytes = [], []
-    for lc, docs in zip(held.languages, held_parts, strict=True):
-        pool = [d.text for d in docs if d.id in held_common] if held_common else []
-        pool = pool or [d.text for d in docs]
-        chosen, total = [], 0
-        for text, ids in zip(pool, encode_texts(tokenizer, pool), strict=True):
-            if total >= config.heldout_tokens:
-                break
-            chosen.append(text)
-            total += len(ids)
+    for lc, chosen in zip(held.languages, chosen_texts, strict=True):
         if not chosen:
             bpb.append(float("nan"))
             bpb_bytes.append(0.0)
@@ -204,11 +199,48 @@ def measure(
         result = perplexity(model, tokenizer, chosen, ppl_cfg, desc=f"bits/byte {lc.lang.code}")
         bpb.append(result.bits_per_byte)
         bpb_bytes.append(float(result.n_bytes))
+    if not parallel:
+        notes.append("bits/byte: held-out documents differ between languages (no common ids)")
     out["bits_per_byte"] = np.asarray(bpb, dtype=np.float64)
     out["extra_features"]["heldout_bytes"] = np.asarray(bpb_bytes, dtype=np.float64)
-    if not held_common:
-        notes.append("bits/byte: held-out documents differ between languages (no common ids)")
+    out["n_heldout_documents"] = max((len(c) for c in chosen_texts), default=0)
     return out
+
+
+def heldout_selection(
+    parts: list[list[Any]], tokenizer: Any, cap: int
+) -> tuple[list[list[str]], bool]:
+    """The held-out texts bits per byte reads, per language, and whether they are parallel.
+
+    When every language has some document ids in common (a parallel corpus), all languages read
+    the same documents: the first k common ones (in the first language's order), k the fewest
+    whose tokens reach ``cap`` for the median language (the cost is about ``cap`` tokens per
+    language on average, and every language is scored on the same content). Otherwise each
+    language reads its own documents, in order, until it has ``cap`` tokens.
+    """
+    from babelmoe.evaluate.encoding import encode_texts
+
+    common = _common_ids(parts) if parts and all(parts) else set()
+    if common:
+        order = [d.id for d in parts[0] if d.id in common]
+        texts = [{d.id: d.text for d in docs} for docs in parts]
+        lengths = np.array(
+            [[len(ids) for ids in encode_texts(tokenizer, [t[i] for i in order])] for t in texts]
+        )  # [n_lang, k]
+        median = np.median(np.cumsum(lengths, axis=1), axis=0)  # [k]
+        k = int(np.searchsorted(median, cap) + 1) if len(order) else 0
+        chosen = order[: min(k, len(order))]
+        return [[t[i] for i in chosen] for t in texts], True
+    out = []
+    for docs in parts:
+        pool, chosen_texts, total = [d.text for d in docs], [], 0
+        for text, ids in zip(pool, encode_texts(tokenizer, pool), strict=True):
+            if total >= cap:
+                break
+            chosen_texts.append(text)
+            total += len(ids)
+        out.append(chosen_texts)
+    return out, False
 
 
 def run_covariates(
@@ -300,6 +332,7 @@ def _write(
         notes=[*notes, *coord_notes],
     )
     identity["n_parallel_documents"] = values.get("n_parallel_documents")
+    identity["n_heldout_documents"] = values.get("n_heldout_documents")
     path = cv.save_covariates(run_dir, cov, identity)
     for note in cov.notes:
         logger.warning("covariates: %s", note)

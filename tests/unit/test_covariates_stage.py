@@ -114,3 +114,20 @@ def test_babelmoe_run_writes_the_covariates_after_the_profile(tmp_path_factory, 
     assert result.code == 0, result.stderr
     cov = load_covariates(out)
     assert cov is not None and "familiarity" in cov.distances and "fertility" in cov.distances
+
+
+def test_heldout_selection_reads_the_same_documents_in_every_language():
+    from babelmoe.corpus import Document
+    from babelmoe.models.shapes import byte_tokenizer
+    from babelmoe.stages.covariates import heldout_selection
+
+    tokenizer = byte_tokenizer()  # one token per byte
+    a = [Document(f"d{i}", "x" * 10) for i in range(5)]
+    b = [Document(f"d{i}", "y" * 30) for i in range(5)]
+    c = [Document(f"d{i}", "z" * 20) for i in (4, 3, 2, 1)]  # d0 missing, another order
+    texts, parallel = heldout_selection([a, b, c], tokenizer, cap=35)
+    # common ids in a's order: d1..d4; the median language (20 tokens each) reaches 35 with 2
+    assert parallel and [len(t) for t in texts] == [2, 2, 2]
+    assert texts[0] == ["x" * 10] * 2 and texts[2] == ["z" * 20] * 2
+    texts, parallel = heldout_selection([a, [Document("e", "w" * 50)]], tokenizer, cap=15)
+    assert not parallel and texts == [["x" * 10] * 2, ["w" * 50]]
