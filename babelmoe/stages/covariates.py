@@ -40,6 +40,7 @@ from babelmoe.models.loading import LoadedModel
 logger = logging.getLogger(__name__)
 
 BUNDLED_SUFFIX = " (bundled)"  # how model_identity names the default model
+SECTION_ORDER = 55  # in the report: after the analysis, before family against script
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,7 @@ def _write(
     from babelmoe.corpus.languages import glottolog_family_depths
 
     folder = cv.covariates_dir(run_dir)
+    force = force or _only_more_measured(folder, identity)
     if not artifacts.check_can_write(folder, artifacts.COVARIATES, cv.KIND, identity, force):
         logger.info("%s already holds these covariates; keeping them", folder)
         return folder / f"{artifacts.COVARIATES}.json"
@@ -334,6 +336,7 @@ def _write(
     identity["n_parallel_documents"] = values.get("n_parallel_documents")
     identity["n_heldout_documents"] = values.get("n_heldout_documents")
     path = cv.save_covariates(run_dir, cov, identity)
+    artifacts.atomic_write_json(folder / artifacts.SECTION_FILE, report_section(cov))
     for note in cov.notes:
         logger.warning("covariates: %s", note)
     logger.info(
@@ -344,6 +347,49 @@ def _write(
         time.perf_counter() - began,
     )
     return path
+
+
+def _only_more_measured(folder: Path, identity: dict[str, Any]) -> bool:
+    """Whether the covariates in ``folder`` were measured without the model that this run has,
+    and are otherwise the same: derived data, replaced without ``force``."""
+    if not artifacts.artifact_exists(folder, artifacts.COVARIATES):
+        return False
+    try:
+        meta = artifacts.load_meta(folder, artifacts.COVARIATES, cv.KIND)
+    except BabelmoeError:
+        return False
+    differing = artifacts.differing_fields(meta, identity)
+    before = (meta.get("measured") or {}).get("model")
+    # without the model the settings measured nothing: they may differ too
+    unused = {"measured", "covariates_config"}
+    return bool(differing) and set(differing) <= unused and before is False
+
+
+def report_section(cov: cv.Covariates) -> dict[str, Any]:
+    """The report's section of the covariates: what each is and where it comes from, the notes,
+    and the per-language table."""
+    import html
+
+    items = "".join(
+        f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>"
+        for name, text in cov.sources.items()
+    )
+    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in cov.notes)
+    lead = (
+        f"<p>Covariates of the {len(cov.languages)} languages: what else could make two "
+        f"languages' activations alike. Defaults: script = <b>{cv.DEFAULT_SCRIPT}</b>, "
+        f"genealogy = <b>{cv.DEFAULT_GENEALOGY}</b>.</p>"
+    )
+    return {
+        "schema_version": artifacts.SCHEMA_VERSION,
+        "title": "Covariates: fertility, familiarity, token overlap, geography, graded references",
+        "order": SECTION_ORDER,
+        "html": lead + f"<ul>{items}</ul>" + notes,
+        "figures": [],
+        "tables": [
+            {"path": artifacts.COVARIATES_TABLE, "title": "Covariates per language", "max_rows": 80}
+        ],
+    }
 
 
 def ensure_covariates(run_dir: Path, loaded_model: LoadedModel | None = None) -> None:

@@ -72,6 +72,10 @@ def test_the_stage_writes_the_artifact_and_keeps_an_identical_one(run, tmp_path)
     table = (folder / "covariates" / "languages.csv").read_text().splitlines()
     assert table[0].startswith("language,family,genus,script,tokens_per_byte,bits_per_byte")
     assert [row.split(",")[0] for row in table[1:]] == ["eng", "fra", "rus"]
+    from babelmoe.stages.report import load_hook_sections
+
+    (section,) = [x for x in load_hook_sections(folder) if x.title.startswith("Covariates")]
+    assert "token_overlap" in section.html and "rus" in section.html
     # a second run keeps the artifact as it is
     before = path.read_bytes()
     assert run_covariates(folder, config=CovariatesConfig(heldout_tokens=64)) == path
@@ -101,6 +105,10 @@ def test_without_a_model_only_metadata_covariates_are_written(run, tmp_path):
     assert "fertility" not in cov.distances and "familiarity" not in cov.distances
     assert np.isnan(cov.features["bits_per_byte"]).all()
     assert any("no model given" in note for note in cov.notes)
+    # the model at hand later: the metadata-only artifact is replaced without --force
+    run_covariates(folder, config=CovariatesConfig(heldout_tokens=16))
+    cov = load_covariates(folder)
+    assert "familiarity" in cov.distances and not np.isnan(cov.features["bits_per_byte"]).any()
 
 
 @pytest.mark.slow
