@@ -350,8 +350,8 @@ def _write(
 
 
 def _only_more_measured(folder: Path, identity: dict[str, Any]) -> bool:
-    """Whether the covariates in ``folder`` were measured without the model that this run has,
-    and are otherwise the same: derived data, replaced without ``force``."""
+    """Whether the covariates in ``folder`` were made without a model and differ from
+    ``identity`` only in what that left unmeasured: derived data, replaced without ``force``."""
     if not artifacts.artifact_exists(folder, artifacts.COVARIATES):
         return False
     try:

@@ -139,3 +139,20 @@ def test_heldout_selection_reads_the_same_documents_in_every_language():
     assert texts[0] == ["x" * 10] * 2 and texts[2] == ["z" * 20] * 2
     texts, parallel = heldout_selection([a, [Document("e", "w" * 50)]], tokenizer, cap=15)
     assert not parallel and texts == [["x" * 10] * 2, ["w" * 50]]
+
+
+def test_analyse_writes_missing_covariates_and_names_its_references(run, tmp_path):
+    source, _ = run
+    folder = tmp_path / "run"
+    shutil.copytree(source, folder)
+    shutil.rmtree(folder / "covariates", ignore_errors=True)
+    args = ["analyse", folder, "--bootstrap", "0", "--permutations", "9", "--no-figures"]
+    bad = run_cli([*args, "--script-measure", "letters"])
+    assert bad.code == 2 and "unknown script measure 'letters'" in bad.stderr
+    assert not (folder / "covariates").exists()
+    result = run_cli([*args, "--script-measure", "script_binary"])
+    assert result.code == 0, result.stderr
+    assert load_covariates(folder) is not None  # made by analyse, with the recorded model
+    summary = json.loads((folder / "analysis" / "summary.json").read_text())
+    assert summary["references"]["script"]["measure"] == "script_binary"
+    assert summary["references"]["genealogy"]["measure"] == "genealogy"
