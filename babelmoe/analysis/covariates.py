@@ -21,10 +21,10 @@ Between languages (``distances``, each [n, n] float64, symmetric, zero diagonal,
   to this version).
 * ``script_binary``: 0 when the majority scripts agree, 1 otherwise (``analysis/summary.json``'s
   measure up to this version).
-* ``genealogy`` (default): a Glottolog path measure normalised per family (see
+* ``genealogy`` (default): a Glottolog path measure normalised within each family (see
   :func:`graded_genealogical_distance`): 1 across families; within a family, 0.5 times the share
-  of the family's depth above the two languages' split. A split at the root of any family gives
-  0.5, whether Glottolog gives the family 3 levels or 16.
+  of the deeper lineage below the two languages' split. A split at the root of any family gives
+  0.5 and sisters nearly 0, whether Glottolog gives the family 4 levels or 19.
 * ``genealogy_lineage``: :func:`babelmoe.analysis.genealogy.genealogical_distance`, 1 - shared
   lineage depth / the deepest lineage among the sample (deep families spread over the whole range
   and shallow ones sit near 1).
@@ -41,7 +41,9 @@ with a guess) and ``notes`` says why.
 Why these defaults. Genealogy: URIEL's genetic distance (``urielplus``) is the angular distance of
 family-membership vectors; it crowds every pair into 0.88-1.0 and took 13 s for 14 languages here
 (minutes for 69); the per-family normalised Glottolog path measure uses the same Glottolog tree
-(as bundled by ``urielplus``), is fast, and gives every family the same range. Script: the
+(as bundled by ``urielplus``), is fast, and gives every family the same range. Normalising by
+the family's deepest lineage in Glottolog instead (the ``family_depths`` option) leaves sisters
+in shallow branches of deep families far apart (Hindi-Urdu 0.19 against 0.05). Script: the
 0/1 and overlap measures call Latin-Cyrillic as far apart as Latin-Tibetan; the descent tree
 knows they are not, and the letter distributions keep mixed-script texts partial.
 
@@ -100,8 +102,7 @@ SOURCES = {
     "Unicode Scripts.txt via fontTools)",
     "script_binary": "0 same majority Unicode script of the letters, 1 otherwise",
     "genealogy": "Glottolog lineage (as bundled by urielplus): 1 across families, else 0.5 x "
-    "(family depth - shared nodes) / (family depth - 1), family depth from all of Glottolog's "
-    "ISO languages",
+    "(D - shared nodes) / (D - 1), D the deeper of the two lineages (language included)",
     "genealogy_lineage": "Glottolog lineage (urielplus): 1 - shared depth / deepest lineage in "
     "the sample",
     "geography": "great-circle distance in 1000 km between Glottolog coordinates (urielplus "
@@ -296,27 +297,26 @@ def _lineage_with_leaf(language: Mapping[str, Any]) -> list[str]:
 def graded_genealogical_distance(
     languages: Sequence[Mapping[str, Any]], family_depths: Mapping[str, int] | None = None
 ) -> np.ndarray:
-    """[n, n] Glottolog path measure normalised per family.
+    """[n, n] Glottolog path measure, normalised within each family.
 
-    A language's path is its lineage (family root first) followed by the language itself. For
-    two languages of one family f sharing s >= 1 leading nodes (the root included),
-    ``d = 0.5 * (D_f - s) / (D_f - 1)`` where D_f is the family's depth: the longest path in
-    the family (``family_depths[f]``, e.g. over all of Glottolog; by default, and never less
-    than, the longest path among ``languages``). Languages of different families, or of no
-    known family, are at 1; two entries of the same language code (one language in two
-    scripts) at 0. A split at any family's root gives 0.5; the deepest sisters of a family
-    give 0.5 / (D_f - 1).
+    A language's path is its lineage (family root first) followed by the language itself. Two
+    languages of one family sharing s >= 1 leading nodes (the root included) are at
+    ``d = 0.5 * (D - s) / (D - 1)``; languages of different families, or of no known family,
+    at 1; two entries of the same language code (one language in two scripts) at 0.
+
+    D is, by default, the length of the deeper of the two paths: a split at any family's root
+    gives 0.5 and sisters give 0.5 / (D - 1), however many levels Glottolog gives the family or
+    the branch (Hindi-Urdu 0.05, though Indo-European has 19-level branches elsewhere). With
+    ``family_depths`` (family -> depth, e.g. the longest path over all of Glottolog:
+    :func:`babelmoe.corpus.languages.glottolog_family_depths`), D is the family's depth
+    instead (never less than the two paths): one scale per family, under which sisters in a
+    shallow branch of a deep family stay far apart (Hindi-Urdu 0.19).
     """
-    family_depths = dict(family_depths or {})
     paths = [_lineage_with_leaf(lang) for lang in languages]
     families = [
         str(lang.get("family")) if lang.get("family") and len(p) > 1 else None
         for lang, p in zip(languages, paths, strict=True)
     ]
-    depth: dict[str, int] = {}
-    for fam, p in zip(families, paths, strict=True):
-        if fam is not None:
-            depth[fam] = max(depth.get(fam, 0), len(p), int(family_depths.get(fam, 0)))
     n = len(paths)
     out = np.ones((n, n))
     np.fill_diagonal(out, 0.0)
@@ -332,8 +332,10 @@ def graded_genealogical_distance(
                     if x != y:
                         break
                     shared += 1
-                d_f = depth[families[i]]
-                value = 0.5 * (d_f - shared) / (d_f - 1) if d_f > 1 else 0.0
+                depth = max(len(paths[i]), len(paths[j]))
+                if family_depths is not None:
+                    depth = max(depth, int(family_depths.get(families[i], 0)))
+                value = 0.5 * (depth - shared) / (depth - 1) if depth > 1 else 0.0
             out[i, j] = out[j, i] = value
     return out
 
@@ -343,18 +345,6 @@ def graded_genealogical_distance(
 
 SCRIPT_MEASURES = ("script", "script_letters", "script_binary")
 GENEALOGY_MEASURES = ("genealogy", "genealogy_lineage")
-
-
-def family_depths() -> dict[str, int]:
-    """Glottolog's family depths (``urielplus``), or {} (depths from the sample) without it."""
-    from babelmoe.corpus.languages import glottolog_family_depths
-    from babelmoe.errors import BabelmoeError
-
-    try:
-        return glottolog_family_depths()
-    except BabelmoeError as exc:
-        log.warning("genealogy normalised by the sample's depths: %s", exc.one_line())
-        return {}
 
 
 def reference_distances(
@@ -368,7 +358,7 @@ def reference_distances(
         raise ValueError(f"unknown measure {script_measure!r} or {genealogy_measure!r}")
     langs = [_with_code(lang) for lang in languages]
     if genealogy_measure == "genealogy":
-        genealogy = graded_genealogical_distance(langs, family_depths())
+        genealogy = graded_genealogical_distance(langs)
     else:
         genealogy = genealogical_distance(langs)
     return {"script": script_distances(langs)[script_measure], "genealogy": genealogy}
@@ -485,8 +475,8 @@ def compute_covariates(
             measured).
         token_counts: per language, the input token-id distribution (None: not measured).
         coordinates: per language, (latitude, longitude) in degrees, None where unknown.
-        family_depths: Glottolog family -> depth of its deepest path (language included), for
-            ``genealogy``; by default the deepest path among ``languages``.
+        family_depths: Glottolog family -> depth of its deepest path (language included): the
+            per-family scale of ``genealogy`` (default: each pair's deeper lineage).
         extra_features: further per-language features to keep (e.g. byte and token counts).
         notes: notes to carry over (what the caller could not measure).
     """

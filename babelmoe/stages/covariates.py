@@ -309,8 +309,6 @@ def _write(
     force: bool,
     began: float,
 ) -> Path:
-    from babelmoe.corpus.languages import glottolog_family_depths
-
     folder = cv.covariates_dir(run_dir)
     force = force or _only_more_measured(folder, identity)
     if not artifacts.check_can_write(folder, artifacts.COVARIATES, cv.KIND, identity, force):
@@ -329,7 +327,6 @@ def _write(
         bits_per_byte=values.get("bits_per_byte"),
         token_counts=values.get("token_counts"),
         coordinates=coordinates,
-        family_depths=glottolog_family_depths(),
         extra_features=values.get("extra_features"),
         notes=[*notes, *coord_notes],
     )

@@ -105,30 +105,31 @@ def test_earth_movers_distance_against_a_direct_transport():
     assert cv.earth_movers_distance(r, s, zero_one) == pytest.approx(0.5)
 
 
-def test_graded_genealogy_normalises_each_family_by_its_depth():
+def test_graded_genealogy_normalises_within_each_family():
     deep = ["D", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10"]
     langs = [
-        _lang("a1", "D", [*deep, "x"], {"Latn": 1.0}),  # a1, a2: deepest sisters
+        _lang("a1", "D", [*deep, "x"], {"Latn": 1.0}),  # a1, a2: sisters, 13-node paths
         _lang("a2", "D", [*deep, "x"], {"Latn": 1.0}),
         _lang("a3", "D", ["D", "e1", "e2"], {"Latn": 1.0}),  # splits from a1 at the root
+        _lang("a4", "D", ["D", "e1", "e2"], {"Latn": 1.0}),  # a3's sister in a shallow branch
         _lang("b1", "S", ["S", "s1"], {"Latn": 1.0}),
         _lang("b2", "S", ["S", "s2"], {"Latn": 1.0}),  # splits from b1 at the root
         _lang("c1", "Iso", [], {"Latn": 1.0}),  # an isolate
     ]
-    langs[5]["family"] = "Iso"
     g = cv.graded_genealogical_distance(langs)
-    _check(g, 6)
+    _check(g, 7)
     # a root split is 0.5 in both families, however deep each is
-    assert g[0, 2] == pytest.approx(0.5) and g[3, 4] == pytest.approx(0.5)
-    d_deep = len(deep) + 2  # lineage + x + the language
-    assert g[0, 1] == pytest.approx(0.5 * (d_deep - (len(deep) + 1)) / (d_deep - 1))
-    assert (g[:3, 3:] == 1.0).all() and (g[5, :5] == 1.0).all()
+    assert g[0, 2] == pytest.approx(0.5) and g[4, 5] == pytest.approx(0.5)
+    # sisters: 0.5 / (D - 1), D the deeper path, in the deep and the shallow branch alike
+    assert g[0, 1] == pytest.approx(0.5 / 12) and g[2, 3] == pytest.approx(0.5 / 3)
+    assert (g[:4, 4:] == 1.0).all() and (g[6, :6] == 1.0).all()
     # the old measure puts the shallow family's root split near "different families"
     old = genealogical_distance(langs)
-    assert old[3, 4] > 0.9 and old[0, 2] > 0.9
-    # a family depth from outside the sample (all of Glottolog) rescales within the family only
-    g2 = cv.graded_genealogical_distance(langs, {"S": 5})
-    assert g2[3, 4] == pytest.approx(0.5) and g2[0, 1] == g[0, 1]
+    assert old[4, 5] > 0.9 and old[0, 2] > 0.9
+    # one depth per family as an option: the shallow branch's sisters move apart
+    g2 = cv.graded_genealogical_distance(langs, {"D": 13, "S": 5})
+    assert g2[2, 3] == pytest.approx(0.5 * (13 - 3) / 12) and g2[4, 5] == pytest.approx(0.5)
+    assert g2[0, 1] == g[0, 1]
 
 
 def test_fertility_familiarity_and_token_overlap_on_hand_made_counts():
