@@ -285,7 +285,7 @@ def run_covariates(
             why = "no model given"
         if why:
             notes.append(f"{why}: tokens/byte, token overlap and bits/byte not measured")
-    measured = {"model": loaded is not None}
+    measured = {"model": loaded is not None and corpus is not None}
     identity = {
         "model": meta.get("model"),
         "corpus": meta.get("corpus"),
