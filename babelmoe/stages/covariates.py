@@ -183,6 +183,7 @@ def measure(
             "parallel_tokens": np.asarray(n_tokens, dtype=np.float64),
             "parallel_bytes": np.asarray(n_bytes, dtype=np.float64),
         },
+        "parallel_tokens": np.asarray(n_tokens, dtype=np.float64) if common else None,
         "n_parallel_documents": len(common),
         "notes": notes,
     }
@@ -324,6 +325,7 @@ def _write(
         languages,
         labels,
         tokens_per_byte=values.get("tokens_per_byte"),
+        parallel_tokens=values.get("parallel_tokens"),
         bits_per_byte=values.get("bits_per_byte"),
         token_counts=values.get("token_counts"),
         coordinates=coordinates,

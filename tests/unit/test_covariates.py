@@ -149,6 +149,13 @@ def test_fertility_familiarity_and_token_overlap_on_hand_made_counts():
     np.testing.assert_allclose(cov.distances["fertility"][0], [0, math.log(2), math.log(4)])
     np.testing.assert_allclose(cov.distances["familiarity"][0], [0, 0.5, 3.0])
     np.testing.assert_allclose(cov.distances["token_overlap"][0], [0, 0.75, 1.0])
+    # on a parallel corpus: tokens for the same content, not tokens per byte
+    same = cv.compute_covariates(
+        langs, tokens_per_byte=[0.25, 0.5, 1.0], parallel_tokens=[10, 10, 40]
+    )
+    np.testing.assert_allclose(same.distances["fertility"][0], [0, 0, math.log(4)])
+    assert "same profiled documents" in same.sources["fertility"]
+    assert "tokens/byte" in cov.sources["fertility"]
     quarter = 2 * math.pi * cv.EARTH_RADIUS_KM / 4 / 1000
     np.testing.assert_allclose(cov.distances["geography"][0], [0, quarter, 0])
 

@@ -62,6 +62,9 @@ def test_the_stage_writes_the_artifact_and_keeps_an_identical_one(run, tmp_path)
         assert np.isfinite(matrix).all() and (np.diag(matrix) == 0).all()
     # the byte tokenizer: one token per UTF-8 byte of the parallel articles
     np.testing.assert_allclose(cov.features["tokens_per_byte"], 1.0)
+    # a parallel corpus: fertility compares the tokens of the same articles
+    assert "same profiled documents" in cov.sources["fertility"]
+    assert cov.distances["fertility"][0, 2] > 0
     assert (cov.features["bits_per_byte"] > 0).all()
     assert (cov.features["parallel_bytes"] > 0).all()
     # Russian shares no byte token with English (Cyrillic is two bytes, none ASCII)...
