@@ -25,6 +25,7 @@ different one is refused unless ``force``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -192,19 +193,23 @@ def measure(
     held_parts = [lc.documents for lc in held.languages]
     chosen_texts, parallel = heldout_selection(held_parts, tokenizer, config.heldout_tokens)
     ppl_cfg = PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size)
-    bpb, bpb_bytes = [], []
+    bpb, bpb_bytes, bits = [], [], []
     for lc, chosen in zip(held.languages, chosen_texts, strict=True):
         if not chosen:
             bpb.append(float("nan"))
             bpb_bytes.append(0.0)
+            bits.append(float("nan"))
             continue
         result = perplexity(model, tokenizer, chosen, ppl_cfg, desc=f"bits/byte {lc.lang.code}")
         bpb.append(result.bits_per_byte)
         bpb_bytes.append(float(result.n_bytes))
+        bits.append(result.nll_sum / math.log(2))
     if not parallel:
         notes.append("bits/byte: held-out documents differ between languages (no common ids)")
     out["bits_per_byte"] = np.asarray(bpb, dtype=np.float64)
     out["extra_features"]["heldout_bytes"] = np.asarray(bpb_bytes, dtype=np.float64)
+    out["extra_features"]["heldout_bits"] = np.asarray(bits, dtype=np.float64)
+    out["parallel_bits"] = np.asarray(bits, dtype=np.float64) if parallel else None
     out["n_heldout_documents"] = max((len(c) for c in chosen_texts), default=0)
     return out
 
@@ -326,6 +331,7 @@ def _write(
         labels,
         tokens_per_byte=values.get("tokens_per_byte"),
         parallel_tokens=values.get("parallel_tokens"),
+        parallel_bits=values.get("parallel_bits"),
         bits_per_byte=values.get("bits_per_byte"),
         token_counts=values.get("token_counts"),
         coordinates=coordinates,

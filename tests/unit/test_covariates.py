@@ -155,6 +155,11 @@ def test_fertility_familiarity_and_token_overlap_on_hand_made_counts():
     )
     np.testing.assert_allclose(same.distances["fertility"][0], [0, 0, math.log(4)])
     assert "same profiled documents" in same.sources["fertility"]
+    bits = cv.compute_covariates(
+        langs, bits_per_byte=[1.0, 1.5, 4.0], parallel_bits=[100, 400, 100]
+    )
+    np.testing.assert_allclose(bits.distances["familiarity"][0], [0, math.log(4), 0])
+    assert "same held-out documents" in bits.sources["familiarity"]
     assert "tokens/byte" in cov.sources["fertility"]
     quarter = 2 * math.pi * cv.EARTH_RADIUS_KM / 4 / 1000
     np.testing.assert_allclose(cov.distances["geography"][0], [0, quarter, 0])

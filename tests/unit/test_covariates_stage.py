@@ -65,6 +65,8 @@ def test_the_stage_writes_the_artifact_and_keeps_an_identical_one(run, tmp_path)
     # a parallel corpus: fertility compares the tokens of the same articles
     assert "same profiled documents" in cov.sources["fertility"]
     assert cov.distances["fertility"][0, 2] > 0
+    assert "same held-out documents" in cov.sources["familiarity"]
+    assert (cov.features["heldout_bits"] > 0).all()
     assert (cov.features["bits_per_byte"] > 0).all()
     assert (cov.features["parallel_bytes"] > 0).all()
     # Russian shares no byte token with English (Cyrillic is two bytes, none ASCII)...
