@@ -52,8 +52,8 @@ class CovariatesConfig:
         heldout_tokens: bits per byte reads whole held-out documents, the same ones in every
             language of a parallel corpus, until the median language has this many tokens
             (see :func:`heldout_selection`). The model's forward pass is the stage's whole
-            cost: 128 (two or three UDHR articles) keeps 69 languages near 2 minutes on 2 CPU
-            cores with the 270M default model.
+            cost: with 128 (3 UDHR articles) the 69-language study took 155 CPU-seconds on one
+            thread (``benchmarks/bench_covariates.py``).
         max_length: tokens per window of the bits-per-byte forward passes.
         batch_size: windows per forward pass.
     """
