@@ -63,6 +63,9 @@ RESULTS_FILE = "results.json"  # an evaluation's summary (eval/<model>/)
 SECTION_FILE = "report_section.json"  # a stage's section of the HTML report
 PRUNING_FILE = "babelmoe_pruning.json"  # what a pruned checkpoint lost, and why
 SWEEP_ROWS_FILE = "rows.jsonl"  # one sweep evaluation per line (resumable)
+COVARIATES_DIR = "covariates"  # per-language covariates and reference distances
+COVARIATES = "covariates"  # <COVARIATES_DIR>/covariates.{safetensors,json}
+COVARIATES_TABLE = "languages.csv"  # <COVARIATES_DIR>/: one row per language
 
 META_CHECKSUM = "meta_sha256"  # in the JSON
 META_MARKER = {"babelmoe_meta_checksum": META_CHECKSUM}  # in the tensor file's header

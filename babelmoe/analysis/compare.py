@@ -20,12 +20,11 @@ from scipy.stats import rankdata
 
 from babelmoe.analysis import experts as ex
 from babelmoe.analysis.config import AnalysisConfig
+from babelmoe.analysis.covariates import reference_distances
 from babelmoe.analysis.genealogy import (
     category_distance,
-    genealogical_distance,
     metadata_groups,
     resolve_members,
-    script_distance,
 )
 from babelmoe.analysis.stats.bootstrap import (
     Statistic,
@@ -229,11 +228,12 @@ def analyse_profile(
     distance = as_distance(metrics[cfg.primary_metric].model, cfg.primary_metric)
     layer_distance = as_distance(metrics[cfg.primary_metric].layers, cfg.primary_metric)
     tree, order = cluster(distance, cfg.linkage)
+    named = reference_distances(langs, cfg.script_measure, cfg.genealogy_measure)
     references = {
-        "genealogy": genealogical_distance(langs),
+        "genealogy": named["genealogy"],
         "family": category_distance(langs, "family"),
         "genus": category_distance(langs, "genus"),
-        "script": script_distance(langs),
+        "script": named["script"],
     }
     genealogy_tree, _ = cluster(references["genealogy"], "average")
     if n > 1:

@@ -61,8 +61,27 @@ class AnalysisConfig:
     """Seed of the bootstrap and of random permutations."""
     batch_size: int = 50
     """Bootstrap resamples processed at once (memory ~ batch x languages x layers x experts)."""
+    script_measure: str = "script"
+    """Script reference of every test and summary: ``script`` (graded: script descent and the
+    letters' script shares, the default), ``script_letters`` or ``script_binary``
+    (:mod:`babelmoe.analysis.covariates`)."""
+    genealogy_measure: str = "genealogy"
+    """Genealogical reference: ``genealogy`` (Glottolog path normalised per family, the
+    default) or ``genealogy_lineage`` (depth over the sample's deepest lineage)."""
 
     def __post_init__(self) -> None:
+        from babelmoe.analysis.covariates import GENEALOGY_MEASURES, SCRIPT_MEASURES
+
+        require(
+            self.script_measure in SCRIPT_MEASURES,
+            f"unknown script measure {self.script_measure!r}",
+            f"use one of {', '.join(SCRIPT_MEASURES)}",
+        )
+        require(
+            self.genealogy_measure in GENEALOGY_MEASURES,
+            f"unknown genealogy measure {self.genealogy_measure!r}",
+            f"use one of {', '.join(GENEALOGY_MEASURES)}",
+        )
         self.metrics = tuple(self.metrics)
         self.groups = {name: tuple(members) for name, members in self.groups.items()}
         unknown = [m for m in (*self.metrics, self.primary_metric) if m not in METRICS]

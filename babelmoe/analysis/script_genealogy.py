@@ -4,14 +4,16 @@ Three distances between languages i and j (all [n, n], zero diagonal):
 
 - activation: the primary distance of the analysis (Jensen-Shannon divergence of the frequency
   vectors), for the whole model and for every layer;
-- genealogy: the Glottolog lineage distance of ``genealogical_distance`` in
-  :mod:`babelmoe.analysis.genealogy` (1 - shared lineage depth / deepest lineage; 1 across
-  families);
-- script: the overlap distance of the script distributions,
-  ``1 - sum_s min(p_i(s), p_j(s))`` (:func:`babelmoe.corpus.languages.script_overlap_distance`):
-  0 for the same single script, 1 for disjoint scripts, 0.53 for Japanese (47% Han) against
-  Chinese. Profiles written before script distributions existed fall back to their majority
-  script (one-hot).
+- genealogy and script: the references of :func:`babelmoe.analysis.covariates.reference_distances`
+  in the measures the config names (``genealogy_measure``, ``script_measure``), the same ones
+  ``analysis/summary.json`` uses and names under ``references``. By default genealogy is the
+  Glottolog path measure normalised per family (1 across families, 0.5 for a split at a family's
+  root) and script the earth mover's distance of the letters' script shares over a
+  script-descent tree (Latin-Cyrillic 0.25, Latin-Tibetan 0.6, Japanese against Chinese partly
+  Han). The options ``genealogy_lineage`` (1 - shared lineage depth / deepest lineage) and
+  ``script_letters`` (``1 - sum_s min(p_i(s), p_j(s))``, 0.53 for Japanese against Chinese) or
+  ``script_binary`` (majority script, 0/1) are the measures of earlier versions. Profiles
+  written before script distributions existed fall back to their majority script (one-hot).
 
 Statistics, as in the rest of the analysis, on ranks (Spearman), over the n(n-1)/2 pairs:
 
@@ -48,7 +50,13 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from babelmoe.analysis.genealogy import category_distance, genealogical_distance
+from babelmoe.analysis.covariates import (
+    GENEALOGY_MEASURES,
+    SCRIPT_MEASURES,
+    measures_block,
+    reference_distances,
+)
+from babelmoe.analysis.genealogy import category_distance
 from babelmoe.analysis.stats.bootstrap import percentile_interval, run_bootstrap
 from babelmoe.analysis.stats.metrics import METRICS, as_distance, pairwise
 from babelmoe.analysis.stats.permutation import LabelPermutations, TestResult, holm
@@ -88,6 +96,10 @@ class ScriptGenealogyConfig:
     """Seed of the bootstrap and of the random relabelings."""
     batch_size: int = 25
     """Bootstrap resamples processed at once."""
+    script_measure: str = "script"
+    """Script reference (``AnalysisConfig.script_measure``)."""
+    genealogy_measure: str = "genealogy"
+    """Genealogical reference (``AnalysisConfig.genealogy_measure``)."""
     contrasts: tuple[tuple[str, str], ...] = (
         ("hin", "urd"),
         ("srp_cyrl", "srp_latn"),
@@ -107,6 +119,8 @@ class ScriptGenealogyConfig:
         require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
         require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
         require(self.batch_size >= 1, "batch_size must be >= 1")
+        require(self.script_measure in SCRIPT_MEASURES, f"unknown {self.script_measure!r}")
+        require(self.genealogy_measure in GENEALOGY_MEASURES, f"unknown {self.genealogy_measure!r}")
         self.contrasts = tuple((str(a), str(b)) for a, b in self.contrasts)
 
 
@@ -253,10 +267,7 @@ def script_genealogy(
         )
     labels = profile_labels(profile)
     notes: list[str] = []
-    references = {
-        "script": script_distance_matrix(langs),
-        "genealogy": genealogical_distance(langs),
-    }
+    references = reference_distances(langs, cfg.script_measure, cfg.genealogy_measure)
     if not any(lang.get("scripts") for lang in langs):
         notes.append("the profile has no script distributions: majority scripts used (one-hot)")
     freq = profile.frequency.numpy()  # [n, L, E]
@@ -518,6 +529,7 @@ def summary(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> dict[s
         "ci_level": cfg.ci_level,
         "alpha": cfg.alpha,
         "reference_correlation": result.reference_correlation,
+        "measures": measures_block(cfg.script_measure, cfg.genealogy_measure),
         "model": scope_dict(result.model, cfg.alpha),
         "layers": layers,
         "layers_following": by_verdict,

@@ -16,6 +16,7 @@ import numpy as np
 
 from babelmoe.analysis.compare import AnalysisResult, GroupResult
 from babelmoe.analysis.config import AnalysisConfig
+from babelmoe.analysis.covariates import measures_block
 from babelmoe.analysis.io import clean
 from babelmoe.analysis.seeds import SeedStudy
 from babelmoe.analysis.stats.metrics import METRICS
@@ -254,6 +255,7 @@ def build_summary(
             "headline_group": groups[0] if groups and groups[0]["source"] == "config" else None,
             "groups": groups,
             "agreement": agreement,
+            "references": measures_block(cfg.script_measure, cfg.genealogy_measure),
             "shared_experts": shared,
             "specific_experts": specific,
             "clustering": {"order": order, "linkage": cfg.linkage},

@@ -107,6 +107,20 @@ def analyse(
     seed: Annotated[
         int, typer.Option(help="Seed of the bootstrap and permutations.")
     ] = common.config_default(AnalysisConfig, "seed"),
+    script_measure: Annotated[
+        str,
+        typer.Option(
+            help="Script reference: script (graded: script descent and letter shares), "
+            "script_letters (1 - overlap of script shares) or script_binary (majority script)."
+        ),
+    ] = common.config_default(AnalysisConfig, "script_measure"),
+    genealogy_measure: Annotated[
+        str,
+        typer.Option(
+            help="Genealogical reference: genealogy (Glottolog path normalised per family) or "
+            "genealogy_lineage (shared depth over the sample's deepest lineage)."
+        ),
+    ] = common.config_default(AnalysisConfig, "genealogy_measure"),
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write figures.")] = True,
 ) -> None:
     """Compare languages' expert activation patterns, with intervals and permutation tests."""
@@ -125,8 +139,10 @@ def analyse(
         label_permutations=label_permutations,
         exact_limit=exact_limit,
         seed=check_seed(seed),
+        script_measure=script_measure,
+        genealogy_measure=genealogy_measure,
     )
-    summary = run_analysis(run_dir, cfg, seed_runs=seed_run or [], figures=figures)
+    summary = run_analysis(run_dir, cfg, seed_runs=seed_run or [], figures=figures, covariates=True)
     for finding in summary["findings"]:
         typer.echo(f"- {finding['text']}")
     typer.echo(f"wrote {run_dir / 'analysis'}; next: babelmoe report {run_dir}")

@@ -336,6 +336,41 @@ def genealogy(code: str) -> Genealogy:
     return Genealogy(family, genus, lineage, glotto)
 
 
+@functools.lru_cache(maxsize=1)
+def glottolog_family_depths() -> dict[str, int]:
+    """Glottolog family -> length of its longest path (lineage plus the language) over every
+    language that has an ISO 639-3 code (URIEL+'s tables): the depth by which a graded
+    genealogical distance normalises each family. Pseudo-families are left out."""
+    tables = _glottolog()
+    depths: dict[str, int] = {}
+    for glotto in set(tables.iso_to_glotto.values()):
+        parts = tables.lineage.get(glotto)
+        if parts and parts[0] not in GLOTTOLOG_PSEUDO_FAMILIES:
+            depths[parts[0]] = max(depths.get(parts[0], 0), len(parts) + 1)
+    return depths
+
+
+@functools.lru_cache(maxsize=1)
+def _glottolog_coordinates() -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    with _urielplus_csv("lang_fam_geo.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                lat, lon = float(row["latitude"]), float(row["longitude"])
+            except (TypeError, ValueError):
+                continue
+            if lat == lat and lon == lon:  # not NaN
+                out.setdefault(row["language_id"].strip(), (lat, lon))
+    return out
+
+
+def glottolog_coordinates(code: str, glottocode: str | None = None) -> tuple[float, float] | None:
+    """(latitude, longitude) of a language in Glottolog (as bundled by URIEL+), by glottocode or
+    ISO 639-3 code; ``None`` when Glottolog has none (macrolanguages, retired codes)."""
+    glotto = glottocode or _glottolog().iso_to_glotto.get(code)
+    return _glottolog_coordinates().get(glotto) if glotto else None
+
+
 def shared_lineage(a: LanguageInfo, b: LanguageInfo) -> list[str]:
     """The Glottolog nodes two languages share (their common lineage prefix, root first)."""
     return list(_common_prefix([tuple(a.classification), tuple(b.classification)]))

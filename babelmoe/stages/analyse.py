@@ -75,8 +75,12 @@ def run_analysis(
     cfg: AnalysisConfig | None = None,
     seed_runs: Sequence[Path] = (),
     figures: bool = True,
+    covariates: bool = False,
 ) -> dict[str, Any]:
-    """Analyse ``RUN_DIR``'s profile (and the seed study); returns the summary."""
+    """Analyse ``RUN_DIR``'s profile (and the seed study); returns the summary.
+
+    ``covariates``: first write ``RUN/covariates/`` when it is missing (loading the model the
+    profile records; see :mod:`babelmoe.stages.covariates`), once the inputs are checked."""
     cfg = cfg or AnalysisConfig()
     run_dir = Path(run_dir)
     profile = ensure_unit_documents(load_profile(run_dir))
@@ -90,6 +94,10 @@ def run_analysis(
     seeds = [(Path(d), load_profile(Path(d))) for d in seed_runs]
     for seed_dir, other in seeds:  # refuse a mismatch before any work
         _check_same_study(profile, other, run_dir, seed_dir)
+    if covariates:
+        from babelmoe.stages.covariates import ensure_covariates
+
+        ensure_covariates(run_dir)
     # steps: the main profile, each seed run, tables and figures, family vs script
     bar = tqdm(total=3 + len(seeds), desc="analyse", unit="step", disable=None)
     result = analyse_profile(profile, cfg)
@@ -194,6 +202,8 @@ def family_script_config(cfg: AnalysisConfig) -> ScriptGenealogyConfig:
         ci_level=cfg.ci_level,
         alpha=cfg.alpha,
         seed=cfg.seed,
+        script_measure=cfg.script_measure,
+        genealogy_measure=cfg.genealogy_measure,
     )
 
 

@@ -111,8 +111,8 @@ def _figures(out: Path, blocks: dict[str, Any]) -> list[dict[str, str]]:
                     f"each with the other held fixed (partial Mantel, Spearman, over "
                     f"{block['n_pairs']:,} language pairs). Left: whole model, with "
                     f"{block['ci_level']:.0%} bootstrap intervals and permutation p-values. "
-                    f"Right: per layer. Script distance is 1 - the overlap of the languages' "
-                    f"script distributions; genealogical distance comes from Glottolog."
+                    f"Right: per layer. Script: {block['measures']['script']['source']}. "
+                    f"Genealogy: {block['measures']['genealogy']['source']}."
                 ),
             }
         )

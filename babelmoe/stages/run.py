@@ -41,6 +41,7 @@ def run_pipeline(
     from babelmoe.analysis.config import AnalysisConfig
     from babelmoe.prune.sweep import SweepConfig, plan_jobs
     from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
@@ -85,6 +86,7 @@ def run_pipeline(
     loaded = stage("load", load_model, spec)
     stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
     stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)
+    stage("covariates", run_covariates, run_dir, loaded, force=force)
     seed_runs = []
     for seed in config.extra_seeds:
         folder = seed_dir(run_dir, seed)

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = False) -> Path:
     """Run the study into ``run_dir``; returns the report's path."""
     from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
@@ -71,6 +72,7 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
     loaded = stage("load", load_model, spec)
     stage("split", run_split, spec, cfg.split, run_dir, force=force, loaded=loaded)
     stage("profile", run_profile, spec, cfg.profile, run_dir, force=force, loaded=loaded)
+    stage("covariates", run_covariates, run_dir, loaded, force=force)
     stage("analyse", run_analysis, run_dir, cfg.analysis)
     if cfg.replication:
         from babelmoe.analysis.replication import write_replication

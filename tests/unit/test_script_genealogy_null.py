@@ -77,8 +77,18 @@ def test_contrasts_and_labels_from_the_corpus() -> None:
     result = sg.script_genealogy(profile, cfg)
     assert result.labels == labels
     (c,) = result.contrasts  # the pair with an unprofiled label is skipped
-    assert (c.a, c.b, c.script) == ("hi", "ur", 1.0)
+    # Devanagari and Arabic share Aramaic as ancestor in the graded (default) script measure
+    assert (c.a, c.b, c.script) == ("hi", "ur", 0.5)
     assert 0.0 <= c.rank <= 1.0 and c.ci[0] <= c.distance <= c.ci[1]
+    binary = sg.ScriptGenealogyConfig(
+        **FAST, contrasts=(("hi", "ur"),), script_measure="script_binary"
+    )
+    (c,) = sg.script_genealogy(profile, binary).contrasts
+    assert c.script == 1.0
+    assert (
+        sg.summary(sg.script_genealogy(profile, binary), binary)["measures"]["script"]["measure"]
+        == "script_binary"
+    )
 
 
 def test_needs_four_languages_and_two_references() -> None:
