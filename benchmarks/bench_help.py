@@ -4,7 +4,7 @@ median, against ``python -c pass`` timed in the same run (the interpreter's own 
 machine at this moment). Issue 26's target: each help under 0.5 s.
 
 Repeats are interleaved (every command once per round) so that a busy spell of a shared machine
-hits all of them alike. Nothing heavy is imported for help (``tests/unit/test_help.py``).
+hits all of them alike. Nothing heavy is imported for help (``tests/unit/cli/test_help.py``).
 ``--baseline DIR`` also times the same commands from another checkout (an older commit, e.g.
 ``git archive COMMIT | tar -x -C DIR``) in the same rounds.
 

@@ -1,5 +1,6 @@
 """Running the ``babelmoe`` command line from tests: in-process, in a forked child, or as a
-subprocess; and the small inputs (tiny checkpoint, corpus folder, run folder) it runs on.
+subprocess; and the small inputs it runs on (tiny checkpoint, corpus folder, run folder), built
+once per session from the builders of ``babelmoe.testing``.
 
 In-process runs (:func:`run_cli`) cost milliseconds once the test process has imported babelmoe;
 a forked child (:func:`fork_cli`) costs no imports either and can be killed with SIGKILL; a
@@ -14,7 +15,6 @@ import hashlib
 import io
 import multiprocessing
 import os
-import random
 import re
 import shutil
 import signal
@@ -31,11 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 # Progress bars (tqdm) redraw with carriage returns, and ``babelmoe run`` announces each stage
 # ("[2/10] split (0:01 elapsed, ...)"); neither is part of the error report.
 _PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|\d+/\d+ \[|^\[\d+/\d+\] ")
-
-WORDS = {
-    "en": "the cat sat on a mat and then went home to sleep all day long",
-    "fr": "le chat est sur le tapis puis il rentre dormir toute la journee",
-}
 
 
 @dataclass
@@ -160,18 +155,6 @@ def fork_cli(
     return child
 
 
-def write_corpus(
-    folder: Path, languages: Sequence[str] = ("en", "fr"), docs: int = 10, words: int = 30
-) -> Path:
-    """A corpus folder of ``<lang>.txt`` files with ``docs`` documents of ``words`` words."""
-    rng = random.Random(0)
-    texts = {}
-    for lang in languages:
-        pool = WORDS.get(lang, WORDS["en"]).split()
-        texts[lang] = [" ".join(rng.choice(pool) for _ in range(words)) for _ in range(docs)]
-    return testing.write_corpus(folder, texts)
-
-
 def tree(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (relative path -> sha256 of its bytes); folders end in '/'."""
     if not folder.exists():
@@ -208,17 +191,16 @@ def built(name: str, factory, build: Callable[[Path], object]) -> Path:
 
 def tiny_checkpoint(factory, seed: int = 0, model_type: str = "llama") -> Path:
     """A tiny random model + byte tokenizer that ``--model FOLDER`` loads (made once)."""
-    from babelmoe.models.shapes import save_tiny_checkpoint
 
     def build(folder: Path) -> None:
-        save_tiny_checkpoint(str(folder / model_type), model_type, seed=seed)
+        testing.save_tiny_checkpoint(str(folder / model_type), model_type, seed=seed)
 
     return built(f"ckpt-{model_type}-{seed}", factory, build) / model_type
 
 
 def tiny_corpus(factory) -> Path:
     """An en + fr corpus folder (10 documents of 30 words each; made once)."""
-    return built("corpus", factory, write_corpus)
+    return built("corpus", factory, testing.write_word_corpus)
 
 
 SPLIT_ARGS = ("--experts", "4", "--max-iter", "5", "--device", "cpu")

@@ -1,5 +1,6 @@
-"""Randomly initialised models built offline from config classes: tiny ones for tests, real
-shapes (Llama-2-7B, Llama-3-8B, Mistral-7B ...) for speed benchmarks. No downloads."""
+"""Randomly initialised models built offline from config classes: tiny defaults per family, real
+shapes (Llama-2-7B, Llama-3-8B, Mistral-7B ...) for speed benchmarks, and a byte tokenizer. No
+downloads. The test builders on top (tiny models, checkpoints) are in ``babelmoe.testing``."""
 
 from __future__ import annotations
 
@@ -148,13 +149,6 @@ def random_model(
     return model.eval()
 
 
-def tiny_model(
-    model_type: str, seed: int = 0, dtype: torch.dtype = torch.float32, **overrides: Any
-) -> nn.Module:
-    """A tiny random model of the family ``model_type`` (CPU)."""
-    return random_model(make_config(model_type, **overrides), seed=seed, dtype=dtype)
-
-
 def shaped_model(
     shape: str,
     dtype: torch.dtype = torch.bfloat16,
@@ -185,21 +179,3 @@ def byte_tokenizer() -> Any:
     return PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
     )
-
-
-def save_tiny_checkpoint(
-    folder: str, model_type: str = "llama", seed: int = 0, **overrides: Any
-) -> str:
-    """Write a tiny random model of ``model_type`` with the byte tokenizer as a local checkpoint
-    that ``babelmoe --model FOLDER`` loads: for fast end-to-end tests of the command line."""
-    tokenizer = byte_tokenizer()
-    vocab = len(tokenizer)
-    ids = {
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    model = random_model(make_config(model_type, vocab_size=vocab, **ids, **overrides), seed=seed)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder

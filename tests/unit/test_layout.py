@@ -1,4 +1,5 @@
-"""The package layout the README describes: no import circles, runners only in ``stages/``."""
+"""The package layout the README describes: no import circles, runners only in ``stages/``; and
+the tests mirror it: ``tests/unit/<package>/`` holds the tests of ``babelmoe/<package>/``."""
 
 from __future__ import annotations
 
@@ -88,3 +89,52 @@ def test_every_command_has_its_stage_module():
     assert set(COMMAND_MODULES) <= stages, set(COMMAND_MODULES) - stages
     runners = [p for p in ROOT.rglob("runner.py")] + list(ROOT.glob("pipeline.py"))
     assert runners == []
+
+
+TESTS = Path(__file__).parent
+# CLI-level tests (``babelmoe.cli`` and ``babelmoe.commands``, run in-process or as a process).
+CLI_SIGNS = ("babelmoe.cli", "babelmoe.commands", "tests.cli_helpers", "subprocess")
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module ``path`` imports (lazy imports too), relative ones marked by leading dots."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            found |= {base, *(f"{base}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found
+
+
+def test_unit_tests_mirror_the_package():
+    """Each test file lives in the folder of the package it tests, and imports that package."""
+    misplaced = [p.name for p in TESTS.glob("test_*.py") if p.name != "test_layout.py"]
+    assert misplaced == [], "move these into tests/unit/<package>/"
+    wrong = []
+    for path in sorted(TESTS.rglob("test_*.py")):
+        if path.parent == TESTS:
+            continue
+        folder = path.relative_to(TESTS).parts[0]
+        signs = CLI_SIGNS if folder == "cli" else (f"babelmoe.{folder}",)
+        if folder != "cli" and not (ROOT / folder / "__init__.py").exists():
+            wrong.append(f"{folder}/ mirrors no babelmoe package")
+        imported = _imported(path)
+        if not any(m == s or m.startswith(s + ".") for m in imported for s in signs):
+            wrong.append(f"{path.relative_to(TESTS)} imports nothing of {signs[0]}")
+        if not (path.parent / "__init__.py").exists():
+            wrong.append(f"{path.parent.relative_to(TESTS)}/ lacks __init__.py")
+    assert wrong == []
+
+
+def test_no_test_imports_another_test_module():
+    """Builders live in ``babelmoe.testing`` (or a ``conftest.py`` fixture), never in a test."""
+    offenders = [
+        (str(path.relative_to(TESTS)), module)
+        for path in sorted(TESTS.parent.rglob("*.py"))
+        for module in _imported(path)
+        if module.rsplit(".", 1)[-1].startswith("test_")
+        or module.lstrip(".").startswith("tests.unit")
+    ]
+    assert offenders == []
