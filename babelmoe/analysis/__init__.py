@@ -13,7 +13,7 @@ The analyses (pure):
 - ``experts``: shared experts, language- and group-specific experts (threshold rule, LAPE);
 - ``expert_null``: shared / specific counts against a within-layer permutation null;
 - ``script_genealogy``: activation distance on script vs genealogical distance, per layer;
-- ``compare``: ``analyse_profile`` runs the language comparison on one profile;
+- ``profile_analysis``: ``analyse_profile`` runs the language comparison on one profile;
 - ``seeds``: several seeds' analyses side by side; ``diff``: two profiles of one architecture;
 - ``sweep``: pruning-sweep rows -> curves, verdicts against random, the specificity matrix;
 - ``tables`` / ``summary`` / ``diff_summary``: tidy tables and the headline summary.

@@ -87,7 +87,7 @@ from babelmoe import artifacts
 from babelmoe.analysis.genealogy import category_distance, genealogical_distance
 from babelmoe.corpus.languages import script_distribution, script_overlap_distance
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 KIND = "covariates"
 FEATURES = ("tokens_per_byte", "bits_per_byte")

@@ -32,7 +32,7 @@ from babelmoe.analysis.stats.permutation import LabelPermutations, TestResult, m
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _layer_stats(fa: np.ndarray, fb: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return mean_abs, np.concatenate([corr, pooled], axis=-2)
 
 
-def diff_profiles(a: ProfileData, b: ProfileData, cfg: DiffConfig) -> DiffResult:
+def diff_profiles(a: ProfileData, b: ProfileData, config: DiffConfig) -> DiffResult:
     """Per-layer change from profile ``a`` to profile ``b`` (see the module docstring)."""
     ia, ib, codes = align_profiles(a, b)
     notes = []
@@ -114,23 +114,27 @@ def diff_profiles(a: ProfileData, b: ProfileData, cfg: DiffConfig) -> DiffResult
             "the profiles used different partitions: expert ids do not correspond, "
             "so only per-layer summaries and the language geometry are comparable"
         )
-        log.warning(notes[-1])
+        logger.warning(notes[-1])
     fa, fb = a.frequency.numpy()[ia], b.frequency.numpy()[ib]
     mean_abs, corr = _layer_stats(fa, fb)
-    boot = _bootstrap(a, b, ia, ib, fa, fb, cfg)
+    boot = _bootstrap(a, b, ia, ib, fa, fb, config)
     pooled_delta = (fb - fa).mean(axis=0)
     with np.errstate(invalid="ignore"):
-        changed = np.abs(pooled_delta) > cfg.z_threshold * boot["se"]
+        changed = np.abs(pooled_delta) > config.z_threshold * boot["se"]
 
     dist_a = as_distance(
-        pairwise(fa.reshape(len(codes), -1), cfg.primary_metric, cfg.kl_epsilon), cfg.primary_metric
+        pairwise(fa.reshape(len(codes), -1), config.primary_metric, config.kl_epsilon),
+        config.primary_metric,
     )
     dist_b = as_distance(
-        pairwise(fb.reshape(len(codes), -1), cfg.primary_metric, cfg.kl_epsilon), cfg.primary_metric
+        pairwise(fb.reshape(len(codes), -1), config.primary_metric, config.kl_epsilon),
+        config.primary_metric,
     )
     geometry = None
     if len(codes) >= 4:
-        plan = LabelPermutations.cached(len(codes), cfg.exact_limit, cfg.n_permutations, cfg.seed)
+        plan = LabelPermutations.cached(
+            len(codes), config.exact_limit, config.n_permutations, config.seed
+        )
         geometry = mantel(plan, dist_a, dist_b)
     else:
         notes.append("language geometry not tested: needs at least 4 shared languages")
@@ -146,8 +150,8 @@ def diff_profiles(a: ProfileData, b: ProfileData, cfg: DiffConfig) -> DiffResult
         pooled_delta=pooled_delta,
         pooled_se=boot["se"],
         changed=changed,
-        shared_a=shared_mask(fa, cfg.shared_threshold),
-        shared_b=shared_mask(fb, cfg.shared_threshold),
+        shared_a=shared_mask(fa, config.shared_threshold),
+        shared_b=shared_mask(fb, config.shared_threshold),
         distance_a=dist_a,
         distance_b=dist_b,
         geometry=geometry,
@@ -169,7 +173,7 @@ def _bootstrap(
     ib: list[int],
     fa: np.ndarray,
     fb: np.ndarray,
-    cfg: DiffConfig,
+    config: DiffConfig,
 ) -> dict[str, np.ndarray]:
     """Resample each profile's units independently (same seed, same draws for every metric).
 
@@ -177,7 +181,7 @@ def _bootstrap(
     moves it, so its mean over experts is the noise floor of mean |delta|, and the share of
     resamples reaching the observed mean |delta| is a p-value for "no change in this layer".
     """
-    n_boot, n, n_layers = cfg.n_bootstrap, len(ia), fa.shape[1]
+    n_boot, n, n_layers = config.n_bootstrap, len(ia), fa.shape[1]
     nan = np.full((n + 1, n_layers), np.nan)
     if n_boot == 0:
         return {
@@ -186,15 +190,15 @@ def _bootstrap(
             "corr_ci": np.stack([nan, nan]),
             "se": np.full(fa.shape[1:], np.nan),
         }
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(config.seed)
     ua, ta = a.unit_counts.numpy()[ia].astype(np.float64), a.unit_tokens.numpy()[ia] * 1.0
     ub, tb = b.unit_counts.numpy()[ib].astype(np.float64), b.unit_tokens.numpy()[ib] * 1.0
     # A resample of m units has (m - 1) / m of the variance of the data: undo that shrinkage.
     inflate_a, inflate_b = (_inflation(t)[:, None, None] for t in (ta, tb))
     noise, corrs = [], []
     total_sq = np.zeros(fa.shape[1:])
-    for start in range(0, n_boot, cfg.batch_size):
-        batch = min(cfg.batch_size, n_boot - start)
+    for start in range(0, n_boot, config.batch_size):
+        batch = min(config.batch_size, n_boot - start)
         ra = resampled_frequency(ua, ta, unit_weights(rng, ta, batch, False))
         rb = resampled_frequency(ub, tb, unit_weights(rng, tb, batch, False))
         dev_a, dev_b = (ra - fa) * inflate_a, (rb - fb) * inflate_b
@@ -208,6 +212,6 @@ def _bootstrap(
     return {
         "noise_floor": null.mean(axis=0),
         "noise_p": (1.0 + (null >= observed - 1e-15).sum(axis=0)) / (n_boot + 1.0),
-        "corr_ci": percentile_interval(np.concatenate(corrs), cfg.ci_level),
+        "corr_ci": percentile_interval(np.concatenate(corrs), config.ci_level),
         "se": np.sqrt(total_sq / n_boot),  # root mean square deviation of the pooled delta
     }

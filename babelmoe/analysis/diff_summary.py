@@ -27,7 +27,7 @@ def _status(a: bool, b: bool) -> str:
     )
 
 
-def diff_tables(result: DiffResult, cfg: DiffConfig) -> dict[str, tuple[str, list[Row]]]:
+def diff_tables(result: DiffResult, config: DiffConfig) -> dict[str, tuple[str, list[Row]]]:
     labels = [*result.codes, "all"]
     n_layers = result.mean_abs.shape[1]
     layers = [
@@ -59,7 +59,7 @@ def diff_tables(result: DiffResult, cfg: DiffConfig) -> dict[str, tuple[str, lis
     mean_a, mean_b = result.freq_a.mean(axis=0), result.freq_b.mean(axis=0)  # [L, E]
     experts = []
     for layer in range(n_layers):
-        top = np.argsort(-np.abs(result.pooled_delta[layer]), kind="stable")[: cfg.top_k]
+        top = np.argsort(-np.abs(result.pooled_delta[layer]), kind="stable")[: config.top_k]
         crossing = np.flatnonzero(sa[layer] != sb[layer])
         for expert in dict.fromkeys([*top.tolist(), *crossing.tolist()]):
             se = result.pooled_se[layer, expert]
@@ -87,7 +87,7 @@ def diff_tables(result: DiffResult, cfg: DiffConfig) -> dict[str, tuple[str, lis
     }
 
 
-def diff_summary(result: DiffResult, cfg: DiffConfig, runs: tuple[str, str]) -> dict[str, Any]:
+def diff_summary(result: DiffResult, config: DiffConfig, runs: tuple[str, str]) -> dict[str, Any]:
     pooled_abs, pooled_corr = result.mean_abs[-1], result.correlation[-1]
     sa, sb = result.shared_a, result.shared_b
     gained, lost = int((~sa & sb).sum()), int((sa & ~sb).sum())
@@ -109,7 +109,7 @@ def diff_summary(result: DiffResult, cfg: DiffConfig, runs: tuple[str, str]) -> 
         + ".",
         f"Shared experts: {int(sa.sum())} in A, {int(sb.sum())} in B; {gained} gained, "
         f"{lost} lost; {int(result.changed.sum())} experts changed by more than "
-        f"{cfg.z_threshold} bootstrap standard errors.",
+        f"{config.z_threshold} bootstrap standard errors.",
     ]
     geometry = None
     if result.geometry is not None:
@@ -127,7 +127,7 @@ def diff_summary(result: DiffResult, cfg: DiffConfig, runs: tuple[str, str]) -> 
             "run_b": runs[1],
             "languages": result.codes,
             "same_partition": result.same_partition,
-            "config": dataclasses.asdict(cfg),
+            "config": dataclasses.asdict(config),
             "mean_abs_delta_per_layer": pooled_abs,
             "noise_floor_per_layer": noise,
             "p_no_change_per_layer": result.noise_p[-1],

@@ -46,7 +46,7 @@ from scipy.stats import spearmanr
 from babelmoe.analysis import experts as ex
 from babelmoe.errors import require
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,7 +118,7 @@ def expected_specific(freq: np.ndarray, high: float, low: float) -> np.ndarray:
 
 
 def null_draws(
-    freq: np.ndarray, cfg: ExpertNullConfig, rng: np.random.Generator, n_draws: int
+    freq: np.ndarray, config: ExpertNullConfig, rng: np.random.Generator, n_draws: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """[n, L, E] -> ([D, L] shared, [D, L] specific) counts in ``n_draws`` draws of the null.
 
@@ -132,9 +132,9 @@ def null_draws(
     n, n_layers, n_experts = freq.shape
     shared = np.empty((n_draws, n_layers), dtype=np.int64)
     specific = np.empty((n_draws, n_layers), dtype=np.int64)
-    frequent = (freq >= cfg.shared_threshold).sum(axis=-1)  # [n, L]
-    high = (freq >= cfg.specific_high).sum(axis=-1)
-    low = (freq <= cfg.specific_low).sum(axis=-1)
+    frequent = (freq >= config.shared_threshold).sum(axis=-1)  # [n, L]
+    high = (freq >= config.specific_high).sum(axis=-1)
+    low = (freq <= config.specific_low).sum(axis=-1)
     for layer in range(n_layers):
         s = np.full(n_draws, n_experts, dtype=np.int64)
         a = np.full(n_draws, n_experts, dtype=np.int64)
@@ -170,46 +170,46 @@ def _hyper(
     return out
 
 
-def expert_null(freq: np.ndarray, cfg: ExpertNullConfig | None = None) -> ExpertNullResult:
+def expert_null(freq: np.ndarray, config: ExpertNullConfig | None = None) -> ExpertNullResult:
     """Observed shared/specific counts per layer beside the null model's (module docstring).
 
     Args:
         freq: [n, L, E] frequencies (share of each language's tokens selecting each expert).
     """
-    cfg = cfg or ExpertNullConfig()
+    config = config or ExpertNullConfig()
     freq = np.asarray(freq, dtype=np.float64)
-    shared = ex.shared_mask(freq, cfg.shared_threshold).sum(axis=-1).astype(np.float64)
-    specific = _specific_counts(freq, cfg).astype(np.float64)  # [L]
+    shared = ex.shared_mask(freq, config.shared_threshold).sum(axis=-1).astype(np.float64)
+    specific = _specific_counts(freq, config).astype(np.float64)  # [L]
     n_layers = freq.shape[1]
-    if cfg.n_draws:
-        rng = np.random.default_rng(cfg.seed)
-        null_shared, null_specific = null_draws(freq, cfg, rng, cfg.n_draws)
-        shared_p = ((null_shared >= shared).sum(axis=0) + 1) / (cfg.n_draws + 1)
-        specific_p = ((null_specific >= specific).sum(axis=0) + 1) / (cfg.n_draws + 1)
+    if config.n_draws:
+        rng = np.random.default_rng(config.seed)
+        null_shared, null_specific = null_draws(freq, config, rng, config.n_draws)
+        shared_p = ((null_shared >= shared).sum(axis=0) + 1) / (config.n_draws + 1)
+        specific_p = ((null_specific >= specific).sum(axis=0) + 1) / (config.n_draws + 1)
     else:
         shared_p = specific_p = np.full(n_layers, np.nan)
     mass = freq.sum(axis=-1)  # [n, L]
     share = (mass / np.maximum(mass.sum(axis=-1, keepdims=True), 1e-300)).mean(axis=0)
     return ExpertNullResult(
         shared=shared,
-        shared_expected=expected_shared(freq, cfg.shared_threshold),
+        shared_expected=expected_shared(freq, config.shared_threshold),
         shared_p=shared_p,
         specific=specific,
-        specific_expected=expected_specific(freq, cfg.specific_high, cfg.specific_low).sum(0),
+        specific_expected=expected_specific(freq, config.specific_high, config.specific_low).sum(0),
         specific_p=specific_p,
         selection_share=share,
-        n_draws=cfg.n_draws,
+        n_draws=config.n_draws,
     )
 
 
-def _specific_counts(freq: np.ndarray, cfg: ExpertNullConfig) -> np.ndarray:
+def _specific_counts(freq: np.ndarray, config: ExpertNullConfig) -> np.ndarray:
     """[n, L, E] -> [L] experts specific to some language (high in one, low in all others).
 
     Since high > low, an expert is specific exactly when one language is not low and that one
     is high: O(n L E), unlike the per-language mask.
     """
-    not_low = (freq > cfg.specific_low).sum(axis=0)  # [L, E]
-    high = (freq >= cfg.specific_high).sum(axis=0)
+    not_low = (freq > config.specific_low).sum(axis=0)  # [L, E]
+    high = (freq >= config.specific_high).sum(axis=0)
     return ((not_low == 1) & (high == 1)).sum(axis=-1)
 
 
@@ -223,9 +223,9 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def summary(result: ExpertNullResult, cfg: ExpertNullConfig) -> dict[str, Any]:
+def summary(result: ExpertNullResult, config: ExpertNullConfig) -> dict[str, Any]:
     """The ``expert_null`` block of ``summary.json`` with its sentences."""
-    out: dict[str, Any] = {"n_draws": result.n_draws, "config": vars(cfg).copy()}
+    out: dict[str, Any] = {"n_draws": result.n_draws, "config": vars(config).copy()}
     for kind in ("shared", "specific"):
         observed = getattr(result, kind)
         expected = getattr(result, f"{kind}_expected")
@@ -242,11 +242,11 @@ def summary(result: ExpertNullResult, cfg: ExpertNullConfig) -> dict[str, Any]:
             "spearman_observed_vs_expected": _spearman(observed, expected),
         }
     out["selection_share"] = result.selection_share.tolist()
-    out["findings"] = findings(result, cfg)
+    out["findings"] = findings(result, config)
     return out
 
 
-def findings(result: ExpertNullResult, cfg: ExpertNullConfig) -> list[str]:
+def findings(result: ExpertNullResult, config: ExpertNullConfig) -> list[str]:
     """Sentences: does the raw peak survive the null model?"""
     texts = []
     for kind, what in (("shared", "Shared"), ("specific", "Language-specific")):
@@ -257,17 +257,17 @@ def findings(result: ExpertNullResult, cfg: ExpertNullConfig) -> list[str]:
         if peak_raw is None:
             texts.append(f"{what} experts: none in any layer.")
             continue
-        above = [int(layer) for layer in np.flatnonzero((p < cfg.alpha) & (observed > expected))]
+        above = [int(layer) for layer in np.flatnonzero((p < config.alpha) & (observed > expected))]
         rho = _spearman(observed, result.selection_share)
         text = (
             f"{what} experts peak in layer {peak_raw} ({int(observed[peak_raw])}; "
             f"{expected[peak_raw]:.3g} expected if experts were matched across languages at "
             f"random within each layer). Across layers the raw count follows the layer's share "
             f"of selections (Spearman {rho:.2f}). More than the layer's share of selections "
-            f"gives (p < {cfg.alpha}, {result.n_draws} draws; a null that does not ask about "
+            f"gives (p < {config.alpha}, {result.n_draws} draws; a null that does not ask about "
             f"language) in {len(above)} of {observed.size} layers"
         )
-        survives = peak_excess == peak_raw and p[peak_raw] < cfg.alpha
+        survives = peak_excess == peak_raw and p[peak_raw] < config.alpha
         if peak_excess is None:
             text += "; no layer has more than the null expects: the raw peak does not survive"
         elif survives:

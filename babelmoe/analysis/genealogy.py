@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def lineage(language: dict[str, Any]) -> list[str]:
@@ -52,7 +52,9 @@ def genealogical_distance(languages: Sequence[dict[str, Any]]) -> np.ndarray:
                 out[i, j] = 1.0 - _shared_depth(paths[i], paths[j]) / deepest
     missing = [lang["code"] for lang, p in zip(languages, paths, strict=True) if len(p) == 1]
     if missing:
-        log.warning("no classification or family for %s: treated as isolates", ", ".join(missing))
+        logger.warning(
+            "no classification or family for %s: treated as isolates", ", ".join(missing)
+        )
     return out
 
 

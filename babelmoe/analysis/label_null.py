@@ -57,7 +57,7 @@ from scipy import sparse
 
 from babelmoe.errors import require
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -224,7 +224,7 @@ def label_null(
     unit_counts: np.ndarray,
     unit_tokens: np.ndarray,
     articles: np.ndarray | None = None,
-    cfg: LabelNullConfig | None = None,
+    config: LabelNullConfig | None = None,
 ) -> LabelNullResult:
     """Test shared and specific experts against permuted language labels (module docstring).
 
@@ -233,12 +233,12 @@ def label_null(
         unit_tokens: [n, U] tokens per language and unit.
         articles: [n, U] article index of every unit (-1: none), or None.
     """
-    cfg = cfg or LabelNullConfig()
+    config = config or LabelNullConfig()
     unit_counts = np.asarray(unit_counts)
     unit_tokens = np.asarray(unit_tokens)
     n, _, n_layers, n_experts = unit_counts.shape
     k = n_layers * n_experts
-    lang, unit, stratum, used = permutation_strata(unit_tokens, articles, cfg.strata)
+    lang, unit, stratum, used = permutation_strata(unit_tokens, articles, config.strata)
     cells = unit_counts[lang, unit].reshape(lang.size, k).astype(np.float32)  # [C, K]
     cell_tokens = unit_tokens[lang, unit].astype(np.float64)  # [C]
 
@@ -248,10 +248,10 @@ def label_null(
     g_obs = (counts**2 / np.maximum(tokens, 1.0)[:, None]).sum(axis=0)  # [K]
     pooled = counts.sum(axis=0) ** 2 / max(tokens.sum(), 1.0)  # [K], invariant
     freq3 = freq.reshape(n, n_layers, n_experts)
-    shared_mask = (freq3 >= cfg.shared_threshold).all(axis=0)
-    spec = specific_language(freq3, cfg.specific_high, cfg.specific_low)
+    shared_mask = (freq3 >= config.shared_threshold).all(axis=0)
+    spec = specific_language(freq3, config.specific_high, config.specific_low)
 
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(config.seed)
     exceed_g = np.zeros(k, dtype=np.int64)
     exceed_f = np.zeros((n, k), dtype=np.int64)
     sum_h = np.zeros(k, dtype=np.float64)
@@ -260,8 +260,8 @@ def label_null(
     tol_g = 1e-5 * np.maximum(np.abs(g_obs), 1e-12)
     f_floor = (freq * (1.0 - 1e-5) - 1e-12).astype(np.float32)
     done = 0
-    while done < cfg.n_permutations:
-        size = min(cfg.batch_size, cfg.n_permutations - done)
+    while done < config.n_permutations:
+        size = min(config.batch_size, config.n_permutations - done)
         perm = draw_permutations(rng, stratum, size)  # [B, C]
         rows = (np.arange(size)[:, None] * n + lang[None, :]).ravel()
         assign = sparse.csr_matrix(
@@ -277,11 +277,11 @@ def label_null(
         sum_h += (g_star - pooled).sum(axis=0)
         exceed_f += (f_star >= f_floor).sum(axis=0)
         f4 = f_star.reshape(size, n, n_layers, n_experts)
-        shared_null.append((f4 >= cfg.shared_threshold).all(axis=1).sum(axis=-1))
-        spec_star = specific_language(f4, cfg.specific_high, cfg.specific_low)
+        shared_null.append((f4 >= config.shared_threshold).all(axis=1).sum(axis=-1))
+        spec_star = specific_language(f4, config.specific_high, config.specific_low)
         specific_null.append((spec_star >= 0).sum(axis=-1))
         done += size
-    draws = cfg.n_permutations
+    draws = config.n_permutations
     if draws:
         dispersion_p = ((exceed_g + 1) / (draws + 1)).reshape(n_layers, n_experts)
         language_p = ((exceed_f + 1) / (draws + 1)).reshape(n, n_layers, n_experts)
@@ -293,7 +293,7 @@ def label_null(
         language_p = np.full((n, n_layers, n_experts), np.nan)
         ratio = np.full(k, np.nan)
     empty = np.zeros((0, n_layers), dtype=np.int64)
-    log.info(
+    logger.info(
         "language-label null: %d permutations of %d cells (%s strata), %d x %d experts",
         draws,
         lang.size,
@@ -313,7 +313,7 @@ def label_null(
         specific_null=np.concatenate(specific_null) if specific_null else empty,
         strata=used,
         n_permutations=draws,
-        alpha=cfg.alpha,
+        alpha=config.alpha,
     )
 
 

@@ -30,7 +30,7 @@ from babelmoe import artifacts
 from babelmoe.analysis.io import write_table
 from babelmoe.errors import BabelmoeError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 CLAIMS_DIR = "family_vs_script"
 CLAIMS_GLOB = "claims*.json"
@@ -60,7 +60,7 @@ def load_claims(run_dir: Path) -> dict[str, dict[str, Any]]:
             ) from None
         for claim in items:
             if claim["id"] in claims:
-                log.warning("claim %s appears twice; %s's is kept", claim["id"], path.name)
+                logger.warning("claim %s appears twice; %s's is kept", claim["id"], path.name)
             claims[claim["id"]] = {
                 **claim,
                 "n_languages": data.get("n_languages"),
@@ -188,7 +188,7 @@ def write_replication(run_dir: Path) -> list[dict[str, Any]]:
     }
     with artifacts.run_lock(second_dir):
         artifacts.atomic_write_json(second_dir / artifacts.SECTION_FILE, section)
-    log.info("replication: %s", summary)
+    logger.info("replication: %s", summary)
     return rows
 
 

@@ -66,7 +66,7 @@ from babelmoe.corpus.languages import script_distribution, script_overlap_distan
 from babelmoe.errors import BabelmoeError, require
 from babelmoe.profile.artifact import ProfileData
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 REFERENCES = ("script", "genealogy")
 
@@ -241,14 +241,14 @@ def _interval(samples: np.ndarray | None, level: float) -> tuple[float, float]:
 
 def script_genealogy(
     profile: ProfileData,
-    cfg: ScriptGenealogyConfig | None = None,
+    config: ScriptGenealogyConfig | None = None,
     distance_samples: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ScriptGenealogyResult:
     """Run the analysis of the module docstring on one profile.
 
     Args:
         profile: the profile.
-        cfg: the configuration.
+        config: the configuration.
         distance_samples: bootstrap resamples of the activation distance the caller already
             has (whole model [B, n, n], layers [B, L, n, n], same metric): used instead of
             drawing new ones, so the analysis stage bootstraps once.
@@ -257,7 +257,7 @@ def script_genealogy(
         BabelmoeError: with fewer than 4 languages, or when script and genealogy distances are
             perfectly correlated (nothing to tell apart).
     """
-    cfg = cfg or ScriptGenealogyConfig()
+    config = config or ScriptGenealogyConfig()
     langs = profile.languages
     n = len(langs)
     if n < 4:
@@ -267,12 +267,12 @@ def script_genealogy(
         )
     labels = profile_labels(profile)
     notes: list[str] = []
-    references = reference_distances(langs, cfg.script_measure, cfg.genealogy_measure)
+    references = reference_distances(langs, config.script_measure, config.genealogy_measure)
     if not any(lang.get("scripts") for lang in langs):
         notes.append("the profile has no script distributions: majority scripts used (one-hot)")
     freq = profile.frequency.numpy()  # [n, L, E]
     n_layers = freq.shape[1]
-    plan = LabelPermutations.cached(n, cfg.exact_limit, cfg.n_permutations, cfg.seed)
+    plan = LabelPermutations.cached(n, config.exact_limit, config.n_permutations, config.seed)
     rows, cols = plan.rows, plan.cols
     s = _ranks(references["script"][rows, cols])
     g = _ranks(references["genealogy"][rows, cols])
@@ -293,8 +293,8 @@ def script_genealogy(
         flat = f.reshape(*f.shape[:-2], -1)
         by_layer = np.swapaxes(f, -3, -2)  # [..., L, n, E]
         return (
-            as_distance(pairwise(flat, cfg.metric, cfg.kl_epsilon), cfg.metric),
-            as_distance(pairwise(by_layer, cfg.metric, cfg.kl_epsilon), cfg.metric),
+            as_distance(pairwise(flat, config.metric, config.kl_epsilon), config.metric),
+            as_distance(pairwise(by_layer, config.metric, config.kl_epsilon), config.metric),
         )
 
     model_dist, layer_dist = distances(freq)
@@ -303,14 +303,14 @@ def script_genealogy(
     # Bootstrap: the partial r's of every scope per resample.
     boot: np.ndarray | None = None  # [B, 1 + L, 2] partial r (script, genealogy)
     boot_dist: np.ndarray | None = None  # [B, n, n] whole-model distance
-    n_bootstrap = cfg.n_bootstrap
+    n_bootstrap = config.n_bootstrap
     if distance_samples is not None:
         whole, per_layer = (np.asarray(x, dtype=np.float64) for x in distance_samples)
         tri = np.concatenate([whole[:, None], per_layer], axis=1)[..., rows, cols]
         _, _, ps, pg, _ = _partials(_ranks(tri), s, g)
         boot, boot_dist, n_bootstrap = np.stack([ps, pg], axis=-1), whole, whole.shape[0]
-    elif cfg.n_bootstrap > 0:
-        log.info("family vs script: bootstrap, %d resamples", cfg.n_bootstrap)
+    elif config.n_bootstrap > 0:
+        logger.info("family vs script: bootstrap, %d resamples", config.n_bootstrap)
 
         def statistic(f: np.ndarray) -> dict[str, np.ndarray]:  # f [B, n, L, E]
             whole, per_layer = distances(f)  # [B, n, n], [B, L, n, n]
@@ -319,14 +319,14 @@ def script_genealogy(
             return {"partial": np.stack([ps, pg], axis=-1), "model": whole}
 
         articles = profile_articles(profile)
-        paired = resolve_paired(cfg.bootstrap_paired, articles)
+        paired = resolve_paired(config.bootstrap_paired, articles)
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
             statistic,
-            cfg.n_bootstrap,
-            cfg.seed,
-            cfg.batch_size,
+            config.n_bootstrap,
+            config.seed,
+            config.batch_size,
             paired,
             articles=articles.index if paired and articles is not None else None,
         )
@@ -357,8 +357,10 @@ def script_genealogy(
         ci = {ref: (float("nan"), float("nan")) for ref in REFERENCES}
         diff_ci = (float("nan"), float("nan"))
         if boot is not None:
-            ci = {ref: _interval(boot[:, k, j], cfg.ci_level) for j, ref in enumerate(REFERENCES)}
-            diff_ci = _interval(boot[:, k, 0] - boot[:, k, 1], cfg.ci_level)
+            ci = {
+                ref: _interval(boot[:, k, j], config.ci_level) for j, ref in enumerate(REFERENCES)
+            }
+            diff_ci = _interval(boot[:, k, 0] - boot[:, k, 1], config.ci_level)
         scopes.append(
             ScopeResult(
                 layer=None if k == 0 else k - 1,
@@ -376,7 +378,7 @@ def script_genealogy(
     for ref in REFERENCES:
         for layer, p in zip(layers, holm([x.partial[ref].p_value for x in layers]), strict=True):
             layer.p_holm[ref] = p
-    contrasts = _contrasts(labels, model_dist, boot_dist, references, cfg)
+    contrasts = _contrasts(labels, model_dist, boot_dist, references, config)
     dropped = _leave_one_family_out(langs, model_dist, references)
     genus_tests: dict[str, TestResult] = {}
     genus_ranks = _ranks(category_distance(langs, "genus")[rows, cols])
@@ -385,7 +387,7 @@ def script_genealogy(
         for ref, key in (("script", "script|"), ("genus", "genealogy|")):
             null = by_genus[key][:, 0]
             genus_tests[ref] = test_from_null(null, float(null[0]), "greater", plan.exact)
-    log.info(
+    logger.info(
         "family vs script: whole model partial r script %.3f, genealogy %.3f (%d layers)",
         model.partial["script"].statistic,
         model.partial["genealogy"].statistic,
@@ -460,13 +462,13 @@ def _contrasts(
     dist: np.ndarray,
     boot_dist: np.ndarray | None,
     references: dict[str, np.ndarray],
-    cfg: ScriptGenealogyConfig,
+    config: ScriptGenealogyConfig,
 ) -> list[ContrastResult]:
     index = {label: i for i, label in enumerate(labels)}
     rows, cols = np.triu_indices(len(labels), 1)
     pairs = dist[rows, cols]
     out = []
-    for a, b in cfg.contrasts:
+    for a, b in config.contrasts:
         if a not in index or b not in index:
             continue
         i, j = index[a], index[b]
@@ -476,7 +478,7 @@ def _contrasts(
                 a=a,
                 b=b,
                 distance=value,
-                ci=_interval(None if boot_dist is None else boot_dist[:, i, j], cfg.ci_level),
+                ci=_interval(None if boot_dist is None else boot_dist[:, i, j], config.ci_level),
                 rank=float(np.mean(pairs < value)),
                 genealogy=float(references["genealogy"][i, j]),
                 script=float(references["script"][i, j]),
@@ -515,22 +517,22 @@ def scope_dict(scope: ScopeResult, alpha: float) -> dict[str, Any]:
     }
 
 
-def summary(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> dict[str, Any]:
+def summary(result: ScriptGenealogyResult, config: ScriptGenealogyConfig) -> dict[str, Any]:
     """The ``family_vs_script`` block of ``summary.json``, with its sentences."""
-    layers = [scope_dict(x, cfg.alpha) for x in result.layers]
+    layers = [scope_dict(x, config.alpha) for x in result.layers]
     by_verdict = {
-        ref: [x.layer for x in result.layers if x.follows(ref, cfg.alpha)] for ref in REFERENCES
+        ref: [x.layer for x in result.layers if x.follows(ref, config.alpha)] for ref in REFERENCES
     }
     return {
-        "metric": cfg.metric,
+        "metric": config.metric,
         "n_languages": len(result.labels),
         "n_pairs": len(result.labels) * (len(result.labels) - 1) // 2,
         "n_bootstrap": result.n_bootstrap,
-        "ci_level": cfg.ci_level,
-        "alpha": cfg.alpha,
+        "ci_level": config.ci_level,
+        "alpha": config.alpha,
         "reference_correlation": result.reference_correlation,
-        "measures": measures_block(cfg.script_measure, cfg.genealogy_measure),
-        "model": scope_dict(result.model, cfg.alpha),
+        "measures": measures_block(config.script_measure, config.genealogy_measure),
+        "model": scope_dict(result.model, config.alpha),
         "layers": layers,
         "layers_following": by_verdict,
         "contrasts": [vars(c) | {"ci": list(c.ci)} for c in result.contrasts],
@@ -540,7 +542,7 @@ def summary(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> dict[s
             for family, (ps, pg) in result.leave_one_family_out.items()
         },
         "notes": result.notes,
-        "findings": findings(result, cfg),
+        "findings": findings(result, config),
     }
 
 
@@ -552,9 +554,9 @@ def _p(x: float) -> str:
     return f"{x:.2g}" if np.isfinite(x) else "n/a"
 
 
-def findings(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> list[str]:
+def findings(result: ScriptGenealogyResult, config: ScriptGenealogyConfig) -> list[str]:
     """One sentence per finding, every number with its interval or p-value."""
-    m, level = result.model, f"{cfg.ci_level:.0%}"
+    m, level = result.model, f"{config.ci_level:.0%}"
 
     def part(scope: ScopeResult, ref: str) -> str:
         t, (lo, hi) = scope.partial[ref], scope.partial_ci[ref]
@@ -571,7 +573,7 @@ def findings(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> list[
         f"r = {_f(result.reference_correlation)})."
     ]
     follow = {
-        ref: [x.layer for x in result.layers if x.follows(ref, cfg.alpha)] for ref in REFERENCES
+        ref: [x.layer for x in result.layers if x.follows(ref, config.alpha)] for ref in REFERENCES
     }
     more = {
         "script": [x.layer for x in result.layers if x.difference_ci[0] > 0],
@@ -596,7 +598,7 @@ def findings(result: ScriptGenealogyResult, cfg: ScriptGenealogyConfig) -> list[
             f"{_f(values[:, 1].max())} for genealogy.",
         )
     out.append(
-        f"Per layer (Holm-adjusted over {n_layers} layers, alpha = {cfg.alpha}): script in "
+        f"Per layer (Holm-adjusted over {n_layers} layers, alpha = {config.alpha}): script in "
         f"{len(follow['script'])} layers ({_layers(follow['script'])}), genealogy in "
         f"{len(follow['genealogy'])} ({_layers(follow['genealogy'])}); the bootstrap interval "
         f"of the difference (script minus genealogy) lies above 0 in layers "

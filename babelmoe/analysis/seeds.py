@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from babelmoe.analysis.compare import AnalysisResult, GroupResult
 from babelmoe.analysis.io import Row
+from babelmoe.analysis.profile_analysis import AnalysisResult, GroupResult
 from babelmoe.analysis.stats.stability import partition_agreement, spread
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from babelmoe.analysis.compare import AnalysisResult, GroupResult
 from babelmoe.analysis.config import AnalysisConfig
 from babelmoe.analysis.covariates import measures_block
 from babelmoe.analysis.io import clean
+from babelmoe.analysis.profile_analysis import AnalysisResult, GroupResult
 from babelmoe.analysis.seeds import SeedStudy
 from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.analysis.stats.permutation import TestResult
@@ -75,13 +75,13 @@ def _group_dict(g: GroupResult, alpha: float) -> dict[str, Any]:
     }
 
 
-def _shared(result: AnalysisResult, cfg: AnalysisConfig) -> tuple[dict[str, Any], str]:
+def _shared(result: AnalysisResult, config: AnalysisConfig) -> tuple[dict[str, Any], str]:
     ex = result.experts
     counts, n_layers = ex.shared_counts, ex.shared.shape[0]
     total, cells = int(counts.sum()), ex.shared.size
     depth = max(n_layers - 1, 1)
     info = {
-        "threshold": cfg.shared_threshold,
+        "threshold": config.shared_threshold,
         "per_layer": counts.tolist(),
         "per_layer_ci_low": ex.shared_ci[0].tolist(),
         "per_layer_ci_high": ex.shared_ci[1].tolist(),
@@ -95,12 +95,12 @@ def _shared(result: AnalysisResult, cfg: AnalysisConfig) -> tuple[dict[str, Any]
         "relative_depth_ci": [x / depth for x in ex.centre_ci],
     }
     text = (
-        f"Shared experts (frequency >= {cfg.shared_threshold} in all {len(result.codes)} "
+        f"Shared experts (frequency >= {config.shared_threshold} in all {len(result.codes)} "
         f"languages): {total:,} of {cells:,} ({total / cells:.1%}). Most sit in layer "
         f"{ex.peak_layer} ({int(counts[ex.peak_layer])} experts; the same peak layer in "
         f"{ex.peak_support:.0%} of bootstrap resamples); centre of mass at layer "
         f"{fmt(ex.centre)} of 0-{n_layers - 1} (relative depth {fmt(ex.centre / depth, 2)}, "
-        f"{_ci_text([x / depth for x in ex.centre_ci], cfg.ci_level)})."
+        f"{_ci_text([x / depth for x in ex.centre_ci], config.ci_level)})."
     )
     above = int(np.sum(counts > ex.shared_ci[1]))
     info["layers_above_interval"] = above
@@ -112,11 +112,11 @@ def _shared(result: AnalysisResult, cfg: AnalysisConfig) -> tuple[dict[str, Any]
             "tokens to find at least as many shared experts."
         )
     if total == 0:
-        text = f"No expert reaches frequency {cfg.shared_threshold} in every language."
+        text = f"No expert reaches frequency {config.shared_threshold} in every language."
     return info, text
 
 
-def _agreement(result: AnalysisResult, cfg: AnalysisConfig) -> tuple[dict[str, Any], list[str]]:
+def _agreement(result: AnalysisResult, config: AnalysisConfig) -> tuple[dict[str, Any], list[str]]:
     info, texts = {}, []
     whole = {a.reference: a for a in result.agreement if a.layer is None}
     for ref, a in whole.items():
@@ -128,7 +128,7 @@ def _agreement(result: AnalysisResult, cfg: AnalysisConfig) -> tuple[dict[str, A
         partial = whole.get(f"{ref} | {other}")
         text = (
             f"Activation distance vs {ref} distance: Mantel Spearman r = "
-            f"{fmt(a.test.statistic)} ({_ci_text(a.ci, cfg.ci_level)}), {fmt_p(a.test)}"
+            f"{fmt(a.test.statistic)} ({_ci_text(a.ci, config.ci_level)}), {fmt_p(a.test)}"
         )
         if partial is not None:
             text += (
@@ -137,13 +137,13 @@ def _agreement(result: AnalysisResult, cfg: AnalysisConfig) -> tuple[dict[str, A
             )
         per_layer = [x for x in result.agreement if x.layer is not None and x.reference == ref]
         if per_layer:
-            hits = sum(x.test.p_value < cfg.alpha for x in per_layer)
-            text += f"; significant (p < {cfg.alpha}) in {hits} of {len(per_layer)} layers"
+            hits = sum(x.test.p_value < config.alpha for x in per_layer)
+            text += f"; significant (p < {config.alpha}) in {hits} of {len(per_layer)} layers"
         texts.append(text + ".")
     return info, texts
 
 
-def _stability(study: SeedStudy, cfg: AnalysisConfig) -> tuple[dict[str, Any], str]:
+def _stability(study: SeedStudy, config: AnalysisConfig) -> tuple[dict[str, Any], str]:
     info: dict[str, Any] = {
         "runs": study.runs,
         "n_seeds": len(study.runs),
@@ -157,7 +157,7 @@ def _stability(study: SeedStudy, cfg: AnalysisConfig) -> tuple[dict[str, Any], s
         "notes": study.notes,
         "groups": {
             name: {
-                "holds": study.holds(name, cfg.alpha),
+                "holds": study.holds(name, config.alpha),
                 "statistic": [g.test.statistic for g in found],
                 "p_value": [g.test.p_value for g in found],
                 "ci": [list(g.ci) for g in found],
@@ -179,31 +179,31 @@ def _stability(study: SeedStudy, cfg: AnalysisConfig) -> tuple[dict[str, Any], s
         f"of mass {', '.join(fmt(c) for c in study.centres)}"
     )
     for name in study.groups:
-        holds = study.holds(name, cfg.alpha)
+        holds = study.holds(name, config.alpha)
         ps = ", ".join(fmt(p) for p in info["groups"][name]["p_value"])
         text += f"; the {name} finding holds in {sum(holds)} of {len(holds)} seeds (p = {ps})"
     return info, text + "."
 
 
 def build_summary(
-    result: AnalysisResult, cfg: AnalysisConfig, meta: dict[str, Any], study: SeedStudy | None
+    result: AnalysisResult, config: AnalysisConfig, meta: dict[str, Any], study: SeedStudy | None
 ) -> dict[str, Any]:
     """The JSON-ready summary of an analysis (see the module docstring)."""
     findings = []
-    groups = [_group_dict(g, cfg.alpha) for g in result.groups]
+    groups = [_group_dict(g, config.alpha) for g in result.groups]
     for g in result.groups:
         findings.append(
             {
                 "topic": f"group: {g.name}",
-                "text": group_sentence(g, result.primary, cfg.alpha, cfg.ci_level),
+                "text": group_sentence(g, result.primary, config.alpha, config.ci_level),
             }
         )
-    agreement, texts = _agreement(result, cfg)
+    agreement, texts = _agreement(result, config)
     findings += [{"topic": "genealogy and script", "text": t} for t in texts]
-    shared, text = _shared(result, cfg)
+    shared, text = _shared(result, config)
     findings.append({"topic": "shared experts", "text": text})
     specific = {
-        "rule": {"high": cfg.specific_high, "low": cfg.specific_low},
+        "rule": {"high": config.specific_high, "low": config.specific_low},
         "per_language": {
             c: int(result.experts.specific[i].sum()) for i, c in enumerate(result.codes)
         },
@@ -218,10 +218,10 @@ def build_summary(
         {
             "topic": "language-specific experts",
             "text": (
-                f"Language-specific experts (frequency >= {cfg.specific_high} in one language, <= "
-                f"{cfg.specific_low} in all others): "
+                f"Language-specific experts (frequency >= {config.specific_high} in one language, "
+                f"<= {config.specific_low} in all others): "
                 + ", ".join(f"{c} {k}" for c, k in specific["per_language"].items())
-                + f"; most for {top}. LAPE (lowest-entropy {cfg.lape_entropy_quantile:.0%}): "
+                + f"; most for {top}. LAPE (lowest-entropy {config.lape_entropy_quantile:.0%}): "
                 + ", ".join(f"{c} {k}" for c, k in specific["lape_per_language"].items())
                 + "."
             ),
@@ -232,14 +232,14 @@ def build_summary(
         {
             "topic": "clustering",
             "text": (
-                f"Hierarchical clustering ({cfg.linkage} linkage, {METRICS[result.primary].label}) "
-                f"orders the languages {', '.join(order)}."
+                f"Hierarchical clustering ({config.linkage} linkage, "
+                f"{METRICS[result.primary].label}) orders the languages {', '.join(order)}."
             ),
         }
     )
     stability = None
     if study is not None:
-        stability, text = _stability(study, cfg)
+        stability, text = _stability(study, config)
         findings.append({"topic": "stability over seeds", "text": text})
     return clean(
         {
@@ -250,15 +250,15 @@ def build_summary(
             "n_experts": int(result.frequency.shape[2]),
             "tokens": {c: int(t) for c, t in zip(result.codes, result.tokens, strict=True)},
             "primary_metric": result.primary,
-            "config": dataclasses.asdict(cfg),
+            "config": dataclasses.asdict(config),
             "profile": {k: meta.get(k) for k in ("model", "corpus", "partition_sha256")},
             "headline_group": groups[0] if groups and groups[0]["source"] == "config" else None,
             "groups": groups,
             "agreement": agreement,
-            "references": measures_block(cfg.script_measure, cfg.genealogy_measure),
+            "references": measures_block(config.script_measure, config.genealogy_measure),
             "shared_experts": shared,
             "specific_experts": specific,
-            "clustering": {"order": order, "linkage": cfg.linkage},
+            "clustering": {"order": order, "linkage": config.linkage},
             "stability": stability,
             "notes": result.notes,
             "findings": findings,

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from babelmoe.analysis.compare import AnalysisResult
 from babelmoe.analysis.io import Row
+from babelmoe.analysis.profile_analysis import AnalysisResult
 from babelmoe.analysis.stats.metrics import METRICS
 
 

@@ -126,7 +126,7 @@ def analyse(
     """Compare languages' expert activation patterns, with intervals and permutation tests."""
     from babelmoe.stages.analyse import run_analysis
 
-    cfg = AnalysisConfig(
+    config = AnalysisConfig(
         primary_metric=metric,
         groups=parse_groups(group) if group else dict(DEFAULT_GROUPS),
         auto_groups=auto_groups,
@@ -142,7 +142,9 @@ def analyse(
         script_measure=script_measure,
         genealogy_measure=genealogy_measure,
     )
-    summary = run_analysis(run_dir, cfg, seed_runs=seed_run or [], figures=figures, covariates=True)
+    summary = run_analysis(
+        run_dir, config, seed_runs=seed_run or [], figures=figures, covariates=True
+    )
     for finding in summary["findings"]:
         typer.echo(f"- {finding['text']}")
     typer.echo(f"wrote {run_dir / 'analysis'}; next: babelmoe report {run_dir}")

@@ -51,7 +51,7 @@ def diff(
     from babelmoe.analysis.config import DiffConfig
     from babelmoe.stages.diff import run_diff
 
-    cfg = DiffConfig(
+    config = DiffConfig(
         shared_threshold=shared_threshold,
         top_k=top_k,
         z_threshold=z_threshold,
@@ -59,7 +59,7 @@ def diff(
         n_bootstrap=bootstrap,
         seed=seed,
     )
-    summary = run_diff(run_a, run_b, out, cfg, figures=figures)
+    summary = run_diff(run_a, run_b, out, config, figures=figures)
     for finding in summary["findings"]:
         typer.echo(f"- {finding['text']}")
     typer.echo(f"wrote {out}")

@@ -83,7 +83,7 @@ from babelmoe.errors import BabelmoeError
 
 __all__ = ["KMeansResult", "balanced_assignment", "balanced_kmeans"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _INF = float("inf")
 _GRAM_MAX = 1 << 28  # keep an [n, n] Gram matrix (1 GiB in float32) up to this many entries
@@ -450,7 +450,7 @@ def _assign(
     else:
         (labels, potential), rounds = warm, 0
     labels, potential, cancelled = _polish(cost, labels, potential)
-    log.debug("balanced assignment: %d auction rounds, %d cycles cancelled", rounds, cancelled)
+    logger.debug("balanced assignment: %d auction rounds, %d cycles cancelled", rounds, cancelled)
     return labels, potential
 
 
@@ -805,7 +805,7 @@ def _balanced_kmeans(x: torch.Tensor, k: int, seed: int, max_iter: int, tol: flo
             changed = int((new_labels != labels).sum())
             labels = new_labels
             centroids = _means(x, labels, k)
-            log.debug(
+            logger.debug(
                 "balanced k-means iter %d: inertia %.6g, %d labels changed",
                 n_iter,
                 new_inertia,
@@ -823,12 +823,12 @@ def _balanced_kmeans(x: torch.Tensor, k: int, seed: int, max_iter: int, tol: flo
         with _one_cpu_thread(x.device):
             labels, made, gain = _swap_phase(x, sq, gram, labels, p, inertia, tol)
         swaps += made
-        log.debug("balanced k-means: %d swaps, inertia %.6g", made, inertia - gain)
+        logger.debug("balanced k-means: %d swaps, inertia %.6g", made, inertia - gain)
         if gain <= tol * abs(inertia) or n_iter >= max_iter:
             break
         centroids = _means(x, labels, k)
         warm = (labels, potential)  # the swapped labels are feasible too
-    log.debug("balanced k-means: %d Lloyd iterations, %d swaps", n_iter, swaps)
+    logger.debug("balanced k-means: %d Lloyd iterations, %d swaps", n_iter, swaps)
     new_of_old = _canonical(labels, k)
     labels = new_of_old[labels]
     centroids = _means(x, labels, k)

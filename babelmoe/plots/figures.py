@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from babelmoe.analysis.compare import AnalysisResult
 from babelmoe.analysis.diff import DiffResult
+from babelmoe.analysis.profile_analysis import AnalysisResult
 from babelmoe.analysis.seeds import SeedStudy
 from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.plots import curves, heatmaps, similarity
 from babelmoe.plots.base import save_figure
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class _Writer:
@@ -39,7 +39,7 @@ class _Writer:
                 "svg": str(svg.relative_to(base)),
             }
         )
-        log.debug("wrote %s (.png, .svg)", self.folder / name)
+        logger.debug("wrote %s (.png, .svg)", self.folder / name)
 
 
 def analysis_figures(

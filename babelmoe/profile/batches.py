@@ -26,7 +26,7 @@ import torch
 
 
 @dataclass(frozen=True)
-class Sequence:
+class TokenRow:
     """One row of a batch: token ids, per token its group (-1: not counted) and, in packed rows,
     its position in its own chunk."""
 
@@ -86,7 +86,7 @@ def language_sequences(
     bos_id: int | None,
     max_length: int,
     packing: bool,
-) -> list[Sequence]:
+) -> list[TokenRow]:
     """Sequences of one language; document j counts towards group lang * n_units + j % n_units.
 
     Each document is cut into chunks of at most ``max_length`` tokens, BOS first; with
@@ -100,12 +100,12 @@ def language_sequences(
         for start in range(0, len(doc), room):
             chunk = doc[start : start + room]
             chunks.append(
-                Sequence(tuple(prefix + chunk), tuple([-1] * len(prefix) + [group] * len(chunk)))
+                TokenRow(tuple(prefix + chunk), tuple([-1] * len(prefix) + [group] * len(chunk)))
             )
     return pack_rows(chunks, max_length) if packing else chunks
 
 
-def pack_rows(chunks: list[Sequence], max_length: int) -> list[Sequence]:
+def pack_rows(chunks: list[TokenRow], max_length: int) -> list[TokenRow]:
     """Chunks packed into rows of at most ``max_length`` tokens (best fit, longest first;
     deterministic), each chunk's positions starting at 0."""
     order = sorted(range(len(chunks)), key=lambda i: (-len(chunks[i].ids), i))
@@ -131,7 +131,7 @@ def pack_rows(chunks: list[Sequence], max_length: int) -> list[Sequence]:
             ids += chunks[i].ids
             groups += chunks[i].groups
             positions += range(len(chunks[i].ids))
-        packed.append(Sequence(tuple(ids), tuple(groups), tuple(positions)))
+        packed.append(TokenRow(tuple(ids), tuple(groups), tuple(positions)))
     return packed
 
 
@@ -146,7 +146,7 @@ MIN_FILL = 0.75
 
 
 def make_batches(
-    sequences: list[Sequence],
+    sequences: list[TokenRow],
     batch_size: int | None,
     pad_id: int,
     batch_tokens: int | None = None,
@@ -167,7 +167,7 @@ def make_batches(
     order = sorted(range(len(sequences)), key=lambda i: (-lengths[i], i))
     longest = lengths[order[0]]
     packed = any(s.positions is not None for s in sequences)
-    groups_of_rows: list[tuple[int, list[Sequence]]] = []
+    groups_of_rows: list[tuple[int, list[TokenRow]]] = []
     at = 0
     while at < len(order):
         width = min(_round_up(lengths[order[at]], pad_multiple), longest)

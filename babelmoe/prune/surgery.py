@@ -43,7 +43,6 @@ from typing import Any
 import torch
 from torch import nn
 
-import babelmoe.artifacts as artifacts_names
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError, OutputError, first_sentence
 from babelmoe.experts.partition import Partition
@@ -51,7 +50,7 @@ from babelmoe.models.ffn import ffns, set_width_in_config
 
 logger = logging.getLogger(__name__)
 
-PRUNING_FILE = artifacts_names.PRUNING_FILE
+PRUNING_FILE = artifacts.PRUNING_FILE
 KIND = "pruned_model"
 LOADER_TRANSFORMERS = "transformers"
 LOADER_BABELMOE = "babelmoe"

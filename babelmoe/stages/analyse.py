@@ -1,6 +1,6 @@
 """The runner of ``babelmoe analyse``: read a run folder, compute, write tables and figures.
 
-``run_analysis(run_dir, cfg, seed_runs)`` writes into ``RUN_DIR/analysis/``: the tables of
+``run_analysis(run_dir, config, seed_runs)`` writes into ``RUN_DIR/analysis/``: the tables of
 ``analysis.records`` (and of ``analysis.seeds`` when seed runs are given) as CSV + JSON,
 ``clustering.json``, ``figures.json`` (captions of the figures) and ``summary.json``; figures go
 to ``RUN_DIR/figures/``. Family against script and the shared-expert null model go to
@@ -19,11 +19,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from babelmoe import artifacts
-from babelmoe.analysis.compare import AnalysisResult, analyse_profile
 from babelmoe.analysis.config import AnalysisConfig
 from babelmoe.analysis.expert_null import ExpertNullConfig
 from babelmoe.analysis.io import clean, write_tables
 from babelmoe.analysis.label_null import LabelNullConfig
+from babelmoe.analysis.profile_analysis import AnalysisResult, analyse_profile
 from babelmoe.analysis.script_genealogy import ScriptGenealogyConfig
 from babelmoe.analysis.seeds import SeedStudy, compare_seeds, seed_tables
 from babelmoe.analysis.summary import build_summary
@@ -35,7 +35,7 @@ from babelmoe.stages.family_script import run_family_script
 from babelmoe.stages.language_null import run_language_null
 from babelmoe.stages.units import ensure_unit_documents
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def load_partition_labels(run_dir: Path) -> np.ndarray | None:
@@ -65,14 +65,14 @@ def _check_same_study(
         )
     for key in ("model", "corpus"):
         if main.meta.get(key) != other.meta.get(key):
-            log.warning("seed run %s has a different %s than %s", other_dir, key, main_dir)
+            logger.warning("seed run %s has a different %s than %s", other_dir, key, main_dir)
 
 
 # every output folder at once or none (a failure leaves the earlier analysis as it was)
 @artifacts.replaces_together(artifacts.ANALYSIS_DIR, artifacts.FIGURES_DIR, FAMILY_SCRIPT_DIR)
 def run_analysis(
     run_dir: Path,
-    cfg: AnalysisConfig | None = None,
+    config: AnalysisConfig | None = None,
     seed_runs: Sequence[Path] = (),
     figures: bool = True,
     covariates: bool = False,
@@ -81,10 +81,10 @@ def run_analysis(
 
     ``covariates``: first write ``RUN/covariates/`` when it is missing (loading the model the
     profile records; see :mod:`babelmoe.stages.covariates`), once the inputs are checked."""
-    cfg = cfg or AnalysisConfig()
+    config = config or AnalysisConfig()
     run_dir = Path(run_dir)
     profile = ensure_unit_documents(load_profile(run_dir))
-    log.info(
+    logger.info(
         "analysing %s: %d languages, %d layers x %d experts",
         run_dir,
         len(profile.codes),
@@ -100,16 +100,18 @@ def run_analysis(
         ensure_covariates(run_dir)
     # steps: the main profile, each seed run, tables and figures, family vs script
     bar = tqdm(total=3 + len(seeds), desc="analyse", unit="step", disable=None)
-    result = analyse_profile(profile, cfg)
+    result = analyse_profile(profile, config)
     bar.update()
     study: SeedStudy | None = None
     if seeds:
         results: list[AnalysisResult] = [result]
         labels = [load_partition_labels(run_dir)]
         for seed_dir, other in seeds:
-            log.info("analysing seed run %s", seed_dir)
+            logger.info("analysing seed run %s", seed_dir)
             results.append(
-                analyse_profile(other, cfg, bootstrap_metrics=[cfg.primary_metric], seed_run=True)
+                analyse_profile(
+                    other, config, bootstrap_metrics=[config.primary_metric], seed_run=True
+                )
             )
             bar.update()
             labels.append(load_partition_labels(seed_dir))
@@ -117,9 +119,9 @@ def run_analysis(
 
     out = run_dir / artifacts.ANALYSIS_DIR
     with artifacts.run_lock(run_dir):
-        write_tables(out, analysis_tables(result, profile.unit_tokens.numpy(), cfg.alpha))
+        write_tables(out, analysis_tables(result, profile.unit_tokens.numpy(), config.alpha))
         if study is not None:
-            write_tables(out, seed_tables(study, cfg.alpha))
+            write_tables(out, seed_tables(study, config.alpha))
         artifacts.atomic_write_json(
             out / artifacts.CLUSTERING_FILE,
             clean(
@@ -128,7 +130,7 @@ def run_analysis(
                     "kind": "clustering",
                     "languages": result.codes,
                     "metric": result.primary,
-                    "method": cfg.linkage,
+                    "method": config.linkage,
                     "linkage": result.linkage,
                     "order": [result.codes[i] for i in result.order],
                     "genealogy_linkage": result.genealogy_linkage,
@@ -143,20 +145,24 @@ def run_analysis(
             from babelmoe.plots.figures import analysis_figures
 
             entries = analysis_figures(
-                result, study, run_dir / artifacts.FIGURES_DIR, cfg.shared_threshold, cfg.alpha
+                result,
+                study,
+                run_dir / artifacts.FIGURES_DIR,
+                config.shared_threshold,
+                config.alpha,
             )
         artifacts.atomic_write_json(
             out / artifacts.FIGURES_FILE,
             {"schema_version": artifacts.SCHEMA_VERSION, "kind": "figures", "figures": entries},
         )
-        summary = build_summary(result, cfg, profile.meta, study)
+        summary = build_summary(result, config, profile.meta, study)
     bar.update()
     # Family against script and the shared-expert null model: RUN/family_vs_script/ (its own
     # tables, figures and report section); their blocks and sentences also go into summary.json.
     blocks = run_family_script(
         run_dir,
-        family_script_config(cfg),
-        expert_null_config(cfg),
+        family_script_config(config),
+        expert_null_config(config),
         profile=profile,
         distance_samples=result.distance_samples,
         figures=figures,
@@ -167,15 +173,15 @@ def run_analysis(
     summary["expert_null"] = blocks["expert_null"]
     # Shared and specific experts against permuted language labels: RUN/language_null/, and the
     # expert claims RUN/family_vs_script/claims_experts.json.
-    if cfg.label_permutations > 0:
+    if config.label_permutations > 0:
         blocks["language_null"] = run_language_null(
             run_dir,
             profile,
-            label_null_config(cfg),
-            expert_null_config(cfg),
-            n_bootstrap=cfg.n_bootstrap,
-            paired=cfg.bootstrap_paired,
-            ci_level=cfg.ci_level,
+            label_null_config(config),
+            expert_null_config(config),
+            n_bootstrap=config.n_bootstrap,
+            paired=config.bootstrap_paired,
+            ci_level=config.ci_level,
         )
         summary["language_null"] = blocks["language_null"]
     keys = (("family_vs_script", "family vs script"), ("expert_null", "null model"))
@@ -186,45 +192,45 @@ def run_analysis(
     summary["notes"] = [*summary.get("notes", []), *blocks["notes"]]
     with artifacts.run_lock(run_dir):
         artifacts.atomic_write_json(out / artifacts.SUMMARY_FILE, summary)
-    log.info("wrote %s", out)
+    logger.info("wrote %s", out)
     return summary
 
 
-def family_script_config(cfg: AnalysisConfig) -> ScriptGenealogyConfig:
+def family_script_config(config: AnalysisConfig) -> ScriptGenealogyConfig:
     """The family-against-script settings that follow the analysis config."""
     return ScriptGenealogyConfig(
-        metric=cfg.primary_metric,
-        kl_epsilon=cfg.kl_epsilon,
-        n_permutations=cfg.n_permutations,
-        exact_limit=cfg.exact_limit,
-        n_bootstrap=cfg.n_bootstrap,
-        bootstrap_paired=cfg.bootstrap_paired,
-        ci_level=cfg.ci_level,
-        alpha=cfg.alpha,
-        seed=cfg.seed,
-        script_measure=cfg.script_measure,
-        genealogy_measure=cfg.genealogy_measure,
+        metric=config.primary_metric,
+        kl_epsilon=config.kl_epsilon,
+        n_permutations=config.n_permutations,
+        exact_limit=config.exact_limit,
+        n_bootstrap=config.n_bootstrap,
+        bootstrap_paired=config.bootstrap_paired,
+        ci_level=config.ci_level,
+        alpha=config.alpha,
+        seed=config.seed,
+        script_measure=config.script_measure,
+        genealogy_measure=config.genealogy_measure,
     )
 
 
-def expert_null_config(cfg: AnalysisConfig) -> ExpertNullConfig:
+def expert_null_config(config: AnalysisConfig) -> ExpertNullConfig:
     """The null model's thresholds: the analysis config's."""
     return ExpertNullConfig(
-        shared_threshold=cfg.shared_threshold,
-        specific_high=cfg.specific_high,
-        specific_low=cfg.specific_low,
-        alpha=cfg.alpha,
-        seed=cfg.seed,
+        shared_threshold=config.shared_threshold,
+        specific_high=config.specific_high,
+        specific_low=config.specific_low,
+        alpha=config.alpha,
+        seed=config.seed,
     )
 
 
-def label_null_config(cfg: AnalysisConfig) -> LabelNullConfig:
+def label_null_config(config: AnalysisConfig) -> LabelNullConfig:
     """The language-label null's thresholds and draws: the analysis config's."""
     return LabelNullConfig(
-        shared_threshold=cfg.shared_threshold,
-        specific_high=cfg.specific_high,
-        specific_low=cfg.specific_low,
-        n_permutations=cfg.label_permutations,
-        alpha=cfg.alpha,
-        seed=cfg.seed,
+        shared_threshold=config.shared_threshold,
+        specific_high=config.specific_high,
+        specific_low=config.specific_low,
+        n_permutations=config.label_permutations,
+        alpha=config.alpha,
+        seed=config.seed,
     )

@@ -1,7 +1,7 @@
 """The runner of ``babelmoe diff``: compare the profiles of two run folders (base vs
 instruction-tuned, or corpus A vs B).
 
-``run_diff(run_a, run_b, out, cfg)`` writes the diff tables, ``summary.json``, figures in
+``run_diff(run_a, run_b, out, config)`` writes the diff tables, ``summary.json``, figures in
 ``OUT/figures/``, ``OUT/report.html`` and ``OUT/report_section.json``; with OUT inside a run folder
 (e.g. ``RUN_B/diff_vs_base``) that run's report includes the diff as a section.
 """
@@ -22,14 +22,14 @@ from babelmoe.plots.html import render_document
 from babelmoe.plots.sections import diff_section
 from babelmoe.profile.artifact import load_profile
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def run_diff(
-    run_a: Path, run_b: Path, out: Path, cfg: DiffConfig | None = None, figures: bool = True
+    run_a: Path, run_b: Path, out: Path, config: DiffConfig | None = None, figures: bool = True
 ) -> dict[str, Any]:
     """Compare the profiles of two run folders; returns the diff summary."""
-    cfg = cfg or DiffConfig()
+    config = config or DiffConfig()
     run_a, run_b, out = Path(run_a), Path(run_b), Path(out)
     a, b = load_profile(run_a), load_profile(run_b)
     if a.n_layers != b.n_layers or a.n_experts != b.n_experts:
@@ -38,9 +38,9 @@ def run_diff(
             f"{b.n_layers} layers x {b.n_experts} experts",
             "diff two profiles of one architecture split into the same number of experts",
         )
-    result = diff_profiles(a, b, cfg)
-    tables = diff_tables(result, cfg)
-    summary = diff_summary(result, cfg, (str(run_a), str(run_b)))
+    result = diff_profiles(a, b, config)
+    tables = diff_tables(result, config)
+    summary = diff_summary(result, config, (str(run_a), str(run_b)))
     with artifacts.run_lock(out):
         write_tables(out, tables)
         artifacts.atomic_write_json(out / artifacts.SUMMARY_FILE, summary)
@@ -49,7 +49,7 @@ def run_diff(
             from babelmoe.plots.figures import diff_figures
 
             entries = diff_figures(
-                result, out / artifacts.FIGURES_DIR, (run_a.name, run_b.name), cfg.primary_metric
+                result, out / artifacts.FIGURES_DIR, (run_a.name, run_b.name), config.primary_metric
             )
         rows = {name: clean(r) for name, (_, r) in tables.items()}
         section = diff_section(summary, rows, [(out / e["png"], e["caption"]) for e in entries])
@@ -67,5 +67,5 @@ def run_diff(
             f"babelmoe diff: {run_a.name} vs {run_b.name}", f"A = {run_a}, B = {run_b}", [section]
         )
         artifacts.atomic_write_text(out / artifacts.REPORT_FILE, page)
-    log.info("wrote %s", out)
+    logger.info("wrote %s", out)
     return summary

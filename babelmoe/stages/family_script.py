@@ -33,7 +33,7 @@ from babelmoe.analysis.io import clean, write_table
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData, load_profile
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FOLDER = "family_vs_script"
 SECTION_ORDER = 60
@@ -61,7 +61,7 @@ def run_family_script(
         result = sg.script_genealogy(profile, sg_cfg, distance_samples=distance_samples)
     except BabelmoeError as exc:
         notes.append(f"family against script skipped: {exc.one_line()}")
-        log.info("%s", notes[-1])
+        logger.info("%s", notes[-1])
     null = en.expert_null(profile.frequency.numpy(), null_cfg)
     blocks: dict[str, Any] = {
         "family_vs_script": clean(sg.summary(result, sg_cfg)) if result is not None else None,
@@ -90,7 +90,7 @@ def run_family_script(
             {"schema_version": artifacts.SCHEMA_VERSION, "kind": "family_vs_script", **blocks},
         )
         artifacts.atomic_write_json(out / artifacts.SECTION_FILE, _section(blocks, entries))
-    log.info("wrote %s", out)
+    logger.info("wrote %s", out)
     return blocks
 
 

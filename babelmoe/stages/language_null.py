@@ -31,7 +31,7 @@ from babelmoe.analysis.stats.bootstrap import run_bootstrap
 from babelmoe.analysis.units import describe_resampling, profile_articles, resolve_paired
 from babelmoe.profile.artifact import ProfileData
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FOLDER = "language_null"
 CLAIMS_FOLDER = "family_vs_script"
@@ -42,7 +42,7 @@ SECTION_ORDER = 61
 def run_language_null(
     run_dir: Path,
     profile: ProfileData,
-    cfg: ln.LabelNullConfig,
+    config: ln.LabelNullConfig,
     null_cfg: en.ExpertNullConfig,
     n_bootstrap: int = 200,
     paired: bool | None = None,
@@ -56,7 +56,7 @@ def run_language_null(
     unit_counts = profile.unit_counts.numpy()
     unit_tokens = profile.unit_tokens.numpy()
     index = articles.index if articles is not None and articles.parallel else None
-    result = ln.label_null(unit_counts, unit_tokens, index, cfg)
+    result = ln.label_null(unit_counts, unit_tokens, index, config)
 
     # The within-layer null, whole model: totals of its draws.
     freq = profile.frequency.numpy()
@@ -76,8 +76,8 @@ def run_language_null(
     if n_bootstrap > 0:
 
         def statistic(f: np.ndarray) -> dict[str, np.ndarray]:  # f [B, n, L, E]
-            shared = (f >= cfg.shared_threshold).all(axis=1).sum(axis=(-2, -1))
-            spec = ln.specific_language(f, cfg.specific_high, cfg.specific_low)
+            shared = (f >= config.shared_threshold).all(axis=1).sum(axis=(-2, -1))
+            spec = ln.specific_language(f, config.specific_high, config.specific_low)
             return {"shared": shared, "specific": (spec >= 0).sum(axis=(-2, -1))}
 
         boot = run_bootstrap(
@@ -85,7 +85,7 @@ def run_language_null(
             unit_tokens,
             statistic,
             n_bootstrap,
-            cfg.seed,
+            config.seed,
             paired=use_paired,
             articles=articles.index if use_paired and articles is not None else None,
         )
@@ -97,7 +97,7 @@ def run_language_null(
         f"may lie below the estimate"
     )
     claims = expert_claims(
-        result, layer_share, boot, len(profile.codes), cfg.alpha, ci_level, interval
+        result, layer_share, boot, len(profile.codes), config.alpha, ci_level, interval
     )
     block = summary(result, claims)
     block["resampling"] = resampling
@@ -134,7 +134,7 @@ def run_language_null(
         )
         artifacts.atomic_write_json(out / artifacts.SECTION_FILE, _section(block))
         artifacts.atomic_write_json(run_dir / CLAIMS_FOLDER / CLAIMS_FILE, clean(claims))
-    log.info("wrote %s and %s", out, run_dir / CLAIMS_FOLDER / CLAIMS_FILE)
+    logger.info("wrote %s and %s", out, run_dir / CLAIMS_FOLDER / CLAIMS_FILE)
     return block
 
 

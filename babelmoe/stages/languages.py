@@ -1,6 +1,6 @@
 """The stage of ``babelmoe languages``: what a corpus offers, under a model's tokenizer.
 
-``list_languages(cfg)`` builds the catalogue of :mod:`babelmoe.corpus.catalogue` (every
+``list_languages(config)`` builds the catalogue of :mod:`babelmoe.corpus.catalogue` (every
 language version with its family, genus, script shares, documents and tokens under the model's
 tokenizer), filters it and returns the rows; :func:`format_table` renders them for a terminal.
 Only the tokenizer is loaded, never the weights. The unfiltered catalogue is cached as JSON in
@@ -72,16 +72,16 @@ def _tokenizer_stamp(tokenizer: Any) -> str:
     return f"{type(tokenizer).__name__}:{len(vocab)}:{digest}"
 
 
-def _cache_path(cfg: LanguagesConfig, tokenizer: Any) -> Path:
+def _cache_path(config: LanguagesConfig, tokenizer: Any) -> Path:
     from babelmoe.models.loading import cache_dir
 
     key = json.dumps(
         [
             CATALOGUE_SCHEMA,
-            _corpus_stamp(cfg.corpus),
+            _corpus_stamp(config.corpus),
             _tokenizer_stamp(tokenizer) if tokenizer is not None else None,
-            cfg.heldout_frac,
-            cfg.heldout_seed,
+            config.heldout_frac,
+            config.heldout_seed,
         ]
     )
     return cache_dir() / "catalogue" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
@@ -93,28 +93,28 @@ def _from_dict(data: dict[str, Any]) -> CatalogueEntry:
     return CatalogueEntry(**known)
 
 
-def catalogue(cfg: LanguagesConfig) -> list[CatalogueEntry]:
-    """The whole catalogue of ``cfg.corpus`` (cached; see the module docstring)."""
-    tokenizer = load_tokenizer(cfg.model) if cfg.model is not None else None
-    path = _cache_path(cfg, tokenizer)
-    if path.is_file() and not cfg.refresh:
+def catalogue(config: LanguagesConfig) -> list[CatalogueEntry]:
+    """The whole catalogue of ``config.corpus`` (cached; see the module docstring)."""
+    tokenizer = load_tokenizer(config.model) if config.model is not None else None
+    path = _cache_path(config, tokenizer)
+    if path.is_file() and not config.refresh:
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
             logger.info("catalogue from cache %s", path)
             return [_from_dict(row) for row in rows]
         except (OSError, ValueError, KeyError, TypeError):
             logger.warning("ignoring an unreadable catalogue cache %s", path)
-    logger.info("building the catalogue of %s (once; cached in %s)", cfg.corpus, path.parent)
+    logger.info("building the catalogue of %s (once; cached in %s)", config.corpus, path.parent)
     entries = corpus_catalogue(
-        cfg.corpus, tokenizer, heldout_frac=cfg.heldout_frac, seed=cfg.heldout_seed
+        config.corpus, tokenizer, heldout_frac=config.heldout_frac, seed=config.heldout_seed
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     artifacts.atomic_write_json(
         path,
         {
             "schema_version": CATALOGUE_SCHEMA,
-            "corpus": cfg.corpus,
-            "model": cfg.model,
+            "corpus": config.corpus,
+            "model": config.model,
             "rows": [e.to_dict() for e in entries],
         },
     )
@@ -134,16 +134,16 @@ def check_corpus(corpus: str) -> None:
         )
 
 
-def list_languages(cfg: LanguagesConfig) -> list[CatalogueEntry]:
-    """The catalogue rows that pass ``cfg``'s filters, in the corpus's order."""
-    check_corpus(cfg.corpus)
+def list_languages(config: LanguagesConfig) -> list[CatalogueEntry]:
+    """The catalogue rows that pass ``config``'s filters, in the corpus's order."""
+    check_corpus(config.corpus)
     return filter_catalogue(
-        catalogue(cfg),
-        family=cfg.family,
-        script=cfg.script,
-        min_tokens=cfg.min_tokens,
-        min_script_share=cfg.min_script_share,
-        defaults_only=cfg.defaults_only,
+        catalogue(config),
+        family=config.family,
+        script=config.script,
+        min_tokens=config.min_tokens,
+        min_script_share=config.min_script_share,
+        defaults_only=config.defaults_only,
     )
 
 

@@ -48,7 +48,7 @@ from babelmoe.artifacts import REPORT_FILE, SCHEMA_VERSION, atomic_write_text
 from babelmoe.errors import BabelmoeError
 from babelmoe.plots.html import Section, esc, render_document, table_html
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # What the report reads from analysis/summary.json (checked before anything is drawn).
 SUMMARY_FIELDS = ("languages", "n_layers", "n_experts", "primary_metric", "findings")
@@ -121,7 +121,7 @@ def load_hook_sections(run_dir: Path) -> list[Section]:
                 Section(str(spec["title"]), html_part, figures, order, lead=lead, details=details)
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, BabelmoeError) as exc:
-            log.warning("report section %s skipped: %s", path, exc)
+            logger.warning("report section %s skipped: %s", path, exc)
             note = f"<p class='note'>{esc(path.name)}: {esc(exc)}</p>"
             sections.append(Section(f"{base.name} (unreadable section)", note, [], 900))
     return sections
@@ -154,5 +154,5 @@ def build_report(run_dir: Path, out: Path | None = None) -> Path:
     )
     out = Path(out) if out else run_dir / REPORT_FILE
     atomic_write_text(out, render_document("babelmoe report", subtitle, sections))
-    log.info("wrote %s", out)
+    logger.info("wrote %s", out)
     return out

@@ -42,7 +42,7 @@ from babelmoe.stages.config import StudyConfig
 logger = logging.getLogger(__name__)
 
 
-def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = False) -> Path:
+def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool = False) -> Path:
     """Run the study into ``run_dir``; returns the report's path."""
     from babelmoe.stages.analyse import run_analysis
     from babelmoe.stages.covariates import run_covariates
@@ -61,20 +61,23 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
         return result
 
     logger.info(
-        "study: %d languages, %d tokens each, into %s", len(cfg.languages), cfg.budget, run_dir
+        "study: %d languages, %d tokens each, into %s",
+        len(config.languages),
+        config.budget,
+        run_dir,
     )
     second_dir = run_dir / REPLICATION_DIR
     artifacts.ensure_unlocked(run_dir)  # a second writer: refused before the model loads
-    if cfg.replication:
-        check_disjoint(cfg)
+    if config.replication:
+        check_disjoint(config)
         artifacts.ensure_unlocked(second_dir)
-        logger.info("study: %s", cfg.replication_statement())
+        logger.info("study: %s", config.replication_statement())
     loaded = stage("load", load_model, spec)
-    stage("split", run_split, spec, cfg.split, run_dir, force=force, loaded=loaded)
-    stage("profile", run_profile, spec, cfg.profile, run_dir, force=force, loaded=loaded)
+    stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
+    stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)
     stage("covariates", run_covariates, run_dir, loaded, force=force)
-    stage("analyse", run_analysis, run_dir, cfg.analysis)
-    if cfg.replication:
+    stage("analyse", run_analysis, run_dir, config.analysis)
+    if config.replication:
         from babelmoe.analysis.replication import write_replication
 
         share_partition(run_dir, second_dir, force=force)
@@ -82,12 +85,12 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
             "replication profile",
             run_profile,
             spec,
-            cfg.replication_profile,
+            config.replication_profile,
             second_dir,
             force=force,
             loaded=loaded,
         )
-        stage("replication analyse", run_analysis, second_dir, cfg.analysis)
+        stage("replication analyse", run_analysis, second_dir, config.analysis)
         stage("replication report", build_report, second_dir)
         rows = stage("replication check", write_replication, run_dir)
         verdicts = [r["verdict"] for r in rows]
@@ -103,9 +106,9 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
 REPLICATION_DIR = "replication"
 
 
-def check_disjoint(cfg: StudyConfig) -> None:
+def check_disjoint(config: StudyConfig) -> None:
     """Refuse a replication sample that shares an ISO 639-3 language with the first."""
-    shared = overlap(cfg.languages, cfg.replication_languages, cfg.corpus)
+    shared = overlap(config.languages, config.replication_languages, config.corpus)
     if shared:
         listed = ", ".join(f"{request} ({iso})" for request, iso in shared)
         raise BabelmoeError(

@@ -17,7 +17,7 @@ import logging
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def rebuild_unit_documents(profile: ProfileData) -> list[list[list[str]]] | None:
@@ -32,10 +32,10 @@ def rebuild_unit_documents(profile: ProfileData) -> list[list[list[str]]] | None
     try:
         corpus = load_corpus(source, list(languages), install=False)
     except (BabelmoeError, OSError) as exc:
-        log.info("unit alignment not rebuilt: corpus %s not loadable (%s)", source, exc)
+        logger.info("unit alignment not rebuilt: corpus %s not loadable (%s)", source, exc)
         return None
     if corpus.identity().get("sha256") != recorded.get("sha256"):
-        log.info("unit alignment not rebuilt: corpus %s differs from the profiled one", source)
+        logger.info("unit alignment not rebuilt: corpus %s differs from the profiled one", source)
         return None
     unit_tokens = profile.unit_tokens.numpy()
     n_units = unit_tokens.shape[1]
@@ -57,6 +57,6 @@ def ensure_unit_documents(profile: ProfileData) -> ProfileData:
     if profile.meta.get("unit_documents") is None:
         rebuilt = rebuild_unit_documents(profile)
         if rebuilt is not None:
-            log.info("unit alignment rebuilt from the corpus (profile predates its record)")
+            logger.info("unit alignment rebuilt from the corpus (profile predates its record)")
             profile.meta["unit_documents"] = rebuilt
     return profile

@@ -31,7 +31,7 @@ import numpy as np
 
 from babelmoe.threads import usable_cores
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Statistic = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -86,7 +86,7 @@ def check_units(unit_counts: np.ndarray, unit_tokens: np.ndarray, codes: list[st
     """Log a warning for languages whose intervals will be degenerate."""
     for code, row in zip(codes, unit_tokens, strict=True):
         if int((row > 0).sum()) < 2:
-            log.warning(
+            logger.warning(
                 "language %s has fewer than 2 non-empty bootstrap units: its intervals "
                 "have zero width (profile more documents or more units)",
                 code,
@@ -132,7 +132,9 @@ def run_bootstrap(
             results = list(pool.map(evaluate, draws))
     else:
         results = [evaluate(weights) for weights in draws]
-    log.debug("bootstrap: %d resamples in %d batches, %d threads", n_resamples, len(draws), workers)
+    logger.debug(
+        "bootstrap: %d resamples in %d batches, %d threads", n_resamples, len(draws), workers
+    )
     if not results:
         return {}
     return {name: np.concatenate([r[name] for r in results]) for name in results[0]}

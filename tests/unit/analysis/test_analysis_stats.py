@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from babelmoe.analysis.compare import analyse_profile
 from babelmoe.analysis.config import AnalysisConfig, DiffConfig
 from babelmoe.analysis.diff import diff_profiles
+from babelmoe.analysis.profile_analysis import analyse_profile
 from babelmoe.analysis.stats.bootstrap import (
     percentile_interval,
     resampled_frequency,

@@ -1,6 +1,6 @@
 """The analysis of one profile, as pure computation: similarities, tests, experts, intervals.
 
-``analyse_profile(profile, cfg)`` returns an ``AnalysisResult`` holding arrays only; the runner
+``analyse_profile(profile, config)`` returns an ``AnalysisResult`` holding arrays only; the runner
 turns it into tables, figures and ``summary.json``. Every similarity, the group statistics, the
 Mantel correlations and the shared/specific counts get percentile bootstrap intervals over the
 profile's document units (see ``analysis.bootstrap``); p-values come from label permutations
@@ -47,7 +47,7 @@ from babelmoe.analysis.units import describe_resampling, profile_articles, resol
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Interval = tuple[float, float]
 NAN_INTERVAL: Interval = (float("nan"), float("nan"))
@@ -149,16 +149,16 @@ def _validate(profile: ProfileData) -> None:
             "re-run profile with text for them or leave them out",
         )
     if not np.array_equal(profile.unit_counts.sum(dim=1).numpy(), profile.counts.numpy()):
-        log.warning("unit_counts do not add up to counts: intervals use the units")
+        logger.warning("unit_counts do not add up to counts: intervals use the units")
 
 
 Groups = dict[str, tuple[list[int], str]]  # name -> (language indices, "config" | "metadata")
 
 
-def _groups(profile: ProfileData, cfg: AnalysisConfig, notes: list[str]) -> Groups:
+def _groups(profile: ProfileData, config: AnalysisConfig, notes: list[str]) -> Groups:
     n, out, seen = len(profile.codes), {}, set()
-    candidates = [(name, m, "config") for name, m in cfg.groups.items()]
-    for name, idx in (metadata_groups(profile.languages) if cfg.auto_groups else {}).items():
+    candidates = [(name, m, "config") for name, m in config.groups.items()]
+    for name, idx in (metadata_groups(profile.languages) if config.auto_groups else {}).items():
         candidates.append((name, [profile.codes[i] for i in idx], "metadata"))
     for name, members, source in candidates:
         idx, missing = resolve_members(profile.languages, members)
@@ -173,19 +173,19 @@ def _groups(profile: ProfileData, cfg: AnalysisConfig, notes: list[str]) -> Grou
     return out
 
 
-def _statistic(cfg: AnalysisConfig, metrics: list[str], experts: bool = True) -> Statistic:
+def _statistic(config: AnalysisConfig, metrics: list[str], experts: bool = True) -> Statistic:
     def statistic(freq: np.ndarray) -> dict[str, np.ndarray]:  # freq [B, n, L, E]
         batch, n = freq.shape[:2]
         flat = freq.reshape(batch, n, -1)
         by_layer = np.swapaxes(freq, 1, 2)  # [B, L, n, E]
         out = {}
         for name in metrics:
-            out[f"{name}/model"] = pairwise(flat, name, cfg.kl_epsilon)
-            out[f"{name}/layers"] = pairwise(by_layer, name, cfg.kl_epsilon)
+            out[f"{name}/model"] = pairwise(flat, name, config.kl_epsilon)
+            out[f"{name}/layers"] = pairwise(by_layer, name, config.kl_epsilon)
         if not experts:
             return out
-        out["shared"] = ex.shared_mask(freq, cfg.shared_threshold).sum(axis=-1)  # [B, L]
-        spec = ex.specific_mask(freq, cfg.specific_high, cfg.specific_low)
+        out["shared"] = ex.shared_mask(freq, config.shared_threshold).sum(axis=-1)  # [B, L]
+        spec = ex.specific_mask(freq, config.specific_high, config.specific_low)
         out["specific"] = spec.sum(axis=-1)  # [B, n, L]
         return out
 
@@ -204,12 +204,12 @@ def _correlations(samples: np.ndarray, reference: np.ndarray, rows, cols) -> np.
 
 def analyse_profile(
     profile: ProfileData,
-    cfg: AnalysisConfig,
+    config: AnalysisConfig,
     bootstrap_metrics: list[str] | None = None,
     seed_run: bool = False,
 ) -> AnalysisResult:
     """Run every analysis on one profile. ``bootstrap_metrics`` limits which metrics get
-    intervals (default: all of ``cfg.metrics``); the primary metric always gets them.
+    intervals (default: all of ``config.metrics``); the primary metric always gets them.
     ``seed_run``: only what the seed study reads (distances, group tests with their intervals,
     shared-expert counts): no Mantel tests and no intervals of expert counts."""
     _validate(profile)
@@ -221,14 +221,16 @@ def analyse_profile(
 
     metrics = {
         name: MetricResult(
-            name, pairwise(flat, name, cfg.kl_epsilon), pairwise(by_layer, name, cfg.kl_epsilon)
+            name,
+            pairwise(flat, name, config.kl_epsilon),
+            pairwise(by_layer, name, config.kl_epsilon),
         )
-        for name in cfg.metrics
+        for name in config.metrics
     }
-    distance = as_distance(metrics[cfg.primary_metric].model, cfg.primary_metric)
-    layer_distance = as_distance(metrics[cfg.primary_metric].layers, cfg.primary_metric)
-    tree, order = cluster(distance, cfg.linkage)
-    named = reference_distances(langs, cfg.script_measure, cfg.genealogy_measure)
+    distance = as_distance(metrics[config.primary_metric].model, config.primary_metric)
+    layer_distance = as_distance(metrics[config.primary_metric].layers, config.primary_metric)
+    tree, order = cluster(distance, config.linkage)
+    named = reference_distances(langs, config.script_measure, config.genealogy_measure)
     references = {
         "genealogy": named["genealogy"],
         "family": category_distance(langs, "family"),
@@ -239,32 +241,38 @@ def analyse_profile(
     if n > 1:
         genealogy_tree = align_tree(genealogy_tree, order)
     genealogy_order = [int(i) for i in leaves_list(genealogy_tree)] if n > 1 else [0]
-    groups = _groups(profile, cfg, notes)
+    groups = _groups(profile, config, notes)
 
     # Bootstrap: every interval from the same resamples.
-    boot_metrics = list(dict.fromkeys([cfg.primary_metric, *(bootstrap_metrics or cfg.metrics)]))
+    boot_metrics = list(
+        dict.fromkeys([config.primary_metric, *(bootstrap_metrics or config.metrics)])
+    )
     samples: dict[str, np.ndarray] = {}
-    if cfg.n_bootstrap > 0:
+    if config.n_bootstrap > 0:
         check_units(profile.unit_counts.numpy(), profile.unit_tokens.numpy(), profile.codes)
-        log.info("bootstrap: %d resamples of %d languages' units", cfg.n_bootstrap, n)
+        logger.info("bootstrap: %d resamples of %d languages' units", config.n_bootstrap, n)
         articles = profile_articles(profile)
-        paired = resolve_paired(cfg.bootstrap_paired, articles)
+        paired = resolve_paired(config.bootstrap_paired, articles)
         notes.append(describe_resampling(paired, articles))
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
-            _statistic(cfg, boot_metrics, experts=not seed_run),
-            cfg.n_bootstrap,
-            cfg.seed,
-            cfg.batch_size,
+            _statistic(config, boot_metrics, experts=not seed_run),
+            config.n_bootstrap,
+            config.seed,
+            config.batch_size,
             paired,
             articles=articles.index if paired and articles is not None else None,
         )
         for name in boot_metrics:
-            metrics[name].model_ci = percentile_interval(samples[f"{name}/model"], cfg.ci_level)
-            metrics[name].layers_ci = percentile_interval(samples[f"{name}/layers"], cfg.ci_level)
+            metrics[name].model_ci = percentile_interval(samples[f"{name}/model"], config.ci_level)
+            metrics[name].layers_ci = percentile_interval(
+                samples[f"{name}/layers"], config.ci_level
+            )
     dist_samples = (
-        as_distance(samples[f"{cfg.primary_metric}/model"].astype(np.float64), cfg.primary_metric)
+        as_distance(
+            samples[f"{config.primary_metric}/model"].astype(np.float64), config.primary_metric
+        )
         if samples
         else None
     )
@@ -272,7 +280,7 @@ def analyse_profile(
     def interval(values: np.ndarray | None) -> Interval:
         if values is None:
             return NAN_INTERVAL
-        lo, hi = percentile_interval(values, cfg.ci_level)
+        lo, hi = percentile_interval(values, config.ci_level)
         return float(lo), float(hi)
 
     # Agreement with genealogy and script (Mantel, Spearman, one-sided).
@@ -280,7 +288,7 @@ def analyse_profile(
     if seed_run:
         notes.append("seed run: Mantel tests and intervals of expert counts not computed")
     elif n >= 4:
-        plan = LabelPermutations.cached(n, cfg.exact_limit, cfg.n_permutations, cfg.seed)
+        plan = LabelPermutations.cached(n, config.exact_limit, config.n_permutations, config.seed)
         rows, cols = plan.rows, plan.cols
         for ref, ref_dist in references.items():
             whole, *by_layer = mantel_many(plan, [distance, *layer_distance], ref_dist)
@@ -298,7 +306,7 @@ def analyse_profile(
 
     group_results = []
     for name, (idx, source) in groups.items():
-        test = group_test(distance, idx, cfg.exact_limit, cfg.n_permutations, cfg.seed)
+        test = group_test(distance, idx, config.exact_limit, config.n_permutations, config.seed)
         ci = interval(None if dist_samples is None else group_statistic(dist_samples, idx))
         group_results.append(GroupResult(name, [profile.codes[i] for i in idx], source, test, ci))
     for group, adjusted in zip(
@@ -306,13 +314,13 @@ def analyse_profile(
     ):
         group.p_holm = adjusted
 
-    experts = _experts(freq, cfg, groups, samples, interval)
+    experts = _experts(freq, config, groups, samples, interval)
     return AnalysisResult(
         languages=langs,
         frequency=freq,
         tokens=profile.tokens.numpy(),
         metrics=metrics,
-        primary=cfg.primary_metric,
+        primary=config.primary_metric,
         distance=distance,
         linkage=tree,
         order=order,
@@ -328,7 +336,7 @@ def analyse_profile(
         else (
             dist_samples,
             as_distance(
-                samples[f"{cfg.primary_metric}/layers"].astype(np.float64), cfg.primary_metric
+                samples[f"{config.primary_metric}/layers"].astype(np.float64), config.primary_metric
             ),
         ),
     )
@@ -336,21 +344,21 @@ def analyse_profile(
 
 def _experts(
     freq: np.ndarray,
-    cfg: AnalysisConfig,
+    config: AnalysisConfig,
     groups: Groups,
     samples: dict[str, np.ndarray],
     interval: Callable[[np.ndarray | None], Interval],
 ) -> ExpertResult:
-    shared = ex.shared_mask(freq, cfg.shared_threshold)
+    shared = ex.shared_mask(freq, config.shared_threshold)
     counts = shared.sum(axis=-1)
     n, n_layers = freq.shape[:2]
-    lape, tau = ex.lape_specific(freq, cfg.lape_filter_quantile, cfg.lape_entropy_quantile)
+    lape, tau = ex.lape_specific(freq, config.lape_filter_quantile, config.lape_entropy_quantile)
     if "shared" in samples:
         boot_shared = samples["shared"].astype(np.float64)  # [B, L]
-        shared_ci = percentile_interval(boot_shared, cfg.ci_level)
+        shared_ci = percentile_interval(boot_shared, config.ci_level)
         centre_ci = interval(ex.centre_of_mass(boot_shared))
         peak_support = float(np.mean(np.argmax(boot_shared, axis=-1) == np.argmax(counts)))
-        specific_ci = percentile_interval(samples["specific"], cfg.ci_level)
+        specific_ci = percentile_interval(samples["specific"], config.ci_level)
     else:
         shared_ci = np.full((2, n_layers), np.nan)
         centre_ci, peak_support = NAN_INTERVAL, float("nan")
@@ -361,10 +369,10 @@ def _experts(
         centre=float(ex.centre_of_mass(counts)),
         centre_ci=centre_ci,
         peak_support=peak_support,
-        specific=ex.specific_mask(freq, cfg.specific_high, cfg.specific_low),
+        specific=ex.specific_mask(freq, config.specific_high, config.specific_low),
         specific_ci=specific_ci,
         group_specific={
-            name: ex.group_specific_mask(freq, idx, cfg.specific_high, cfg.specific_low)
+            name: ex.group_specific_mask(freq, idx, config.specific_high, config.specific_low)
             for name, (idx, _) in groups.items()
         },
         lape=lape,
