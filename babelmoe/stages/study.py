@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from babelmoe import artifacts
@@ -38,6 +37,7 @@ from babelmoe.corpus.study import overlap
 from babelmoe.errors import BabelmoeError
 from babelmoe.models.loading import ModelSpec, load_model
 from babelmoe.stages.config import StudyConfig
+from babelmoe.stages.sequence import StageTimer, run_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +45,11 @@ logger = logging.getLogger(__name__)
 def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool = False) -> Path:
     """Run the study into ``run_dir``; returns the report's path."""
     from babelmoe.stages.analyse import run_analysis
-    from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
-    from babelmoe.stages.split import run_split
 
     run_dir = Path(run_dir)
-    timings: dict[str, float] = {}
-
-    def stage(name: str, fn, *args, **kwargs):
-        start = time.perf_counter()
-        result = fn(*args, **kwargs)
-        timings[name] = time.perf_counter() - start
-        logger.info("study: %s done in %.1fs", name, timings[name])
-        return result
-
+    stage = StageTimer(done="study: %s", summary="study timings")
     logger.info(
         "study: %d languages, %d tokens each, into %s",
         len(config.languages),
@@ -73,19 +63,19 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
         artifacts.ensure_unlocked(second_dir)
         logger.info("study: %s", config.replication_statement())
     loaded = stage("load", load_model, spec)
-    stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
-    stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)
-    stage("covariates", run_covariates, run_dir, loaded, force=force)
-    stage("analyse", run_analysis, run_dir, config.analysis)
-    if config.replication:
+
+    def replication() -> None:
+        if not config.replication:
+            return
         from babelmoe.analysis.replication import write_replication
 
         share_partition(run_dir, second_dir, force=force)
+        profile = config.replication_profile
         stage(
             "replication profile",
             run_profile,
             spec,
-            config.replication_profile,
+            profile,
             second_dir,
             force=force,
             loaded=loaded,
@@ -98,9 +88,18 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
             "replication: %s",
             ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts)),
         )
-    report = stage("report", build_report, run_dir)
-    logger.info("study timings: %s", ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
-    return report
+
+    return run_sequence(
+        stage,
+        spec,
+        run_dir,
+        loaded=loaded,
+        split=config.split,
+        profile=config.profile,
+        analysis=config.analysis,
+        force=force,
+        before_report=replication,
+    )
 
 
 REPLICATION_DIR = "replication"

@@ -66,7 +66,7 @@ def test_run_pipeline_reports_each_stage_start_and_end(tmp_path, monkeypatch) ->
     monkeypatch.setattr("babelmoe.stages.run.load_model", noop)
     monkeypatch.setattr("babelmoe.corpus.load_corpus", noop)
     for target in ("split.run_split", "profile.run_profile", "analyse.run_analysis",
-                   "sweep.run_sweep"):  # fmt: skip
+                   "covariates.run_covariates", "sweep.run_sweep"):  # fmt: skip
         monkeypatch.setattr(f"babelmoe.stages.{target}", noop)
     monkeypatch.setattr("babelmoe.stages.report.build_report", lambda run_dir: report)
     from babelmoe.models.spec import ModelSpec

@@ -1,0 +1,123 @@
+"""The sequence that ``babelmoe run`` and ``babelmoe study`` share: (the caller loads the model)
+-> split -> profile -> (what the job adds) -> analyse (covariates first) -> (what the job adds)
+-> report, each stage timed by one :class:`StageTimer`.
+
+Every stage keeps an identical existing artifact, so the same call after an interruption
+continues with the first unfinished stage. The covariates (``RUN/covariates/``) are computed with
+the loaded model as the first part of the analysis stage: they are the analysis's inputs, and
+the plan of ``stages.progress`` counts them there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from babelmoe.stages.progress import ProgressCallback, Stage, StageEvent, seconds_left
+
+if TYPE_CHECKING:
+    from babelmoe.analysis.config import AnalysisConfig
+    from babelmoe.experts.config import SplitConfig
+    from babelmoe.models.loading import LoadedModel
+    from babelmoe.models.spec import ModelSpec
+    from babelmoe.stages.config import ProfileConfig
+
+logger = logging.getLogger(__name__)
+
+
+class StageTimer:
+    """Runs named stages, logs how long each took and keeps the timings.
+
+    With a ``plan`` (``stages.progress.plan_stages``), the stages must come in its order and
+    ``progress`` hears each start and end with the time left. ``done``: the log line's format
+    for a finished stage (``%s``: its name); ``summary``: the label of the final timings line.
+    """
+
+    def __init__(
+        self,
+        plan: Sequence[Stage] | None = None,
+        progress: ProgressCallback | None = None,
+        done: str = "stage %s",
+        summary: str = "timings",
+    ) -> None:
+        self.plan, self.progress, self.done, self.summary = plan, progress, done, summary
+        self.timings: dict[str, float] = {}
+        self.began = time.perf_counter()
+
+    def __call__(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` as the stage ``name``; returns its result."""
+        index = len(self.timings)
+        if self.plan is not None:
+            assert self.plan[index].name == name, (self.plan[index].name, name)
+        took = list(self.timings.values())
+        self._report(index, None, took)
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.timings[name] = time.perf_counter() - start
+        logger.info(self.done + " done in %.1fs", name, self.timings[name])
+        self._report(index, self.timings[name], [*took, self.timings[name]])
+        return result
+
+    def _report(self, index: int, seconds: float | None, took: list[float]) -> None:
+        if self.progress is None or self.plan is None:
+            return
+        left = seconds_left(self.plan, took)
+        elapsed = time.perf_counter() - self.began
+        self.progress(
+            StageEvent(index + 1, len(self.plan), self.plan[index], seconds, elapsed, left)
+        )
+
+    def log_summary(self) -> None:
+        """One line with every stage's seconds."""
+        logger.info(
+            "%s: %s", self.summary, ", ".join(f"{k} {v:.0f}s" for k, v in self.timings.items())
+        )
+
+
+def run_sequence(
+    stage: StageTimer,
+    spec: ModelSpec,
+    run_dir: Path,
+    *,
+    loaded: LoadedModel,
+    split: SplitConfig,
+    profile: ProfileConfig,
+    analysis: AnalysisConfig | None = None,
+    force: bool = False,
+    before_analyse: Callable[[], Sequence[Path]] | None = None,
+    before_report: Callable[[], None] | None = None,
+) -> Path:
+    """split -> profile -> ``before_analyse()`` (returns the seed runs to compare) -> analyse ->
+    ``before_report()`` -> report, into ``run_dir`` with the ``loaded`` model (``spec`` names
+    it); returns the report's path. ``analysis`` None: ``AnalysisConfig()``."""
+    from babelmoe.stages.profile import run_profile
+    from babelmoe.stages.report import build_report
+    from babelmoe.stages.split import run_split
+
+    stage("split", run_split, spec, split, run_dir, force=force, loaded=loaded)
+    stage("profile", run_profile, spec, profile, run_dir, force=force, loaded=loaded)
+    seed_runs = list(before_analyse()) if before_analyse is not None else []
+    stage("analyse", analyse, run_dir, loaded, analysis, seed_runs, force=force)
+    if before_report is not None:
+        before_report()
+    report = stage("report", build_report, run_dir)
+    stage.log_summary()
+    return report
+
+
+def analyse(
+    run_dir: Path,
+    loaded: LoadedModel,
+    config: AnalysisConfig | None = None,
+    seed_runs: Sequence[Path] = (),
+    force: bool = False,
+) -> dict[str, Any]:
+    """The covariates with the loaded model, then the analysis; returns the summary."""
+    from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.covariates import run_covariates
+
+    run_covariates(run_dir, loaded, force=force)
+    return run_analysis(run_dir, config, seed_runs=seed_runs)
