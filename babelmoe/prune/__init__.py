@@ -13,8 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from babelmoe.prune import mass_budget  # noqa: F401  (registers "mass-budget")
-from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, select_experts
+from babelmoe.prune import mass_budget
+from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, register_method, select_experts
+
+# The shipped methods beyond ``criteria``'s own, registered here (not as a side effect of an
+# import); a method of another module registers the same way.
+register_method("mass-budget", statistic="frequency", summary=mass_budget.SUMMARY)(
+    mass_budget.select_by_config
+)
 
 # The surgery (torch) loads on first use (PEP 562): the registry above imports without torch, so
 # ``--help`` can list the methods fast.

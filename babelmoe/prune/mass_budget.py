@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
 from babelmoe.errors import BabelmoeError
-from babelmoe.prune.criteria import PruneConfig, Selection, check_ratio, ranking, register_method
+from babelmoe.prune.criteria import PruneConfig, Selection, check_ratio, ranking
 
 DEFAULT_FLOOR_SHARE = 0.5
 
@@ -89,11 +89,12 @@ def select_mass_budget(
     return Selection(drop.view(n_layers, n_experts), notes)
 
 
-@register_method(
-    "mass-budget",
-    statistic="frequency",
-    summary="every layer keeps a floor of its most-used experts; the rest go by frequency "
-    "over the whole model",
+SUMMARY = (
+    "every layer keeps a floor of its most-used experts; the rest go by frequency over the whole "
+    "model"
 )
-def _select_mass_budget(config: PruneConfig, values, shape) -> Selection:
+
+
+def select_by_config(config: PruneConfig, values, shape) -> Selection:
+    """The rule as a pruning method (``babelmoe.prune`` registers it as ``mass-budget``)."""
     return select_mass_budget(values, float(config.ratio), config.seed)  # type: ignore[arg-type]

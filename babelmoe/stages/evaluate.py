@@ -141,25 +141,35 @@ TaskRunner = Callable[
 class EvalTask:
     """One entry of the registry of evaluation tasks (beside perplexity, which always runs).
 
+    A new task is one registration: ``@register_task(name, asked, check=...)`` on its runner
+    (and, when it takes inputs, its fields in ``EvaluateConfig`` with their flags).
+
     Attributes:
         name: the task's name in results (``udhr_cont``, ``xcsqa``, ``mgsm``).
         asked: whether ``EvaluateConfig`` asks for it (e.g. ``--xcsqa DIR`` given).
         run: evaluates one language.
+        check: refuses, before any model is loaded, inputs that give it nothing to run
+            (``names``: the file names tried per language); None: nothing to check.
     """
 
     name: str
     asked: Callable[[EvaluateConfig], bool]
     run: TaskRunner
+    check: Callable[[EvaluateConfig, dict[str, list[str]]], None] | None = None
 
 
 TASKS: dict[str, EvalTask] = {}
 
 
-def register_task(name: str, asked: Callable[[EvaluateConfig], bool]):
+def register_task(
+    name: str,
+    asked: Callable[[EvaluateConfig], bool],
+    check: Callable[[EvaluateConfig, dict[str, list[str]]], None] | None = None,
+):
     """Register an evaluation task run by ``babelmoe evaluate`` (a decorator)."""
 
     def decorate(run: TaskRunner) -> TaskRunner:
-        TASKS[name] = EvalTask(name, asked, run)
+        TASKS[name] = EvalTask(name, asked, run, check)
         return run
 
     return decorate
@@ -272,7 +282,29 @@ def _mgsm_code(config: EvaluateConfig, names: list[str]) -> str | None:
     return _first_existing(names, lambda n: Path(config.mgsm) / f"mgsm_{n}.tsv")  # type: ignore[arg-type]
 
 
-@register_task("xcsqa", lambda config: config.xcsqa is not None)
+def _tried(names: dict[str, list[str]]) -> str:
+    return ", ".join(sorted({n for ns in names.values() for n in ns if n}))
+
+
+def _check_xcsqa(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
+    if all(_xcsqa_file(config, ns) is None for ns in names.values()):
+        raise BabelmoeError(
+            f"--xcsqa {config.xcsqa}: no {{lang}}/{config.xcsqa_split}.jsonl for any asked "
+            f"language (looked for {_tried(names)})",
+            "pass the X-CSQA folder holding one folder per language, or the languages it has",
+        )
+
+
+def _check_mgsm(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
+    if all(_mgsm_code(config, ns) is None for ns in names.values()):
+        raise BabelmoeError(
+            f"--mgsm {config.mgsm}: no mgsm_{{lang}}.tsv for any asked language "
+            f"(looked for {_tried(names)})",
+            "pass the folder of the mgsm_{lang}.tsv files, or the languages it has",
+        )
+
+
+@register_task("xcsqa", lambda config: config.xcsqa is not None, check=_check_xcsqa)
 def _xcsqa(
     loaded: LoadedModel,
     config: EvaluateConfig,
@@ -290,7 +322,7 @@ def _xcsqa(
     return [write_xcsqa_task(tasks_dir, path, lang)]
 
 
-@register_task("mgsm", lambda config: config.mgsm is not None)
+@register_task("mgsm", lambda config: config.mgsm is not None, check=_check_mgsm)
 def _mgsm(
     loaded: LoadedModel,
     config: EvaluateConfig,
@@ -316,9 +348,9 @@ def _mgsm(
 
 
 def check_named_tasks(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
-    """Refuse, before any model is loaded, a named task folder with no file for any language
-    (``names``: the file names tried per language), harness tasks without lm-eval, and
-    ``--tasks`` entries lm-eval does not know."""
+    """Refuse, before any model is loaded, harness tasks without lm-eval, ``--tasks`` entries
+    lm-eval does not know, and what each asked task's ``check`` refuses (a named task folder with
+    no file for any language; ``names``: the file names tried per language)."""
     if config.needs_harness:
         from babelmoe.evaluate.harness import require_lm_eval
 
@@ -329,19 +361,9 @@ def check_named_tasks(config: EvaluateConfig, names: dict[str, list[str]]) -> No
         check_task_names(
             HarnessConfig(tasks=config.tasks, limit=config.limit, num_fewshot=config.num_fewshot)
         )
-    tried = sorted({n for ns in names.values() for n in ns if n})
-    if config.xcsqa is not None and all(_xcsqa_file(config, ns) is None for ns in names.values()):
-        raise BabelmoeError(
-            f"--xcsqa {config.xcsqa}: no {{lang}}/{config.xcsqa_split}.jsonl for any asked "
-            f"language (looked for {', '.join(tried)})",
-            "pass the X-CSQA folder holding one folder per language, or the languages it has",
-        )
-    if config.mgsm is not None and all(_mgsm_code(config, ns) is None for ns in names.values()):
-        raise BabelmoeError(
-            f"--mgsm {config.mgsm}: no mgsm_{{lang}}.tsv for any asked language "
-            f"(looked for {', '.join(tried)})",
-            "pass the folder of the mgsm_{lang}.tsv files, or the languages it has",
-        )
+    for task in TASKS.values():
+        if task.check is not None and task.asked(config):
+            task.check(config, names)
 
 
 def write_results(
