@@ -90,7 +90,14 @@ def evaluate(
     num_fewshot: Annotated[
         int | None, typer.Option(help="Few-shot examples for --tasks (default: each task's).")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace earlier results in --out.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            "--overwrite",
+            help="Replace earlier results in --out (--overwrite: old name).",
+        ),
+    ] = False,
     *,
     spec: ModelSpec,
 ) -> None:
@@ -114,7 +121,7 @@ def evaluate(
         num_fewshot=num_fewshot,
     )
     spec = dataclasses.replace(spec, source=source)
-    path = run_evaluate(source, run, config, spec, out=out, overwrite=overwrite)
+    path = run_evaluate(source, run, config, spec, out=out, force=force)
     typer.echo(f"results written to {path}")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -401,10 +402,22 @@ def run_evaluate(
     config: EvaluateConfig,
     spec: ModelSpec,
     out: Path | None = None,
-    overwrite: bool = False,
+    force: bool = False,
+    *,
+    overwrite: bool | None = None,
 ) -> Path:
     """Evaluate ``source`` (a pruned folder, a model folder, a hub id or ``default``) on
-    ``run_dir``'s held-out text and the asked tasks; write into ``out``; return results.json."""
+    ``run_dir``'s held-out text and the asked tasks; write into ``out``; return results.json.
+
+    ``force``: replace earlier results in ``out`` (as every stage says it; ``overwrite`` is its
+    deprecated old name)."""
+    if overwrite is not None:
+        warnings.warn(
+            "run_evaluate(overwrite=...) is deprecated: pass force=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        force = force or overwrite
     run_dir = Path(run_dir)
     for option, path in (
         ("--xcsqa", config.xcsqa),
@@ -416,9 +429,9 @@ def run_evaluate(
     profile = load_profile(run_dir)
     indices = resolve_languages(profile, config.languages) if config.languages else None
     out = Path(out) if out is not None else default_eval_dir(run_dir, source)
-    if (out / RESULTS_FILE).exists() and not overwrite:
+    if (out / RESULTS_FILE).exists() and not force:
         raise BabelmoeError(
-            f"{out / RESULTS_FILE} already exists", "pass --overwrite or choose another --out"
+            f"{out / RESULTS_FILE} already exists", "pass --force or choose another --out"
         )
     documents = heldout_documents(profile, indices, config.max_documents)
     chosen = indices if indices is not None else range(len(profile.languages))
@@ -448,4 +461,4 @@ def run_evaluate(
                     k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
                 },
             }
-            return write_results(out, results, meta, overwrite)
+            return write_results(out, results, meta, overwrite=force)
