@@ -26,6 +26,7 @@ from torch import nn
 from babelmoe.experts.partition import Partition, SplitConfig, save_partition, split_model
 from babelmoe.models.loading import LoadedModel, model_identity
 from babelmoe.models.shapes import TINY, byte_tokenizer, make_config, random_model  # noqa: F401 (for tests)
+from babelmoe.models.spec import ModelSpec
 from babelmoe.profile.artifact import ProfileData, save_profile
 
 # --- models and tokenizers -------------------------------------------------------------------
@@ -82,6 +83,11 @@ def tiny_loaded(model_type: str = "llama", seed: int = 0, **overrides) -> Loaded
     """A tiny random model (vocabulary large enough for ``char_tokenizer``) with the tokenizer."""
     model = tiny_model(model_type, seed=seed, **overrides)
     return LoadedModel(model, char_tokenizer(), model_identity(model, f"tiny-{model_type}"))
+
+
+def cpu_spec(model_dir: Path) -> ModelSpec:
+    """The ``ModelSpec`` of a saved tiny model folder, float32 on CPU."""
+    return ModelSpec(source=str(model_dir), device="cpu", dtype="float32")
 
 
 def save_model_folder(loaded: LoadedModel, folder: Path) -> Path:
@@ -350,7 +356,8 @@ def make_run(
 
 # --- harness task files ----------------------------------------------------------------------
 
-MC_TASK = """task: capitals
+# A multiple-choice task over docs {"q", "choices", "gold"}; ``{data}``: the JSONL file.
+MC_TASK_WITHOUT_METRICS = """task: capitals
 dataset_path: json
 dataset_kwargs:
   data_files:
@@ -360,9 +367,8 @@ output_type: multiple_choice
 doc_to_text: "{{{{q}}}}"
 doc_to_choice: choices
 doc_to_target: gold
-metric_list:
-  - metric: acc
 """
+MC_TASK = MC_TASK_WITHOUT_METRICS + "metric_list:\n  - metric: acc\n"
 
 
 def write_task(folder: Path, template: str, docs: list[dict], name: str = "task") -> Path:

@@ -196,41 +196,39 @@ def run_analysis(
     return summary
 
 
+# The settings the family-against-script test and the two null models follow from the analysis
+# config, by the same names (the rest are their own).
+FAMILY_SCRIPT_SETTINGS = (
+    "kl_epsilon",
+    "n_permutations",
+    "exact_limit",
+    "n_bootstrap",
+    "bootstrap_paired",
+    "ci_level",
+    "alpha",
+    "seed",
+    "script_measure",
+    "genealogy_measure",
+)
+NULL_SETTINGS = ("shared_threshold", "specific_high", "specific_low", "alpha", "seed")
+
+
+def _settings(config: AnalysisConfig, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in names}
+
+
 def family_script_config(config: AnalysisConfig) -> ScriptGenealogyConfig:
     """The family-against-script settings that follow the analysis config."""
-    return ScriptGenealogyConfig(
-        metric=config.primary_metric,
-        kl_epsilon=config.kl_epsilon,
-        n_permutations=config.n_permutations,
-        exact_limit=config.exact_limit,
-        n_bootstrap=config.n_bootstrap,
-        bootstrap_paired=config.bootstrap_paired,
-        ci_level=config.ci_level,
-        alpha=config.alpha,
-        seed=config.seed,
-        script_measure=config.script_measure,
-        genealogy_measure=config.genealogy_measure,
-    )
+    settings = _settings(config, FAMILY_SCRIPT_SETTINGS)
+    return ScriptGenealogyConfig(metric=config.primary_metric, **settings)
 
 
 def expert_null_config(config: AnalysisConfig) -> ExpertNullConfig:
     """The null model's thresholds: the analysis config's."""
-    return ExpertNullConfig(
-        shared_threshold=config.shared_threshold,
-        specific_high=config.specific_high,
-        specific_low=config.specific_low,
-        alpha=config.alpha,
-        seed=config.seed,
-    )
+    return ExpertNullConfig(**_settings(config, NULL_SETTINGS))
 
 
 def label_null_config(config: AnalysisConfig) -> LabelNullConfig:
     """The language-label null's thresholds and draws: the analysis config's."""
-    return LabelNullConfig(
-        shared_threshold=config.shared_threshold,
-        specific_high=config.specific_high,
-        specific_low=config.specific_low,
-        n_permutations=config.label_permutations,
-        alpha=config.alpha,
-        seed=config.seed,
-    )
+    settings = _settings(config, NULL_SETTINGS)
+    return LabelNullConfig(n_permutations=config.label_permutations, **settings)

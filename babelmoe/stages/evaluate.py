@@ -283,26 +283,30 @@ def _mgsm_code(config: EvaluateConfig, names: list[str]) -> str | None:
     return _first_existing(names, lambda n: Path(config.mgsm) / f"mgsm_{n}.tsv")  # type: ignore[arg-type]
 
 
-def _tried(names: dict[str, list[str]]) -> str:
-    return ", ".join(sorted({n for ns in names.values() for n in ns if n}))
+def _refuse_when_no_file(
+    config: EvaluateConfig,
+    names: dict[str, list[str]],
+    found: Callable[[EvaluateConfig, list[str]], object | None],
+    what: str,
+    hint: str,
+) -> None:
+    """Refuse a task folder (``what``: its flag, the folder, the files it lacks) that has no
+    file for any asked language."""
+    if all(found(config, ns) is None for ns in names.values()):
+        tried = ", ".join(sorted({n for ns in names.values() for n in ns if n}))
+        raise BabelmoeError(f"{what} for any asked language (looked for {tried})", hint)
 
 
 def _check_xcsqa(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
-    if all(_xcsqa_file(config, ns) is None for ns in names.values()):
-        raise BabelmoeError(
-            f"--xcsqa {config.xcsqa}: no {{lang}}/{config.xcsqa_split}.jsonl for any asked "
-            f"language (looked for {_tried(names)})",
-            "pass the X-CSQA folder holding one folder per language, or the languages it has",
-        )
+    what = f"--xcsqa {config.xcsqa}: no {{lang}}/{config.xcsqa_split}.jsonl"
+    hint = "pass the X-CSQA folder holding one folder per language, or the languages it has"
+    _refuse_when_no_file(config, names, _xcsqa_file, what, hint)
 
 
 def _check_mgsm(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
-    if all(_mgsm_code(config, ns) is None for ns in names.values()):
-        raise BabelmoeError(
-            f"--mgsm {config.mgsm}: no mgsm_{{lang}}.tsv for any asked language "
-            f"(looked for {_tried(names)})",
-            "pass the folder of the mgsm_{lang}.tsv files, or the languages it has",
-        )
+    what = f"--mgsm {config.mgsm}: no mgsm_{{lang}}.tsv"
+    hint = "pass the folder of the mgsm_{lang}.tsv files, or the languages it has"
+    _refuse_when_no_file(config, names, _mgsm_code, what, hint)
 
 
 @register_task("xcsqa", lambda config: config.xcsqa is not None, check=_check_xcsqa)

@@ -20,10 +20,9 @@ from babelmoe.stages.progress import ProgressCallback, Stage, StageEvent, second
 
 if TYPE_CHECKING:
     from babelmoe.analysis.config import AnalysisConfig
-    from babelmoe.experts.config import SplitConfig
     from babelmoe.models.loading import LoadedModel
     from babelmoe.models.spec import ModelSpec
-    from babelmoe.stages.config import ProfileConfig
+    from babelmoe.stages.config import PipelineConfig, StudyConfig
 
 logger = logging.getLogger(__name__)
 
@@ -83,23 +82,23 @@ def run_sequence(
     run_dir: Path,
     *,
     loaded: LoadedModel,
-    split: SplitConfig,
-    profile: ProfileConfig,
-    analysis: AnalysisConfig | None = None,
+    config: PipelineConfig | StudyConfig,
     force: bool = False,
     before_analyse: Callable[[], Sequence[Path]] | None = None,
     before_report: Callable[[], None] | None = None,
 ) -> Path:
     """split -> profile -> ``before_analyse()`` (returns the seed runs to compare) -> analyse ->
     ``before_report()`` -> report, into ``run_dir`` with the ``loaded`` model (``spec`` names
-    it); returns the report's path. ``analysis`` None: ``AnalysisConfig()``."""
+    it) and ``config``'s split, profile and analysis settings (none: ``AnalysisConfig()``);
+    returns the report's path."""
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
 
-    stage("split", run_split, spec, split, run_dir, force=force, loaded=loaded)
-    stage("profile", run_profile, spec, profile, run_dir, force=force, loaded=loaded)
+    stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
+    stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)
     seed_runs = list(before_analyse()) if before_analyse is not None else []
+    analysis = getattr(config, "analysis", None)  # the main job analyses with the defaults
     stage("analyse", analyse, run_dir, loaded, analysis, seed_runs, force=force)
     if before_report is not None:
         before_report()

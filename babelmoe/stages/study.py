@@ -90,15 +90,7 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
         )
 
     return run_sequence(
-        stage,
-        spec,
-        run_dir,
-        loaded=loaded,
-        split=config.split,
-        profile=config.profile,
-        analysis=config.analysis,
-        force=force,
-        before_report=replication,
+        stage, spec, run_dir, loaded=loaded, config=config, force=force, before_report=replication
     )
 
 

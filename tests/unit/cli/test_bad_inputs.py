@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from babelmoe.testing import MC_TASK_WITHOUT_METRICS
 from tests.cli_helpers import (
     PROFILE_ARGS,
     SPLIT_ARGS,
@@ -159,17 +160,7 @@ def file_size_limit() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
 
 
-GOOD_TASK = """task: capitals
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{q}}}}"
-doc_to_choice: choices
-doc_to_target: gold
-"""
+GOOD_TASK = MC_TASK_WITHOUT_METRICS
 GOOD_DOCS = [
     {"q": "The capital of France is", "choices": ["Paris", "Rome"], "gold": 0},
     {"q": "Berlin is in", "choices": ["Peru", "Germany"], "gold": 1},

@@ -5,42 +5,16 @@ the one-line errors (a named task with no file for any language; lm-eval not ins
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from babelmoe.cli import main
 from babelmoe.errors import BabelmoeError
 from babelmoe.evaluate import harness
-from babelmoe.models.loading import ModelSpec
 from babelmoe.stages.evaluate import EvaluateConfig, check_named_tasks, run_evaluate
-from babelmoe.testing import make_run
+from babelmoe.testing import MC_TASK, cpu_spec
 
 pytest.importorskip("lm_eval")
-
-TASK_YAML = """task: capitals
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{q}}}}"
-doc_to_choice: choices
-doc_to_target: gold
-metric_list:
-  - metric: acc
-"""
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    run_dir, model_dir, _ = make_run(tmp_path_factory.mktemp("harness"))
-    return run_dir, model_dir
-
-
-def spec(model_dir: Path) -> ModelSpec:
-    return ModelSpec(source=str(model_dir), device="cpu", dtype="float32")
 
 
 def test_tasks_and_udhr_cont_run_and_are_written_in_both_formats(run, tmp_path):
@@ -54,10 +28,10 @@ def test_tasks_and_udhr_cont_run_and_are_written_in_both_formats(run, tmp_path):
         "".join(json.dumps({"q": q, "choices": c, "gold": g}) + "\n" for q, c, g in rows)
     )
     task = tmp_path / "capitals.yaml"
-    task.write_text(TASK_YAML.format(data=data))
+    task.write_text(MC_TASK.format(data=data))
     config = EvaluateConfig(languages=("en",), udhr_cont=True, tasks=(str(task),), limit=3)
     out = tmp_path / "out"
-    path = run_evaluate(str(model_dir), run_dir, config, spec(model_dir), out=out)
+    path = run_evaluate(str(model_dir), run_dir, config, cpu_spec(model_dir), out=out)
     results = json.loads(path.read_text())["results"]
     assert results["capitals"]["all"]["n"] == 2 and 0 <= results["capitals"]["all"]["acc"] <= 1
     assert 1 <= results["udhr-cont"]["en"]["n"] <= 3  # scored by babelmoe ...
@@ -132,10 +106,10 @@ def test_sweep_runs_harness_tasks_on_every_pruned_model(run, tmp_path):
         json.dumps({"q": "Paris is in", "choices": ["France", "Peru"], "gold": 0}) + "\n"
     )
     task = tmp_path / "capitals.yaml"
-    task.write_text(TASK_YAML.format(data=data))
+    task.write_text(MC_TASK.format(data=data))
     config = SweepConfig(methods=("sort",), ratios=(0.25,), random_seeds=(0,), languages=("en",))
     harness_config = HarnessConfig(tasks=(str(task),))
-    path = run_sweep(run_dir, config, load_model(spec(model_dir)), harness=harness_config)
+    path = run_sweep(run_dir, config, load_model(cpu_spec(model_dir)), harness=harness_config)
     summary = json.loads(path.read_text())
     models = {(r["method"], r["seed"]) for r in summary["rows"]}
     assert all(set(r["harness"]) == {"capitals"} for r in summary["rows"])

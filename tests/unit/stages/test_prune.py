@@ -12,28 +12,17 @@ import torch
 from babelmoe.cli import main
 from babelmoe.corpus import load_corpus
 from babelmoe.errors import BabelmoeError
-from babelmoe.models.loading import ModelSpec
 from babelmoe.prune.criteria import PruneConfig
 from babelmoe.prune.surgery import load_pruned, read_pruning_record
 from babelmoe.stages.evaluate import EvaluateConfig, run_evaluate
 from babelmoe.stages.prune import run_prune
-from babelmoe.testing import make_run, save_model_folder, tiny_loaded
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    run_dir, model_dir, _ = make_run(tmp_path_factory.mktemp("prune"))
-    return run_dir, model_dir
-
-
-def spec(model_dir: Path) -> ModelSpec:
-    return ModelSpec(source=str(model_dir), device="cpu", dtype="float32")
+from babelmoe.testing import cpu_spec, save_model_folder, tiny_loaded
 
 
 def test_prune_writes_a_loadable_model_and_its_record(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     config = PruneConfig(method="sort-per-layer", ratio=0.25, languages=("en",))
-    out = run_prune(run_dir, config, spec(model_dir))
+    out = run_prune(run_dir, config, cpu_spec(model_dir))
     assert out == run_dir / "pruned" / "sort-per-layer-en-r0.25-s0"
     record = read_pruning_record(out)
     assert record["method"] == "sort-per-layer" and record["languages"] == ["en"]
@@ -47,17 +36,19 @@ def test_prune_writes_a_loadable_model_and_its_record(run: tuple[Path, Path]) ->
     stock = AutoModelForCausalLM.from_pretrained(out)
     ids = torch.tensor([[1, 5, 6, 7, 8]])
     torch.testing.assert_close(stock(ids).logits, load_pruned(out)(ids).logits)
-    assert run_prune(run_dir, config, spec(model_dir)) == out  # same again: kept, no error
+    assert run_prune(run_dir, config, cpu_spec(model_dir)) == out  # same again: kept, no error
 
 
 def test_prune_refuses_a_different_model_in_the_same_folder(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     out = run_dir / "pruned" / "mine"
-    run_prune(run_dir, PruneConfig(method="random", ratio=0.25, seed=1), spec(model_dir), out=out)
+    run_prune(
+        run_dir, PruneConfig(method="random", ratio=0.25, seed=1), cpu_spec(model_dir), out=out
+    )
     other = PruneConfig(method="random", ratio=0.25, seed=2)
     with pytest.raises(BabelmoeError, match="different pruned model"):
-        run_prune(run_dir, other, spec(model_dir), out=out)
-    run_prune(run_dir, other, spec(model_dir), out=out, force=True)
+        run_prune(run_dir, other, cpu_spec(model_dir), out=out)
+    run_prune(run_dir, other, cpu_spec(model_dir), out=out, force=True)
     assert read_pruning_record(out)["seed"] == 2
 
 
@@ -67,14 +58,14 @@ def test_prune_refuses_a_language_not_profiled_and_a_partition_for_another_model
     run_dir, model_dir = run
     with pytest.raises(BabelmoeError, match="'de' was not profiled"):
         run_prune(
-            run_dir, PruneConfig(method="sort", ratio=0.1, languages=("de",)), spec(model_dir)
+            run_dir, PruneConfig(method="sort", ratio=0.1, languages=("de",)), cpu_spec(model_dir)
         )
     other = save_model_folder(tiny_loaded("llama", seed=7), tmp_path / "other")
     with pytest.raises(BabelmoeError, match="partition was made for other weights"):
         run_prune(
             run_dir,
             PruneConfig(method="sort", ratio=0.1, languages=("en",)),
-            spec(other),
+            cpu_spec(other),
             out=tmp_path / "x",
         )
 
@@ -82,11 +73,11 @@ def test_prune_refuses_a_language_not_profiled_and_a_partition_for_another_model
 def test_evaluate_a_pruned_folder_on_held_out_documents_only(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     pruned = run_prune(
-        run_dir, PruneConfig(method="sort", ratio=0.4, languages=("en", "fr")), spec(model_dir)
+        run_dir, PruneConfig(method="sort", ratio=0.4, languages=("en", "fr")), cpu_spec(model_dir)
     )
     assert read_pruning_record(pruned)["loader"] == "babelmoe"  # global sort: uneven widths
     config = EvaluateConfig(udhr_cont=True, udhr_cont_segment="document")
-    path = run_evaluate(str(pruned), run_dir, config, spec(model_dir))
+    path = run_evaluate(str(pruned), run_dir, config, cpu_spec(model_dir))
     results = json.loads(path.read_text())
     assert set(results["results"]) == {"perplexity", "udhr-cont"}
     assert set(results["results"]["perplexity"]) == {"en", "fr"}
@@ -100,7 +91,7 @@ def test_evaluate_a_pruned_folder_on_held_out_documents_only(run: tuple[Path, Pa
         assert [json.loads(x)["id"] for x in items] == [d.id for d in entry.documents]
         assert results["results"]["perplexity"][lang]["ppl"] > 1
     with pytest.raises(BabelmoeError, match="already exists"):
-        run_evaluate(str(pruned), run_dir, config, spec(model_dir))
+        run_evaluate(str(pruned), run_dir, config, cpu_spec(model_dir))
 
 
 def test_evaluate_the_dense_model_and_a_language_subset(
@@ -111,7 +102,7 @@ def test_evaluate_the_dense_model_and_a_language_subset(
         str(model_dir),
         run_dir,
         EvaluateConfig(languages=("fr",)),
-        spec(model_dir),
+        cpu_spec(model_dir),
         out=tmp_path / "dense",
     )
     results = json.loads(path.read_text())
@@ -192,7 +183,7 @@ def test_evaluate_reads_published_task_files_and_skips_missing_languages(
     (tmp_path / "mgsm").mkdir()
     (tmp_path / "mgsm" / "mgsm_en.tsv").write_text("two plus two?\t4\nthree plus one?\t4\n")
     config = EvaluateConfig(xcsqa=tmp_path / "xcsqa", mgsm=tmp_path / "mgsm", mgsm_mode="direct")
-    path = run_evaluate(str(model_dir), run_dir, config, spec(model_dir), out=tmp_path / "out")
+    path = run_evaluate(str(model_dir), run_dir, config, cpu_spec(model_dir), out=tmp_path / "out")
     results = json.loads(path.read_text())["results"]
     assert results["xcsqa"]["en"]["n"] == 1 and "fr" not in results["xcsqa"]
     assert results["mgsm-direct"]["en"]["n"] == 2 and "fr" not in results["mgsm-direct"]

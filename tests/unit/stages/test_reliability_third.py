@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 
 from babelmoe.evaluate.task_files import check_task_file, task_fingerprint
-from babelmoe.models.loading import ModelSpec
 from babelmoe.stages.sweep_resume import changed_tasks
-from babelmoe.testing import MC_TASK, make_run, write_task
+from babelmoe.testing import MC_TASK, cpu_spec, write_task
 
 ROLLING_TASK = """task: byte_ppl
 dataset_path: json
@@ -33,16 +31,6 @@ metric_list:
   - metric: byte_perplexity
   - metric: bits_per_byte
 """
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    run_dir, model_dir, _ = make_run(tmp_path_factory.mktemp("third"))
-    return run_dir, model_dir
-
-
-def spec(model_dir: Path) -> ModelSpec:
-    return ModelSpec(source=str(model_dir), device="cpu", dtype="float32")
 
 
 def test_the_fingerprint_follows_the_config_and_the_data_not_the_file(tmp_path):
@@ -79,7 +67,7 @@ def test_a_resumed_sweep_recomputes_rows_when_the_task_changed(run, tmp_path, ca
     docs = [{"q": "Paris is in", "choices": ["France", "Peru"], "gold": 0}]
     task = write_task(tmp_path, MC_TASK, docs)
     config = SweepConfig(methods=("sort",), ratios=(0.25,), random_seeds=(0,), languages=("en",))
-    loaded = load_model(spec(model_dir))
+    loaded = load_model(cpu_spec(model_dir))
     harness = HarnessConfig(tasks=(str(task),))
 
     def accuracies() -> list[float]:
@@ -108,7 +96,7 @@ def test_a_task_without_acc_reports_none_and_a_huge_limit_means_every_item(run, 
     task = write_task(tmp_path, ROLLING_TASK, [{"text": t} for t in texts], "rolling")
     config = EvaluateConfig(languages=("en",), tasks=(str(task),), limit=10**20)
     out = tmp_path / "out"
-    path = run_evaluate(str(model_dir), run_dir, config, spec(model_dir), out=out)
+    path = run_evaluate(str(model_dir), run_dir, config, cpu_spec(model_dir), out=out)
     metrics = json.loads(path.read_text())["results"]["byte_ppl"]["all"]
     assert metrics["n"] == 3  # every item, no islice overflow
     assert metrics["bits_per_byte"] > 0
