@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from babelmoe.commands import common
 from babelmoe.stages.config import LanguagesConfig
 
 EPILOG = """Examples:
@@ -26,7 +27,11 @@ The catalogue is cached in ~/.cache/babelmoe/catalogue (--refresh rebuilds).
 
 
 def languages(
-    corpus: str = typer.Option("udhr", "--corpus", help="udhr or a folder of <lang>.txt/.jsonl."),
+    corpus: str = typer.Option(
+        common.config_default(LanguagesConfig, "corpus"),
+        "--corpus",
+        help="udhr or a folder of <lang>.txt/.jsonl.",
+    ),
     family: str | None = typer.Option(
         None, "--family", help="A Glottolog family, genus or lineage node (Indo-European, Bantu)."
     ),
@@ -37,16 +42,27 @@ def languages(
         None, "--min-tokens", help="At least this many profiled tokens under the tokenizer."
     ),
     min_share: float = typer.Option(
-        0.1, "--min-share", help="--script keeps versions with at least this share of letters."
+        common.config_default(LanguagesConfig, "min_script_share"),
+        "--min-share",
+        help="--script keeps versions with at least this share of letters.",
     ),
     defaults: bool = typer.Option(
-        False, "--defaults", help="Only the version a bare language code picks."
+        common.config_default(LanguagesConfig, "defaults_only"),
+        "--defaults",
+        help="Only the version a bare language code picks.",
     ),
     model: str = typer.Option(
-        "default", "--model", "-m", help="Whose tokenizer counts tokens ('none': no counts)."
+        common.config_default(LanguagesConfig, "model"),
+        "--model",
+        "-m",
+        help="Whose tokenizer counts tokens ('none': no counts).",
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Also write the rows (.csv/.json)."),
-    refresh: bool = typer.Option(False, "--refresh", help="Rebuild the cached catalogue."),
+    refresh: bool = typer.Option(
+        common.config_default(LanguagesConfig, "refresh"),
+        "--refresh",
+        help="Rebuild the cached catalogue.",
+    ),
 ) -> None:
     """List the languages a corpus offers, with family, scripts and token counts."""
     from babelmoe.errors import OutputError

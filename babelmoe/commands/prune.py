@@ -45,7 +45,9 @@ def prune(
     aggregate: Annotated[
         str, typer.Option(help="Several languages: mean or max frequency per expert.")
     ] = common.config_default(PruneConfig, "aggregate"),
-    seed: Annotated[int, typer.Option(help="Seed of random and of the tie-breaking order.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of random and of the tie-breaking order.")
+    ] = common.config_default(PruneConfig, "seed"),
     out: Annotated[
         Path | None,
         typer.Option(
