@@ -1,0 +1,243 @@
+"""Multiple regression on distance matrices (MRM; Lichstein 2007, Legendre & Legendre 2012).
+
+A response distance matrix Y [n, n] and k predictor distance matrices X_1..X_k [n, n] are
+unfolded into their upper triangles (P = n(n-1)/2 pairs), each variable is turned into ranks
+(``ranks=True``, the house default: Spearman-like, robust to the very different scales of the
+references) or kept raw, and standardised (mean 0, population std 1). Ordinary least squares of
+y on the standardised predictors then gives
+
+- ``beta`` [k]: standardised partial regression coefficients, ``beta = R^-1 c`` with
+  ``c = X^T y / P`` the predictor-response correlations and ``R = X^T X / P`` the predictor
+  correlation matrix (no intercept is needed: everything is centred);
+- ``r2``: ``c^T R^-1 c``, the share of the response's variance the predictors explain;
+- ``unique`` [k]: the R^2 lost when predictor j is dropped, ``beta_j^2 / (R^-1)_jj`` (its
+  squared semipartial correlation); ``joint = r2 - sum(unique)`` is the part the predictors
+  explain only together (negative under suppression).
+
+Significance is by relabeling the languages of the response (rows and columns together), as
+in Legendre's MRM: pairs are not independent, languages are the exchangeable unit. Relabeling the
+response by a permutation equals relabeling the predictors by its inverse (the pairs are only
+reordered, so ``R`` does not change); the relabelings used form a group (or are drawn uniformly
+from one), so :func:`permutation_null` relabels the k predictor columns once per relabeling and
+serves every response (the whole model and all layers) in one matrix product. Coefficients are
+tested two-sided (share of relabelings with ``|beta| >= |observed|``), R^2 one-sided.
+
+:func:`weighted_fit` is the same fit with a weight per pair: resampling languages (with
+replacement, leaving one out, leaving a family out) gives each original pair (a, b) the weight
+``w_a * w_b`` (``stats.language_resampling``), and the fit on the resampled matrices equals the
+weighted fit on the original pairs, ranks included (a pair that appears w times takes the average
+of w consecutive ranks). Pairs of a language with its own copy are not pairs of the original
+matrix and so drop out, as they must (their zero distance says nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+_TOL = 1e-10
+_CHUNK_CELLS = 4_000_000  # gathered cells (relabelings x pairs x predictors) per chunk
+
+
+def upper(matrix: np.ndarray) -> np.ndarray:
+    """[..., n, n] -> [..., P] upper triangle, row-major (the order of ``np.triu_indices``)."""
+    n = matrix.shape[-1]
+    rows, cols = np.triu_indices(n, 1)
+    return np.asarray(matrix, dtype=np.float64)[..., rows, cols]
+
+
+def standardise(values: np.ndarray, ranks: bool = True) -> np.ndarray:
+    """[..., P] -> average ranks (``ranks``) or raw values, mean 0 and population std 1 along
+    the last axis; NaN where the values are constant or not all finite."""
+    v = np.asarray(values, dtype=np.float64)
+    if ranks:
+        bad = ~np.isfinite(v).all(axis=-1, keepdims=True)
+        v = rankdata(np.where(np.isfinite(v), v, 0.0), axis=-1)
+        v = np.where(bad, np.nan, v)
+    v = v - v.mean(axis=-1, keepdims=True)
+    std = v.std(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(std > 1e-12, v / np.where(std > 1e-12, std, 1.0), np.nan)
+
+
+@dataclass
+class Fit:
+    """One or many MRM fits (leading axes ``...``: resamples, scopes)."""
+
+    beta: np.ndarray  # [..., k] standardised coefficients
+    r2: np.ndarray  # [...]
+    unique: np.ndarray  # [..., k] R^2 only predictor j explains
+
+    @property
+    def joint(self) -> np.ndarray:
+        """[...] the part of R^2 no single predictor explains alone."""
+        return self.r2 - self.unique.sum(axis=-1)
+
+
+def _solve(c: np.ndarray, corr: np.ndarray, dead: np.ndarray | None = None) -> Fit:
+    """Coefficients from correlations ``c`` [..., k] and predictor correlations ``corr``
+    [k, k] (or [..., k, k] broadcasting with ``c``). ``dead`` [..., k] marks predictors with no
+    variance (their column of ``corr`` is 0): their coefficient and unique R^2 are NaN."""
+    inv = np.linalg.pinv(corr, hermitian=True)  # [..., k, k]
+    beta = np.einsum("...ij,...j->...i", inv, c)
+    r2 = np.einsum("...i,...i->...", c, beta)
+    diag = np.diagonal(inv, axis1=-2, axis2=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unique = np.where(diag > 1e-12, beta**2 / np.where(diag > 1e-12, diag, 1.0), np.nan)
+    if dead is not None and dead.any():
+        beta = np.where(dead, np.nan, beta)
+        unique = np.where(dead, np.nan, unique)
+    return Fit(beta=beta, r2=r2, unique=unique)
+
+
+def fit(y: np.ndarray, x: np.ndarray) -> Fit:
+    """OLS of standardised responses ``y`` [..., P] on standardised predictors ``x`` [P, k]."""
+    n_pairs = x.shape[0]
+    c = y @ x / n_pairs  # [..., k]
+    return _solve(c, x.T @ x / n_pairs)
+
+
+def condition(x: np.ndarray) -> float:
+    """Condition number of the predictor correlation matrix (large: collinear predictors)."""
+    return float(np.linalg.cond(x.T @ x / x.shape[0]))
+
+
+def permutation_null(
+    y: np.ndarray, x: np.ndarray, pair_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients and R^2 of every response under every relabeling.
+
+    Args:
+        y: [K, P] standardised responses (e.g. the whole model and each layer).
+        x: [P, k] standardised predictors.
+        pair_index: [N, P] relabelings as pair indices (identity first; see
+            ``stats.permutation.LabelPermutations`` and ``stats.language_resampling``).
+
+    Returns:
+        beta [N, K, k] and r2 [N, K]; row 0 is the observed fit.
+    """
+    n_perm, n_pairs = pair_index.shape
+    k = x.shape[1]
+    inv = np.linalg.pinv(x.T @ x / n_pairs, hermitian=True)  # [k, k], fixed under relabeling
+    yt = np.ascontiguousarray(y.T)  # [P, K]
+    chunk = max(1, _CHUNK_CELLS // (n_pairs * k))
+    betas, r2s = [], []
+    for start in range(0, n_perm, chunk):
+        xp = x[pair_index[start : start + chunk]]  # [c, P, k]: predictors relabeled
+        c = np.swapaxes(xp, 1, 2) @ yt / n_pairs  # [c, k, K]
+        beta = np.einsum("ij,cjk->cki", inv, c)  # [c, K, k]
+        betas.append(beta)
+        r2s.append(np.einsum("cki,cik->ck", beta, c))
+    return np.concatenate(betas), np.concatenate(r2s)
+
+
+def p_values(null: np.ndarray, two_sided: bool) -> np.ndarray:
+    """[N, ...] null with the observed value first -> [...] permutation p-values (never 0)."""
+    observed = null[0]
+    tol = _TOL * np.maximum(1.0, np.abs(observed))
+    stat, obs = (np.abs(null), np.abs(observed)) if two_sided else (null, observed)
+    with np.errstate(invalid="ignore"):
+        hits = stat >= obs - tol
+    p = hits.sum(axis=0) / null.shape[0]
+    return np.where(np.isfinite(observed), p, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weighted fits: resampled languages as weights on the original pairs
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """The sort of one variable over the pairs, reused for any weights."""
+
+    order: np.ndarray  # [P] argsort of the values
+    starts: np.ndarray  # [G] first sorted position of each run of tied values
+    group: np.ndarray  # [P] run index of each sorted position
+
+    @staticmethod
+    def of(values: np.ndarray) -> RankPlan:
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+        new = np.ones(len(values), dtype=bool)
+        new[1:] = ordered[1:] != ordered[:-1]
+        return RankPlan(order, np.flatnonzero(new), np.cumsum(new) - 1)
+
+    def ranks(self, weights: np.ndarray) -> np.ndarray:
+        """[B, P] weights -> [B, P] average ranks of each pair in the weighted multiset (a pair
+        of weight w stands for w tied copies; ties share their average rank)."""
+        ws = weights[:, self.order]  # [B, P] in sorted order
+        totals = np.add.reduceat(ws, self.starts, axis=1)  # [B, G]
+        before = np.cumsum(totals, axis=1) - totals  # weight of all smaller values
+        run_rank = before + (totals + 1.0) / 2.0  # [B, G]
+        out = np.empty_like(ws)
+        out[:, self.order] = run_rank[:, self.group]
+        return out
+
+
+def _weighted_z(
+    values: np.ndarray, plan: RankPlan | None, weights: np.ndarray, total: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """[P] values, [B, P] weights -> [B, P] weighted-standardised values (0 where the weighted
+    std is 0) and [B] whether the std was 0."""
+    v = plan.ranks(weights) if plan is not None else np.broadcast_to(values, weights.shape)
+    mean = (weights * v).sum(axis=1, keepdims=True) / total
+    centred = v - mean
+    std = np.sqrt((weights * centred**2).sum(axis=1, keepdims=True) / total)
+    dead = std[:, 0] <= 1e-12
+    return np.where(dead[:, None], 0.0, centred / np.where(dead[:, None], 1.0, std)), dead
+
+
+def weighted_fit(
+    y: np.ndarray,
+    x: np.ndarray,
+    weights: np.ndarray,
+    ranks: bool = True,
+    batch_size: int = 100,
+) -> Fit:
+    """MRM fits with a weight per pair, one per row of ``weights``.
+
+    Args:
+        y: [K, P] raw responses (not standardised: ranks and moments are taken under the
+            weights).
+        x: [P, k] raw predictors.
+        weights: [B, P] non-negative pair weights (``language_resampling.pair_weights``).
+        ranks: rank the variables (weighted average ranks) before standardising.
+        batch_size: rows of ``weights`` processed at once (memory ~ batch x P x (K + k)).
+
+    Returns:
+        Fit with leading axes [B, K]. A response or predictor constant under a row's weights
+        gives NaN there (fewer than 3 pairs of positive weight: all NaN).
+    """
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    x = np.asarray(x, dtype=np.float64)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    n_resamples, k, n_scopes = weights.shape[0], x.shape[1], y.shape[0]
+    plans_y = [RankPlan.of(v) if ranks else None for v in y]
+    plans_x = [RankPlan.of(v) if ranks else None for v in x.T]
+    beta = np.full((n_resamples, n_scopes, k), np.nan)
+    r2 = np.full((n_resamples, n_scopes), np.nan)
+    unique = np.full((n_resamples, n_scopes, k), np.nan)
+    for start in range(0, n_resamples, batch_size):
+        w = weights[start : start + batch_size]  # [b, P]
+        total = w.sum(axis=1, keepdims=True)
+        enough = (w > 0).sum(axis=1) >= 3
+        total = np.where(total > 0, total, 1.0)
+        zx, dead_x = zip(
+            *(_weighted_z(v, p, w, total) for v, p in zip(x.T, plans_x, strict=True)),
+            strict=True,
+        )
+        zx_w = np.stack(zx, axis=2) * (w / total)[:, :, None]  # [b, P, k] weights folded in
+        corr = np.einsum("bpi,bpj->bij", zx_w, np.stack(zx, axis=2))  # [b, k, k]
+        dead = np.stack(dead_x, axis=1)  # [b, k]
+        for s, (v, p) in enumerate(zip(y, plans_y, strict=True)):
+            zy, dead_y = _weighted_z(v, p, w, total)
+            c = np.einsum("bpi,bp->bi", zx_w, zy)  # [b, k]
+            f = _solve(c, corr, dead)
+            ok = enough & ~dead_y
+            sl = slice(start, start + len(w))
+            beta[sl, s] = np.where(ok[:, None], f.beta, np.nan)
+            r2[sl, s] = np.where(ok, f.r2, np.nan)
+            unique[sl, s] = np.where(ok[:, None], f.unique, np.nan)
+    return Fit(beta=beta, r2=r2, unique=unique)
