@@ -228,12 +228,13 @@ def weighted_fit(
             *(_weighted_z(v, p, w, total) for v, p in zip(x.T, plans_x, strict=True)),
             strict=True,
         )
-        zx_w = np.stack(zx, axis=2) * (w / total)[:, :, None]  # [b, P, k] weights folded in
-        corr = np.einsum("bpi,bpj->bij", zx_w, np.stack(zx, axis=2))  # [b, k, k]
+        zx_t = np.stack(zx, axis=1)  # [b, k, P]
+        zx_w = zx_t * (w / total)[:, None, :]  # weights folded in
+        corr = zx_w @ np.swapaxes(zx_t, 1, 2)  # [b, k, k]
         dead = np.stack(dead_x, axis=1)  # [b, k]
         for s, (v, p) in enumerate(zip(y, plans_y, strict=True)):
             zy, dead_y = _weighted_z(v, p, w, total)
-            c = np.einsum("bpi,bp->bi", zx_w, zy)  # [b, k]
+            c = (zx_w @ zy[:, :, None])[..., 0]  # [b, k]
             f = _solve(c, corr, dead)
             ok = enough & ~dead_y
             sl = slice(start, start + len(w))
