@@ -761,12 +761,12 @@ def moderator_rows(result: MRMResult, headline: dict[str, float]) -> list[dict[s
     ]
 
 
-def _f(x: float, digits: int = 2) -> str:
-    return f"{x:.{digits}f}" if np.isfinite(x) else "n/a"
+def _f(x: float | None, digits: int = 2) -> str:
+    return f"{x:.{digits}f}" if x is not None and np.isfinite(x) else "n/a"
 
 
-def _p(x: float) -> str:
-    return f"{x:.2g}" if np.isfinite(x) else "n/a"
+def _p(x: float | None) -> str:
+    return f"{x:.2g}" if x is not None and np.isfinite(x) else "n/a"
 
 
 def findings(result: MRMResult, cfg: MRMConfig, claim_block: dict[str, Any]) -> list[str]:
