@@ -85,7 +85,8 @@ class BlockPermutations:
 
     A block of one language keeps it in place; languages whose block is None are blocks of
     their own. ``n_distinct`` = the product of the block sizes' factorials (the size of the
-    group of such relabelings). When it is at most ``exact_limit`` every relabeling is listed
+    group of such relabelings). When it is at most ``exact_limit`` and at most
+    ``n_random + 1`` (listing them costs no more than drawing), every relabeling is listed
     (``exact``); otherwise the identity and ``n_random`` uniform draws from the group.
 
     ``min_p`` is the smallest p-value the design can give (1 / n_distinct when exact, else
@@ -102,7 +103,7 @@ class BlockPermutations:
             index.setdefault(key, []).append(i)
         self.blocks = [np.array(members) for members in index.values()]
         self.n_distinct = math.prod(math.factorial(len(b)) for b in self.blocks)
-        self.exact = self.n_distinct <= exact_limit
+        self.exact = self.n_distinct <= min(exact_limit, n_random + 1)
         identity = np.arange(self.n)
         if self.exact:
             moving = [b for b in self.blocks if len(b) > 1]
