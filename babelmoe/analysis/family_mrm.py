@@ -7,8 +7,8 @@ covariates exist, geography, tokenizer fertility, familiarity, token overlap):
 1. **MRM** (:mod:`babelmoe.analysis.stats.mrm`): standardised coefficients on ranks
    (``ranks=True``, the house default; ``False`` fits the raw distances), R^2, the R^2 each
    predictor explains uniquely and the joint part, per scope; permutation p-values by relabeling
-   the languages of the response (coefficients two-sided, R^2 one-sided), Holm over layers for
-   the per-layer table.
+   languages (coefficients two-sided, Freedman-Lane by default; R^2 one-sided, relabeling the
+   response), Holm over layers for the per-layer table.
 2. **Restricted permutations** (``stats.language_resampling.BlockPermutations``): script's
    coefficient tested with languages relabeled only within their family, genealogy's only
    within their script (``restricted``). The number of distinct relabelings is reported; a test
@@ -79,8 +79,12 @@ class MRMConfig:
     ranks: bool = True
     """Fit on the ranks of every distance (the house default, like the Mantel tests), not on the
     raw values."""
+    coefficient_test: str = "freedman_lane"
+    """How a coefficient is tested: ``freedman_lane`` (relabel the languages of the residual of
+    the model without that predictor: the predictor's own contribution) or ``response``
+    (relabel the response: Legendre's MRM, the joint null). R^2 always relabels the response."""
     n_permutations: int = 9999
-    """Random relabelings of the response (the identity comes on top)."""
+    """Random relabelings of the languages (the identity comes on top)."""
     exact_limit: int = 400_000
     """Enumerate every relabeling when there are at most this many (n <= 9 languages)."""
     restricted: tuple[tuple[str, str], ...] = (("script", "family"), ("genealogy", "script"))
@@ -111,6 +115,10 @@ class MRMConfig:
 
     def __post_init__(self) -> None:
         require(len(self.predictors) >= 1, "the MRM needs at least one predictor")
+        require(
+            self.coefficient_test in ("freedman_lane", "response"),
+            "coefficient_test must be freedman_lane or response",
+        )
         require(self.n_permutations >= 1, "n_permutations must be >= 1")
         require(self.n_restricted_permutations >= 1, "n_restricted_permutations must be >= 1")
         require(self.n_language_bootstrap >= 0, "n_language_bootstrap must be >= 0")
@@ -294,7 +302,7 @@ def family_mrm(
     # 1. Permutation tests over all scopes at once.
     plan = plan or LabelPermutations.cached(n, cfg.exact_limit, cfg.n_permutations, cfg.seed)
     log.info("MRM: %d predictors, %d scopes, %d relabelings", k, len(zy), len(plan.pair_index))
-    null_beta, null_r2 = mrm.permutation_null(zy_safe, zx, plan.pair_index)
+    null_beta, null_r2 = mrm.coefficient_null(zy_safe, zx, plan.pair_index, cfg.coefficient_test)
     p = mrm.p_values(null_beta, two_sided=True)  # [K, k]
     r2_p = mrm.p_values(null_r2, two_sided=False)  # [K]
     dead = ~alive
@@ -415,7 +423,7 @@ def _restricted(
         return RestrictedTest(
             **common, feasible=False, beta=float(beta[j]), p=float("nan"), note=note
         )
-    null_beta, _ = mrm.permutation_null(zy, zx, plan.pair_index)
+    null_beta, _ = mrm.coefficient_null(zy, zx, plan.pair_index, cfg.coefficient_test)
     p = float(mrm.p_values(null_beta[:, 0, j], two_sided=True))
     return RestrictedTest(**common, feasible=True, beta=float(beta[j]), p=p)
 

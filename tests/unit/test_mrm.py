@@ -168,3 +168,50 @@ def test_planted_effect_is_detected_and_a_null_one_is_not() -> None:
     p = mrm.p_values(beta, two_sided=True)[0]
     assert p[0] < 0.01 and p[1] > 0.05
     assert mrm.p_values(r2, two_sided=False)[0] < 0.01
+
+
+def test_freedman_lane_null_equals_refitting_with_relabeled_reduced_residuals() -> None:
+    n = 8
+    rng = np.random.default_rng(12)
+    a = _distance(rng.normal(size=n))
+    b = a + 0.5 * _distance(rng.normal(size=n))  # correlated with a
+    y_mat = a + 0.3 * _distance(rng.normal(size=n))
+    zy = mrm.standardise(mrm.upper(y_mat))
+    zx = mrm.standardise(np.stack([mrm.upper(a), mrm.upper(b)])).T
+    perms = np.stack([np.arange(n)] + [rng.permutation(n) for _ in range(15)])
+    beta, r2 = mrm.coefficient_null(zy[None], zx, lr.pair_index(perms), "freedman_lane")
+    observed = mrm.fit(zy, zx)
+    np.testing.assert_allclose(beta[0, 0], observed.beta, atol=1e-12)
+    assert r2[0, 0] == pytest.approx(observed.r2)
+    rows, cols = np.triu_indices(n, 1)
+    for j in range(2):
+        rest = zx[:, [1 - j]]
+        fitted = rest @ np.linalg.lstsq(rest, zy, rcond=None)[0]
+        resid = np.zeros((n, n))
+        resid[rows, cols] = zy - fitted
+        resid = resid + resid.T
+        for k, perm in enumerate(perms):
+            inverse = np.argsort(perm)
+            y_star = fitted + mrm.upper(resid[np.ix_(inverse, inverse)])
+            coef = np.linalg.lstsq(np.column_stack([np.ones(len(y_star)), zx]), y_star, rcond=None)
+            assert beta[k, 0, j] == pytest.approx(coef[0][1 + j], abs=1e-10)
+
+
+def test_freedman_lane_does_not_credit_a_bystander_correlated_with_the_cause() -> None:
+    """b correlates with the cause a but adds nothing: Freedman-Lane keeps b's p-value
+    roughly uniform, where relabeling the whole response is the joint null's test."""
+    n = 20
+    rng = np.random.default_rng(13)
+    hits = {"freedman_lane": 0, "response": 0}
+    for _ in range(12):
+        a = _distance(rng.normal(size=n))
+        b = a + _distance(rng.normal(size=n))
+        y = a + 0.6 * _distance(rng.normal(size=n))
+        zx = mrm.standardise(np.stack([mrm.upper(a), mrm.upper(b)])).T
+        perms = np.stack([np.arange(n)] + [rng.permutation(n) for _ in range(199)])
+        for method in hits:
+            beta, _ = mrm.coefficient_null(
+                mrm.standardise(mrm.upper(y))[None], zx, lr.pair_index(perms), method
+            )
+            hits[method] += int(mrm.p_values(beta, two_sided=True)[0, 1] < 0.05)
+    assert hits["freedman_lane"] <= 3

@@ -14,8 +14,12 @@ y on the standardised predictors then gives
   squared semipartial correlation); ``joint = r2 - sum(unique)`` is the part the predictors
   explain only together (negative under suppression).
 
-Significance is by relabeling the languages of the response (rows and columns together), as
-in Legendre's MRM: pairs are not independent, languages are the exchangeable unit. Relabeling the
+Significance is by relabeling languages (rows and columns together): pairs are not
+independent, languages are the exchangeable unit. R^2 is tested by relabeling the response, as in
+Legendre's MRM; a coefficient by default with Freedman-Lane (relabeling the residual of the
+model without that predictor, :func:`coefficient_null`), since relabeling the whole response
+tests only the joint null and is anti-conservative for a predictor that merely correlates with
+one that matters. Relabeling the
 response by a permutation equals relabeling the predictors by its inverse (the pairs are only
 reordered, so ``R`` does not change); the relabelings used form a group (or are drawn uniformly
 from one), so :func:`permutation_null` relabels the k predictor columns once per relabeling and
@@ -131,6 +135,47 @@ def permutation_null(
         betas.append(beta)
         r2s.append(np.einsum("cki,cik->ck", beta, c))
     return np.concatenate(betas), np.concatenate(r2s)
+
+
+def reduced_residuals(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """[K, P] responses, [P, k] predictors -> [K, k, P]: each response's residual after OLS on
+    every predictor but j (the reduced model of the Freedman-Lane test of coefficient j)."""
+    k = x.shape[1]
+    out = np.empty((y.shape[0], k, y.shape[1]))
+    for j in range(k):
+        rest = np.delete(x, j, axis=1)  # [P, k-1]
+        if rest.shape[1] == 0:
+            out[:, j] = y
+            continue
+        coef = y @ np.linalg.pinv(rest).T  # [K, k-1]
+        out[:, j] = y - coef @ rest.T
+    return out
+
+
+def coefficient_null(
+    y: np.ndarray, x: np.ndarray, pair_index: np.ndarray, method: str = "freedman_lane"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Null distributions of the coefficients and of R^2 under relabeled languages.
+
+    ``method="response"`` relabels the response (Legendre's MRM: the null that the response
+    follows none of the predictors). ``"freedman_lane"`` (Freedman & Lane 1983; Anderson &
+    Legendre 1999) tests coefficient j by relabeling the languages of the residual of the
+    reduced model (every predictor but j): the null that the response follows predictor j
+    *beyond* the others, which stays valid when the predictors are correlated and another one
+    matters. Row 0 is the observed fit either way (the reduced residual's coefficient j equals
+    the full model's, by Frisch-Waugh-Lovell). R^2 is always tested by relabeling the response.
+
+    Returns beta [N, K, k] and r2 [N, K].
+    """
+    if method == "response":
+        return permutation_null(y, x, pair_index)
+    if method != "freedman_lane":
+        raise ValueError(f"unknown method {method!r}")
+    n_scopes, k = y.shape[0], x.shape[1]
+    resid = reduced_residuals(y, x).reshape(n_scopes * k, -1)  # [(K k), P]
+    beta, r2 = permutation_null(np.concatenate([y, resid]), x, pair_index)
+    per = beta[:, n_scopes:].reshape(len(beta), n_scopes, k, k)  # [N, K, j (response), i]
+    return np.diagonal(per, axis1=2, axis2=3), r2[:, :n_scopes]
 
 
 def p_values(null: np.ndarray, two_sided: bool) -> np.ndarray:
