@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ def run_family_script(
     if result is not None and result.distances is not None:
         predictors, features, sources, cov_notes = load_predictors(run_dir, result)
         notes += cov_notes
+        start = time.perf_counter()
         try:
             mrm_result = fm.family_mrm(
                 result.distances,
@@ -97,6 +99,7 @@ def run_family_script(
                 sources=sources,
             )
             claim_block = clean(fm.claims(mrm_result, mrm_cfg))
+            log.info("MRM: %.1f s", time.perf_counter() - start)
         except BabelmoeError as exc:
             notes.append(f"MRM skipped: {exc.one_line()}")
             log.info("%s", notes[-1])
