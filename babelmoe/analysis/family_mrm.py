@@ -219,9 +219,11 @@ def select_predictors(
     kept: list[str] = []
     columns: list[np.ndarray] = []
     notes: list[str] = []
+    absent = [name for name in wanted if name not in candidates]
+    if absent:
+        notes.append(f"not available: {', '.join(absent)}")
     for name in wanted:
         if name not in candidates:
-            notes.append(f"{name}: not available")
             continue
         values = mrm.upper(candidates[name])
         if not np.isfinite(values).all():

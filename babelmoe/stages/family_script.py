@@ -309,8 +309,9 @@ def _mrm_html(block: dict[str, Any]) -> str:
         f"{block['n_languages']} languages)</h3>"
         + table_html(rows, "Whole model: standardised coefficients, language-level intervals")
         + f"<p>{html.escape(block['findings'][0])}</p>"
-        + f"<p>R^2 = {num(model['r2'])} ({level} CI {num(model['r2_ci'][0])} to "
-        f"{num(model['r2_ci'][1])}); joint part {num(model['joint_r2'], 3)}.</p>"
+        + f"<p class='note'>Of R^2 = {num(model['r2'])}, {num(model['joint_r2'], 3)} is "
+        "explained only by the predictors together (the joint part); intervals resample "
+        "languages, p-values are Holm-adjusted over the claims the headline rests on.</p>"
     )
     details = "".join(f"<p>{html.escape(t)}</p>" for t in block["findings"][1:])
     details += table_html(block["restricted"], "Restricted permutation tests")
