@@ -304,9 +304,7 @@ def family_mrm(
     # 1. Permutation tests over all scopes at once.
     plan = plan or LabelPermutations.cached(n, cfg.exact_limit, cfg.n_permutations, cfg.seed)
     log.info("MRM: %d predictors, %d scopes, %d relabelings", k, len(zy), len(plan.pair_index))
-    null_beta, null_r2 = mrm.coefficient_null(zy_safe, zx, plan.pair_index, cfg.coefficient_test)
-    p = mrm.p_values(null_beta, two_sided=True)  # [K, k]
-    r2_p = mrm.p_values(null_r2, two_sided=False)  # [K]
+    p, r2_p = mrm.permutation_p_values(zy_safe, zx, plan.pair_index, cfg.coefficient_test)
     dead = ~alive
     beta = np.where(dead[:, None], np.nan, observed.beta)
     unique = np.where(dead[:, None], np.nan, observed.unique)
@@ -425,8 +423,7 @@ def _restricted(
         return RestrictedTest(
             **common, feasible=False, beta=float(beta[j]), p=float("nan"), note=note
         )
-    null_beta, _ = mrm.coefficient_null(zy, zx, plan.pair_index, cfg.coefficient_test)
-    p = float(mrm.p_values(null_beta[:, 0, j], two_sided=True))
+    p = float(mrm.permutation_p_values(zy, zx, plan.pair_index, cfg.coefficient_test)[0][0, j])
     return RestrictedTest(**common, feasible=True, beta=float(beta[j]), p=p)
 
 

@@ -215,3 +215,17 @@ def test_freedman_lane_does_not_credit_a_bystander_correlated_with_the_cause() -
             )
             hits[method] += int(mrm.p_values(beta, two_sided=True)[0, 1] < 0.05)
     assert hits["freedman_lane"] <= 3
+
+
+@pytest.mark.parametrize("method", ["freedman_lane", "response"])
+def test_streamed_p_values_equal_the_p_values_of_the_whole_null(method: str) -> None:
+    n = 9
+    rng = np.random.default_rng(14)
+    y = np.stack([mrm.upper(_distance(rng.normal(size=n))) for _ in range(3)])
+    zx = mrm.standardise(np.stack([mrm.upper(_distance(rng.normal(size=n))) for _ in range(2)])).T
+    perms = np.stack([np.arange(n)] + [rng.permutation(n) for _ in range(300)])
+    idx = lr.pair_index(perms)
+    beta, r2 = mrm.coefficient_null(mrm.standardise(y), zx, idx, method)
+    p_beta, p_r2 = mrm.permutation_p_values(mrm.standardise(y), zx, idx, method)
+    np.testing.assert_array_equal(p_beta, mrm.p_values(beta, two_sided=True))
+    np.testing.assert_array_equal(p_r2, mrm.p_values(r2, two_sided=False))

@@ -36,6 +36,7 @@ matrix and so drop out, as they must (their zero distance says nothing).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,10 +109,26 @@ def condition(x: np.ndarray) -> float:
     return float(np.linalg.cond(x.T @ x / x.shape[0]))
 
 
+def _null_chunks(
+    y: np.ndarray, x: np.ndarray, pair_index: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(beta [c, K, k], r2 [c, K]) for consecutive chunks of the relabelings."""
+    n_perm, n_pairs = pair_index.shape
+    k = x.shape[1]
+    inv = np.linalg.pinv(x.T @ x / n_pairs, hermitian=True)  # [k, k], fixed under relabeling
+    yt = np.ascontiguousarray(y.T)  # [P, K]
+    chunk = max(1, _CHUNK_CELLS // (n_pairs * max(k, y.shape[0] // 4)))
+    for start in range(0, n_perm, chunk):
+        xp = x[pair_index[start : start + chunk]]  # [c, P, k]: predictors relabeled
+        c = np.swapaxes(xp, 1, 2) @ yt / n_pairs  # [c, k, K]
+        beta = np.einsum("ij,cjk->cki", inv, c)  # [c, K, k]
+        yield beta, np.einsum("cki,cik->ck", beta, c)
+
+
 def permutation_null(
     y: np.ndarray, x: np.ndarray, pair_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients and R^2 of every response under every relabeling.
+    """Coefficients and R^2 of every response under every relabeling of the response.
 
     Args:
         y: [K, P] standardised responses (e.g. the whole model and each layer).
@@ -122,18 +139,7 @@ def permutation_null(
     Returns:
         beta [N, K, k] and r2 [N, K]; row 0 is the observed fit.
     """
-    n_perm, n_pairs = pair_index.shape
-    k = x.shape[1]
-    inv = np.linalg.pinv(x.T @ x / n_pairs, hermitian=True)  # [k, k], fixed under relabeling
-    yt = np.ascontiguousarray(y.T)  # [P, K]
-    chunk = max(1, _CHUNK_CELLS // (n_pairs * k))
-    betas, r2s = [], []
-    for start in range(0, n_perm, chunk):
-        xp = x[pair_index[start : start + chunk]]  # [c, P, k]: predictors relabeled
-        c = np.swapaxes(xp, 1, 2) @ yt / n_pairs  # [c, k, K]
-        beta = np.einsum("ij,cjk->cki", inv, c)  # [c, K, k]
-        betas.append(beta)
-        r2s.append(np.einsum("cki,cik->ck", beta, c))
+    betas, r2s = zip(*_null_chunks(y, x, pair_index), strict=True)
     return np.concatenate(betas), np.concatenate(r2s)
 
 
@@ -152,6 +158,21 @@ def reduced_residuals(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _coefficient_chunks(
+    y: np.ndarray, x: np.ndarray, pair_index: np.ndarray, method: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    if method == "response":
+        yield from _null_chunks(y, x, pair_index)
+        return
+    if method != "freedman_lane":
+        raise ValueError(f"unknown method {method!r}")
+    n_scopes, k = y.shape[0], x.shape[1]
+    resid = reduced_residuals(y, x).reshape(n_scopes * k, -1)  # [(K k), P]
+    for beta, r2 in _null_chunks(np.concatenate([y, resid]), x, pair_index):
+        per = beta[:, n_scopes:].reshape(len(beta), n_scopes, k, k)  # [c, K, j (response), i]
+        yield np.diagonal(per, axis1=2, axis2=3), r2[:, :n_scopes]
+
+
 def coefficient_null(
     y: np.ndarray, x: np.ndarray, pair_index: np.ndarray, method: str = "freedman_lane"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -165,17 +186,35 @@ def coefficient_null(
     matters. Row 0 is the observed fit either way (the reduced residual's coefficient j equals
     the full model's, by Frisch-Waugh-Lovell). R^2 is always tested by relabeling the response.
 
-    Returns beta [N, K, k] and r2 [N, K].
+    Returns beta [N, K, k] and r2 [N, K] (see :func:`permutation_p_values` for the p-values
+    without holding the whole null).
     """
-    if method == "response":
-        return permutation_null(y, x, pair_index)
-    if method != "freedman_lane":
-        raise ValueError(f"unknown method {method!r}")
-    n_scopes, k = y.shape[0], x.shape[1]
-    resid = reduced_residuals(y, x).reshape(n_scopes * k, -1)  # [(K k), P]
-    beta, r2 = permutation_null(np.concatenate([y, resid]), x, pair_index)
-    per = beta[:, n_scopes:].reshape(len(beta), n_scopes, k, k)  # [N, K, j (response), i]
-    return np.diagonal(per, axis1=2, axis2=3), r2[:, :n_scopes]
+    betas, r2s = zip(*_coefficient_chunks(y, x, pair_index, method), strict=True)
+    return np.concatenate(betas), np.concatenate(r2s)
+
+
+def permutation_p_values(
+    y: np.ndarray, x: np.ndarray, pair_index: np.ndarray, method: str = "freedman_lane"
+) -> tuple[np.ndarray, np.ndarray]:
+    """p-values of the coefficients (two-sided) [K, k] and of R^2 (one-sided) [K], counted
+    chunk by chunk (memory independent of the number of relabelings); equal to
+    ``p_values`` of :func:`coefficient_null`'s output."""
+    beta_hits = r2_hits = None
+    total = 0
+    for beta, r2 in _coefficient_chunks(y, x, pair_index, method):
+        if beta_hits is None:
+            obs_beta, obs_r2 = np.abs(beta[0]), r2[0]
+            tol_b = _TOL * np.maximum(1.0, obs_beta)
+            tol_r = _TOL * np.maximum(1.0, np.abs(obs_r2))
+            beta_hits, r2_hits = np.zeros(obs_beta.shape), np.zeros(obs_r2.shape)
+        with np.errstate(invalid="ignore"):
+            beta_hits += (np.abs(beta) >= obs_beta - tol_b).sum(axis=0)
+            r2_hits += (r2 >= obs_r2 - tol_r).sum(axis=0)
+        total += len(beta)
+    return (
+        np.where(np.isfinite(obs_beta), beta_hits / total, np.nan),
+        np.where(np.isfinite(obs_r2), r2_hits / total, np.nan),
+    )
 
 
 def p_values(null: np.ndarray, two_sided: bool) -> np.ndarray:
