@@ -66,6 +66,10 @@ MODERATOR_LABELS = {
     "tokens_per_byte": "tokens per byte (tokenizer fertility)",
 }
 
+SMALL_SAMPLE = 20
+"""Below this many languages the findings carry a caveat (the paper's nine cannot separate the
+references)."""
+
 CLAIMS_SCHEMA_VERSION = 1
 INTERVAL = "language bootstrap"
 
@@ -203,6 +207,7 @@ class MRMResult:
     lofo_beta: np.ndarray  # [F, k] whole model
     lofo_r2: np.ndarray  # [F]
     moderators: list[ModeratorTest]
+    families: list[str | None] = field(default_factory=list)  # per language
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -385,6 +390,7 @@ def family_mrm(
         lofo_beta=lofo.beta[:, 0, :],
         lofo_r2=lofo.r2[:, 0],
         moderators=moderators,
+        families=[None if f is None else str(f) for f in families],
         notes=notes,
     )
 
@@ -708,6 +714,7 @@ def restricted_rows(result: MRMResult, headline: dict[str, float]) -> list[dict[
             "n_blocks": t.n_blocks,
             "largest_blocks": " ".join(str(x) for x in t.largest_blocks),
             "n_relabelings": t.n_relabelings,
+            "min_p": 1.0 / t.n_relabelings if t.exact else 1.0 / t.n_permutations,
             "n_permutations": t.n_permutations,
             "exact": t.exact,
             "feasible": t.feasible,
@@ -793,6 +800,14 @@ def findings(result: MRMResult, cfg: MRMConfig, claim_block: dict[str, Any]) -> 
         f"R^2 = {_f(result.r2[0])} [{_f(result.r2_ci[0, 0])}, {_f(result.r2_ci[1, 0])}]; "
         f"{claim_block['correction']}."
     ]
+    if n < SMALL_SAMPLE:
+        n_families = len({lang for lang in result.families if lang})
+        out.append(
+            f"Caveat: {n} languages from {n_families} families give only {n * (n - 1) // 2} "
+            f"pairs and few distinct relabelings within blocks; the language-level intervals "
+            f"are wide and a sample this small cannot separate these references (run "
+            f"`babelmoe study` for 69 languages and a replication sample)."
+        )
     holding = [c["id"] for c in claim_block["claims"] if c["holds"]]
     out.append(
         "Claims that hold: " + (", ".join(holding) if holding else "none") + f" (of {len(by_id)})."
@@ -849,6 +864,7 @@ def findings(result: MRMResult, cfg: MRMConfig, claim_block: dict[str, Any]) -> 
 def summary(result: MRMResult, cfg: MRMConfig, claim_block: dict[str, Any]) -> dict[str, Any]:
     """The ``mrm`` block of the family-vs-script summary (JSON-ready once cleaned)."""
     headline = {c["id"]: c["p_adjusted"] for c in claim_block["claims"]}
+    sentences = findings(result, cfg, claim_block)
     return {
         "predictors": result.predictors,
         "sources": result.sources,
@@ -873,5 +889,6 @@ def summary(result: MRMResult, cfg: MRMConfig, claim_block: dict[str, Any]) -> d
         "moderators": moderator_rows(result, headline),
         "correction": claim_block["correction"],
         "notes": result.notes,
-        "findings": findings(result, cfg, claim_block),
+        "findings": sentences,
+        "headline": [x for x in sentences if x.startswith(("MRM, whole model", "Caveat"))],
     }

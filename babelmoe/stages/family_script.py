@@ -107,7 +107,7 @@ def run_family_script(
     fvs = clean(sg.summary(result, sg_cfg)) if result is not None else None
     if fvs is not None and mrm_result is not None and claim_block is not None:
         fvs["mrm"] = clean(fm.summary(mrm_result, mrm_cfg, claim_block))
-        fvs["findings"] = [*fvs["mrm"]["findings"][:1], *fvs["findings"]]
+        fvs["findings"] = [*fvs["mrm"]["headline"], *fvs["findings"]]
     blocks: dict[str, Any] = {
         "family_vs_script": fvs,
         "expert_null": clean(en.summary(null, null_cfg)),
@@ -261,7 +261,8 @@ def _section(blocks: dict[str, Any], entries: list[dict[str, str]]) -> dict[str,
     block = blocks["family_vs_script"]
     if block is not None and block.get("mrm"):
         parts.append(_mrm_html(block["mrm"]))
-        parts += [f"<p>{html.escape(text)}</p>" for text in block["findings"][1:]]
+        skip = len(block["mrm"]["headline"])
+        parts += [f"<p>{html.escape(text)}</p>" for text in block["findings"][skip:]]
     elif block is not None:
         parts += [f"<p>{html.escape(text)}</p>" for text in block["findings"]]
     parts += [f"<p>{html.escape(text)}</p>" for text in blocks["expert_null"]["findings"]]
@@ -308,12 +309,14 @@ def _mrm_html(block: dict[str, Any]) -> str:
         f"<h3>All predictors at once (MRM on {'ranks' if block['ranks'] else 'raw distances'}, "
         f"{block['n_languages']} languages)</h3>"
         + table_html(rows, "Whole model: standardised coefficients, language-level intervals")
-        + f"<p>{html.escape(block['findings'][0])}</p>"
+        + "".join(f"<p>{html.escape(text)}</p>" for text in block["headline"])
         + f"<p class='note'>Of R^2 = {num(model['r2'])}, {num(model['joint_r2'], 3)} is "
         "explained only by the predictors together (the joint part); intervals resample "
         "languages, p-values are Holm-adjusted over the claims the headline rests on.</p>"
     )
-    details = "".join(f"<p>{html.escape(t)}</p>" for t in block["findings"][1:])
+    details = "".join(
+        f"<p>{html.escape(t)}</p>" for t in block["findings"] if t not in block["headline"]
+    )
     details += table_html(block["restricted"], "Restricted permutation tests")
     if block["moderators"]:
         details += table_html(block["moderators"], "Resource as a moderator")

@@ -183,6 +183,7 @@ def test_stage_writes_the_mrm_tables_and_claims_that_round_trip(tmp_path: Path) 
     assert len(rows) == (1 + 3) * 2 and rows[0]["scope"] == "model"
     block = blocks["family_vs_script"]
     assert block["findings"][0].startswith("MRM, whole model, 9 languages")
+    assert block["findings"][1].startswith("Caveat: 9 languages")
     assert "no covariates" in " ".join(blocks["notes"])
     section = json.loads((out / "report_section.json").read_text())
     assert "<details>" in section["html"] and "language" in section["html"]
