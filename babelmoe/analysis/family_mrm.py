@@ -337,6 +337,9 @@ def family_mrm(
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices stay NaN
         jackknife = np.stack([np.nanmin(jk.beta, axis=0), np.nanmax(jk.beta, axis=0)])
+    for arr in (ci, unique_ci, jackknife):  # a scope without a usable distance has none
+        arr[:, dead] = np.nan
+    r2_ci[:, dead] = np.nan
     families = [lang.get("family") for lang in languages]
     lofo_names, lofo_lang_w = lr.group_out_weights(families, cfg.min_family, min_left=4)
     lofo = mrm.weighted_fit(
