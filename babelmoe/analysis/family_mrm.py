@@ -839,6 +839,15 @@ def findings(result: MRMResult, cfg: MRMConfig, claim_block: dict[str, Any]) -> 
             )
             + "."
         )
+        shift = np.nan_to_num(np.abs(result.lofo_beta - result.beta[0]), nan=-1.0)
+        f = int(np.unravel_index(np.argmax(shift), shift.shape)[0])
+        moved = ", ".join(
+            f"{name} {_f(result.lofo_beta[f, j])}" for j, name in enumerate(result.predictors)
+        )
+        out.append(
+            f"The family that moves the coefficients most is {result.lofo_families[f]} "
+            f"({result.lofo_sizes[f]} languages): without it, {moved}."
+        )
     for m in result.moderators:
         out.append(
             f"Moderator {m.feature}: the {m.predictor} coefficient is {_f(m.beta_better)} "
