@@ -84,8 +84,11 @@ def run_family_script(
         log.info("%s", notes[-1])
     mrm_result: fm.MRMResult | None = None
     claim_block: dict[str, Any] | None = None
+    fvs = clean(sg.summary(result, sg_cfg)) if result is not None else None
     if result is not None and result.distances is not None:
-        predictors, features, sources, cov_notes = load_predictors(run_dir, result)
+        predictors, features, sources, cov_notes = load_predictors(
+            run_dir, result, (fvs or {}).get("measures")
+        )
         notes += cov_notes
         start = time.perf_counter()
         try:
@@ -104,7 +107,6 @@ def run_family_script(
             notes.append(f"MRM skipped: {exc.one_line()}")
             log.info("%s", notes[-1])
     null = en.expert_null(profile.frequency.numpy(), null_cfg)
-    fvs = clean(sg.summary(result, sg_cfg)) if result is not None else None
     if fvs is not None and mrm_result is not None and claim_block is not None:
         fvs["mrm"] = clean(fm.summary(mrm_result, mrm_cfg, claim_block))
         fvs["findings"] = [*fvs["mrm"]["headline"], *fvs["findings"]]
@@ -154,16 +156,21 @@ def mrm_config(sg_cfg: sg.ScriptGenealogyConfig) -> fm.MRMConfig:
 
 
 def load_predictors(
-    run_dir: Path, result: sg.ScriptGenealogyResult
+    run_dir: Path,
+    result: sg.ScriptGenealogyResult,
+    measures: dict[str, Any] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str], list[str]]:
     """The MRM's predictor distances, per-language features and sources, in the profile's
     language order: the run's covariates when ``analysis.covariates`` exists and finds them for
-    every profiled language, else the script and genealogical distances of ``result``."""
-    fallback = (
-        {name: result.references[name] for name in ("script", "genealogy")},
-        {},
-        dict(REFERENCE_SOURCES),
-    )
+    every profiled language, else the script and genealogical distances of ``result`` (their
+    sources from ``measures``, the family-vs-script summary's block, when it has one)."""
+    names = ("script", "genealogy")
+    sources = dict(REFERENCE_SOURCES)
+    for name in names:
+        source = ((measures or {}).get(name) or {}).get("source")
+        if source:
+            sources[name] = str(source)
+    fallback = ({name: result.references[name] for name in names}, {}, sources)
     try:
         from babelmoe.analysis.covariates import load_covariates
     except ImportError:
