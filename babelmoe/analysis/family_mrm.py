@@ -609,6 +609,7 @@ def claims(result: MRMResult, cfg: MRMConfig) -> dict[str, Any]:
             }
         )
     adjusted = holm([x["p"] for x in items])
+    n_tests = int(np.isfinite([x["p"] for x in items]).sum())  # Holm skips an untestable one
     out = []
     for item, p_adj in zip(items, adjusted, strict=True):
         kind = item.pop("kind")
@@ -630,7 +631,7 @@ def claims(result: MRMResult, cfg: MRMConfig) -> dict[str, Any]:
     return {
         "schema_version": CLAIMS_SCHEMA_VERSION,
         "n_languages": len(result.labels),
-        "correction": correction_text(result, cfg, len(out)),
+        "correction": correction_text(result, cfg, n_tests),
         "claims": out,
     }
 
