@@ -38,7 +38,7 @@ from babelmoe import artifacts
 from babelmoe.analysis import expert_null as en
 from babelmoe.analysis import family_mrm as fm
 from babelmoe.analysis import script_genealogy as sg
-from babelmoe.analysis.io import clean, write_table
+from babelmoe.analysis.io import clean, read_table, write_table
 from babelmoe.errors import BabelmoeError
 from babelmoe.profile.artifact import ProfileData, load_profile
 
@@ -245,6 +245,21 @@ def _figures(out: Path, blocks: dict[str, Any]) -> list[dict[str, str]]:
                     f"script distributions; genealogical distance comes from Glottolog."
                 ),
             }
+        )
+    if block is not None and block.get("mrm") and (out / "mrm.json").is_file():
+        rows = read_table(out, "mrm")
+        png, _ = save_figure(family_script.mrm_coefficients(block["mrm"], rows), folder, "mrm")
+        entries.insert(
+            0,
+            {
+                "path": str(png.relative_to(out)),
+                "caption": (
+                    "Activation distance on all predictors at once (MRM on "
+                    f"{'ranks' if block['mrm']['ranks'] else 'raw distances'}): standardised "
+                    "coefficients with intervals from resampling languages. Left: whole model; "
+                    "right: per layer."
+                ),
+            },
         )
     png, _ = save_figure(
         family_script.expert_null_counts(blocks["expert_null"]), folder, "expert_null"
