@@ -198,6 +198,8 @@ def mrm_coefficients(block: dict[str, Any], rows: list[dict[str, Any]]) -> Figur
         )
     right.axhline(0.0, color="black", linewidth=0.8)
     right.set_xlabel("layer")
+    right.set_xticks(sorted({int(r["scope"]) for r in layer_rows}))
+    right.tick_params(axis="x", labelsize=7)
     right.set_title(
         f"per layer (filled: Holm over layers p < {alpha}, interval above 0)", fontsize=9
     )
