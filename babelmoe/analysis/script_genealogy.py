@@ -187,6 +187,8 @@ class ScriptGenealogyResult:
     leave_one_family_out: dict[str, tuple[float, float]] = field(default_factory=dict)
     # the whole-model test again with genus (same / different, 0-1) as the genealogical distance
     genus: dict[str, TestResult] = field(default_factory=dict)
+    # [1 + L, n, n] activation distances: the whole model, then each layer (for the MRM)
+    distances: np.ndarray | None = None
 
 
 def profile_labels(profile: ProfileData) -> list[str]:
@@ -404,6 +406,7 @@ def script_genealogy(
         genus=genus_tests,
         n_bootstrap=n_bootstrap,
         notes=notes,
+        distances=np.stack(scope_dists),
     )
 
 
@@ -560,7 +563,8 @@ def findings(result: ScriptGenealogyResult, config: ScriptGenealogyConfig) -> li
 
     def part(scope: ScopeResult, ref: str) -> str:
         t, (lo, hi) = scope.partial[ref], scope.partial_ci[ref]
-        return f"{_f(t.statistic)} ({level} CI {_f(lo)} to {_f(hi)}, p = {_p(t.p_value)})"
+        interval = f"{level} text-bootstrap CI {_f(lo)} to {_f(hi)}"
+        return f"{_f(t.statistic)} ({interval}, p = {_p(t.p_value)})"
 
     out = [
         f"Whole model, {len(result.labels)} languages: activation distance follows script with "

@@ -139,3 +139,69 @@ def expert_null_counts(block: dict[str, Any]) -> Figure:
         fontsize=10,
     )
     return fig
+
+
+def mrm_coefficients(block: dict[str, Any], rows: list[dict[str, Any]]) -> Figure:
+    """Left: the whole-model MRM coefficients with their language-bootstrap intervals (filled:
+    the claim holds after the headline's Holm adjustment). Right: each predictor's coefficient
+    per layer (filled: Holm over layers p < alpha and interval above 0).
+
+    ``block`` is the ``mrm`` block of the family-vs-script summary, ``rows`` the table ``mrm``.
+    """
+    fig = new_figure(10.5, 3.6)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 2.2])
+    alpha = block["alpha"]
+    names = block["predictors"]
+    colours = [f"C{k}" for k in range(len(names))]
+
+    def num(x: Any) -> float:
+        return float("nan") if x is None else float(x)
+
+    model = {r["predictor"]: r for r in rows if r["scope"] == "model"}
+    for k, name in enumerate(names):
+        r = model[name]
+        beta, lo, hi = num(r["beta"]), num(r["ci_low"]), num(r["ci_high"])
+        holds = num(r["p_holm"]) < alpha and lo > 0
+        y = len(names) - 1 - k
+        if np.isfinite(lo) and np.isfinite(hi):
+            left.plot([lo, hi], [y, y], color=colours[k], linewidth=2)
+        left.scatter(
+            [beta],
+            [y],
+            color=colours[k] if holds else "white",
+            edgecolor=colours[k],
+            s=40,
+            zorder=3,
+        )
+    left.axvline(0.0, color="black", linewidth=0.8)
+    left.set_yticks(range(len(names)), list(reversed(names)), fontsize=8)
+    left.set_xlabel("standardised coefficient")
+    left.set_title(
+        f"whole model, {block['n_languages']} languages\n"
+        f"({block['ci_level']:.0%} language bootstrap; filled: holds)",
+        fontsize=9,
+    )
+    layer_rows = [r for r in rows if r["scope"] != "model"]
+    for k, name in enumerate(names):
+        mine = sorted((r for r in layer_rows if r["predictor"] == name), key=lambda r: r["scope"])
+        if not mine:
+            continue
+        x = np.array([int(r["scope"]) for r in mine])
+        beta = np.array([num(r["beta"]) for r in mine])
+        follows = np.array(
+            [num(r["p_holm"]) < alpha and num(r["ci_low"]) > 0 for r in mine], dtype=bool
+        )
+        right.plot(x, beta, color=colours[k], linewidth=1.5, label=name)
+        right.scatter(x[follows], beta[follows], color=colours[k], s=18, zorder=3)
+        right.scatter(
+            x[~follows], beta[~follows], facecolor="white", edgecolor=colours[k], s=18, zorder=3
+        )
+    right.axhline(0.0, color="black", linewidth=0.8)
+    right.set_xlabel("layer")
+    right.set_xticks(sorted({int(r["scope"]) for r in layer_rows}))
+    right.tick_params(axis="x", labelsize=7)
+    right.set_title(
+        f"per layer (filled: Holm over layers p < {alpha}, interval above 0)", fontsize=9
+    )
+    right.legend(fontsize=7, frameon=False, ncol=2)
+    return fig

@@ -34,6 +34,7 @@ def test_writes_tables_figures_summary_and_section(tmp_path: Path) -> None:
     section = json.loads((out / "report_section.json").read_text())
     assert section["title"].startswith("Family against script")
     assert [f["path"] for f in section["figures"]] == [
+        "figures/mrm.png",
         "figures/family_vs_script.png",
         "figures/expert_null.png",
     ]
