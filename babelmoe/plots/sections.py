@@ -71,7 +71,10 @@ def _plain(summary: dict[str, Any], names: dict[str, str], pairs: str | None) ->
         )
     agreement = summary.get("agreement") or {}
     script, genealogy = agreement.get("script"), agreement.get("genealogy")
-    if script and genealogy:
+    measured = (
+        script and genealogy and None not in (script.get("statistic"), genealogy.get("statistic"))
+    )
+    if measured:  # a Mantel test without a statistic (distances that do not vary) says nothing
         out["agreement"] = (
             f"Activation distance follows script (Mantel r = {script['statistic']:.2f}, p = "
             f"{_p(script['p_value'])}) "
