@@ -53,7 +53,7 @@ def study(
         None, "--batch-size", help="At most this many sequences per forward pass."
     ),
     replication: bool = typer.Option(
-        True,
+        common.config_default(StudyConfig, "replication"),
         "--replication/--no-replication",
         help="Also run the replication sample into RUN/replication and check every claim on it.",
     ),
