@@ -146,8 +146,8 @@ class MaskedFFNs:
     def set_rows(self, rows: torch.Tensor) -> None:
         """Row b of the next forward runs configuration ``rows[b]`` (``rows`` [B] int64)."""
         for wrapper in self.wrappers:
-            wrapper.rows = rows if rows.device == wrapper.table.device else rows.to(
-                wrapper.table.device
+            wrapper.rows = (
+                rows if rows.device == wrapper.table.device else rows.to(wrapper.table.device)
             )
 
 
@@ -315,10 +315,14 @@ def masked_perplexities(
     eval_config: MaskedEvalConfig | None = None,
     *,
     desc: str = "masked perplexity",
+    compiled: bool = False,
 ) -> tuple[list[PerplexityResult], MaskedTimings]:
     """Perplexity of each ``(configuration, language)`` pair (the configuration an index into
     the ``masked_ffns`` block of ``masks``), as ``perplexity`` computes it on the pruned model;
-    results in the order of ``pairs``, with where the time went."""
+    results in the order of ``pairs``, with where the time went.
+
+    ``compiled``: the caller holds ``compiled_layers`` around several calls (one compilation for
+    all); else, on CUDA with ``eval_config.compile``, this call compiles the layers itself."""
     from babelmoe.profile.core import COMPILE_DEVICE_TYPES, compiled_layers
 
     config = config or PerplexityConfig()
@@ -335,7 +339,7 @@ def masked_perplexities(
     sums = torch.zeros(n_requests + 1, dtype=torch.float64, device=device)  # + a spare slot
     timings.plan_s = time.perf_counter() - began
     timings.requests, timings.tokens = n_requests, sum(plan.request_targets)
-    compile_ = eval_config.compile and device.type in COMPILE_DEVICE_TYPES
+    compile_ = not compiled and eval_config.compile and device.type in COMPILE_DEVICE_TYPES
     with (
         eval_mode(model),
         compiled_layers(model, compile_) as report,

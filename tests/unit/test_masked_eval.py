@@ -38,7 +38,9 @@ def drops(partition, seed: int) -> dict[str, torch.Tensor | None]:
         "per-layer": select_experts(
             PruneConfig(method="sort-per-layer", ratio=0.4, languages=("en",)), values, shape
         ).drop,
-        "random": select_experts(PruneConfig(method="random", ratio=0.4, seed=seed), None, shape).drop,
+        "random": select_experts(
+            PruneConfig(method="random", ratio=0.4, seed=seed), None, shape
+        ).drop,
     }
 
 
