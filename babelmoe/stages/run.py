@@ -21,6 +21,8 @@ from babelmoe.stages.profile import ProfileConfig
 
 logger = logging.getLogger(__name__)
 
+TIMINGS_FILE = "run_timings.json"  # wall seconds of each stage of the last run_pipeline call
+
 
 @dataclass
 class PipelineConfig:
@@ -127,4 +129,5 @@ def run_pipeline(
         )
     report = stage("report", build_report, run_dir)
     logger.info("timings: %s", ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    artifacts.atomic_write_json(run_dir / TIMINGS_FILE, {"stages_s": timings})
     return report
