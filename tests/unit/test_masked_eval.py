@@ -106,3 +106,27 @@ def test_pairs_choose_what_runs_and_single_configuration_forwards() -> None:
         assert got.nll_sum == pytest.approx(
             perplexity(pruned, tokenizer, TEXTS[lang], config).nll_sum, rel=1e-5
         )
+
+
+@pytest.mark.slow
+def test_compiled_masked_evaluation_is_one_graph_for_every_shape_and_configuration() -> None:
+    from babelmoe.profile.core import compiled_layers
+
+    loaded = tiny_loaded("llama", num_hidden_layers=3)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    layers = ffns(model)
+    partition = random_partition(len(layers), layers[0].width, E)
+    configurations = list(drops(partition, seed=3).values())
+    pairs = [(c, lang) for c in range(len(configurations)) for lang in TEXTS]
+    config = PerplexityConfig(max_length=40, stride=30)
+    batching = MaskedEvalConfig(batch_tokens=200)
+    with masked_ffns(model, partition, configurations) as masks:
+        eager, _ = masked_perplexities(model, tokenizer, masks, TEXTS, pairs, config, batching)
+        with compiled_layers(model, True, backend="aot_eager") as report:
+            compiled, timings = masked_perplexities(
+                model, tokenizer, masks, TEXTS, pairs, config, batching, compiled=True
+            )
+    assert timings.batches > 3  # several batch shapes
+    assert (report.graphs, report.limit_hits) == (1, 0)
+    for a, b in zip(compiled, eager, strict=True):
+        assert a.nll_sum == pytest.approx(b.nll_sum, rel=1e-5)
