@@ -49,8 +49,9 @@ from babelmoe.stages.profile import ProfileConfig  # noqa: E402
 from babelmoe.stages.run import TIMINGS_FILE, PipelineConfig  # noqa: E402
 
 
-def sweep_batches(run: Path, tokenizer, documents_per_language: int | None):
-    """The batches of the main job's sweep (every pass, in order), its drops and its pairs."""
+def sweep_plan(run: Path, tokenizer, documents_per_language: int | None) -> dict:
+    """The main job's sweep as the runner pools it: its held-out texts, its drops, the pairs
+    of each pass (the dense model with the first ratio) and every pass's batches, in order."""
     from babelmoe.evaluate import PerplexityConfig
     from babelmoe.evaluate.masked import MaskedEvalConfig, plan_batches
     from babelmoe.prune.sweep import SweepConfig, job_selection, plan_jobs
@@ -68,19 +69,61 @@ def sweep_batches(run: Path, tokenizer, documents_per_language: int | None):
     documents = heldout_documents(profile, None, config.max_documents)
     texts = {name: [d.text for d in docs] for name, docs in documents.items()}
     jobs = plan_jobs(config, list(texts))
-    selections = [job_selection(job, profile) for job in jobs]
     groups: dict[float, list[int]] = {}
     for i, job in enumerate(jobs):
         groups.setdefault(float(job.ratio), []).append(i)
+    dense = groups.pop(0.0)
+    groups[next(iter(groups))][:0] = dense
     ppl = PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size)
+    passes = [
+        [(i, lang) for i in members for lang in jobs[i].eval_langs] for members in groups.values()
+    ]
     batches, tokens = [], 0
-    for members in groups.values():
-        pairs = [(i, lang) for i in members for lang in jobs[i].eval_langs]
+    for pairs in passes:
         plan = plan_batches(tokenizer, texts, pairs, ppl, MaskedEvalConfig().batch_tokens)
         batches += plan.batches
         tokens += sum(plan.request_targets)
-    drops = [None if s is None else s.drop for s in selections]
-    return partition, batches, tokens, drops
+    drops = [None if (s := job_selection(job, profile)) is None else s.drop for job in jobs]
+    return {
+        "partition": partition,
+        "texts": texts,
+        "drops": drops,
+        "passes": passes,
+        "ppl": ppl,
+        "batches": batches,
+        "tokens": tokens,
+    }
+
+
+def masked_runs(model, tokenizer, plan: dict, device: torch.device) -> dict:
+    """The sweep's masked evaluation in this process, eager and compiled (compilation
+    included: dynamo is reset on entry), over the same passes: whole seconds of each."""
+    from babelmoe.evaluate.masked import MaskedEvalConfig, masked_ffns, masked_perplexities
+    from babelmoe.profile.core import compiled_layers
+
+    out = {}
+    for name, compiled in (("eager", False), ("compiled", True)):
+        if compiled and device.type != "cuda":
+            continue
+        with masked_ffns(model, plan["partition"], plan["drops"]) as masks:
+            started = time.perf_counter()
+            with compiled_layers(model, compiled) as report:
+                firsts = []
+                for pairs in plan["passes"]:
+                    _, spent = masked_perplexities(
+                        model,
+                        tokenizer,
+                        masks,
+                        plan["texts"],
+                        pairs,
+                        plan["ppl"],
+                        MaskedEvalConfig(compile=False),
+                        compiled=compiled,
+                    )
+                    firsts.append(spent.first_batch_s)
+            total = time.perf_counter() - started
+        out[name] = {"total_s": total, "first_batch_s": firsts[0], "graphs": report.graphs}
+    return out
 
 
 @torch.inference_mode()
@@ -223,17 +266,18 @@ def main() -> None:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-        partition, batches, tokens, drops = sweep_batches(
-            run, tokenizer, PipelineConfig().sweep_documents
-        )
+        plan = sweep_plan(run, tokenizer, PipelineConfig().sweep_documents)
+        batches = plan["batches"]
         stack = plain_forward(model, batches, device, compiled)
         lm = lm_forward(model, batches, device, compiled)
         results["sweep_reference"] = {
             "batches": len(batches),
-            "tokens": tokens,
+            "tokens": plan["tokens"],
             "stack": stack,
             "lm": lm,
-            "switching": switching(model, partition, drops, device),
+            "stack_eager": plain_forward(model, batches, device, False),
+            "masked": masked_runs(model, tokenizer, plan, device),
+            "switching": switching(model, plan["partition"], plan["drops"], device),
         }
         note("sweep reference done")
         save()
@@ -276,14 +320,25 @@ def report(r: dict) -> None:
             f"{stack['steady_s']:.2f}), LM with logits {lm['total_s']:.2f} s (steady "
             f"{lm['steady_s']:.2f})"
         )
+        eager = ref["stack_eager"]
+        print(
+            f"  plain stack eager {eager['total_s']:.2f} s; the sweep's masked evaluation in "
+            "this process: "
+            + ", ".join(
+                f"{k} {v['total_s']:.2f} s (first batch {v['first_batch_s']:.2f} s, "
+                f"{v['graphs']} graph(s))"
+                for k, v in ref["masked"].items()
+            )
+        )
         if "eval_total_s" in s:
-            steady = s["eval_total_s"] - s["eval_first_batch_s"]
+            first = s["passes"][0]["first_batch_s"]
+            steady = s["eval_total_s"] - first
             print(
-                "ratios: sweep evaluation / plain stack: whole "
-                f"{stack['total_s'] / s['eval_total_s']:.3f}, "
-                f"steady {stack['steady_s'] / steady:.3f}; / plain LM: whole "
-                f"{lm['total_s'] / s['eval_total_s']:.3f}, steady {lm['steady_s'] / steady:.3f}; "
-                f"sweep stage / plain stack {stack['total_s'] / run['stages_s']['sweep']:.3f}"
+                f"ratios (plain time / sweep evaluation time, same tokens x configurations): "
+                f"whole: stack {stack['total_s'] / s['eval_total_s']:.3f}, LM "
+                f"{lm['total_s'] / s['eval_total_s']:.3f}; after the first batch: stack "
+                f"{stack['steady_s'] / steady:.3f}, LM {lm['steady_s'] / steady:.3f}; sweep stage: "
+                f"stack {stack['total_s'] / run['stages_s']['sweep']:.3f}"
             )
         print(
             f"switching: masks of {sw['configurations']} configurations built in "

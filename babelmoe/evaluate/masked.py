@@ -73,12 +73,27 @@ class MaskedEvalConfig:
         batch_tokens: positions per forward pass (rows x padded width); the logits of a batch are
             [positions, vocabulary] in the model's dtype, so lower it for very large vocabularies
             or small GPUs.
-        compile: on CUDA, ``torch.compile`` the decoder layers (one graph for every batch shape);
-            ignored on CPU.
+        compile: on CUDA, ``torch.compile`` the decoder layers (one graph for every batch shape)
+            when the evaluation is large enough to win the compilation back; ignored on CPU.
+        compile_min_tokens: compile only from this many positions on. Compiling the masked
+            Llama-2-7B layers took 4 s on an H100 (inductor's cache cold for them), about what
+            the whole evaluation of the main job's sweep (186k positions) takes eagerly, and the
+            compiled forward is at most ~10-15% faster (benchmarks/RESULTS.md, bench_run.py).
     """
 
     batch_tokens: int = 16384
     compile: bool = True
+    compile_min_tokens: int = 2_000_000
+
+    def should_compile(self, device: torch.device, positions: int) -> bool:
+        """Whether an evaluation of ``positions`` positions on ``device`` compiles."""
+        from babelmoe.profile.core import COMPILE_DEVICE_TYPES
+
+        return (
+            self.compile
+            and device.type in COMPILE_DEVICE_TYPES
+            and positions >= self.compile_min_tokens
+        )
 
     def __post_init__(self) -> None:
         if self.batch_tokens < 2:
@@ -323,7 +338,7 @@ def masked_perplexities(
 
     ``compiled``: the caller holds ``compiled_layers`` around several calls (one compilation for
     all); else, on CUDA with ``eval_config.compile``, this call compiles the layers itself."""
-    from babelmoe.profile.core import COMPILE_DEVICE_TYPES, compiled_layers
+    from babelmoe.profile.core import compiled_layers
 
     config = config or PerplexityConfig()
     eval_config = eval_config or MaskedEvalConfig()
@@ -339,7 +354,8 @@ def masked_perplexities(
     sums = torch.zeros(n_requests + 1, dtype=torch.float64, device=device)  # + a spare slot
     timings.plan_s = time.perf_counter() - began
     timings.requests, timings.tokens = n_requests, sum(plan.request_targets)
-    compile_ = not compiled and eval_config.compile and device.type in COMPILE_DEVICE_TYPES
+    positions = sum(b.n_positions for b in plan.batches)
+    compile_ = not compiled and eval_config.should_compile(device, positions)
     with (
         eval_mode(model),
         compiled_layers(model, compile_) as report,

@@ -201,12 +201,21 @@ def _pooled(
     timings: dict[str, Any],
 ) -> None:
     """Perplexity of every (configuration, language) of ``todo``, one pool of batches per ratio
-    (rows written after each pool: an interrupted sweep loses at most one ratio)."""
-    from babelmoe.profile.core import COMPILE_DEVICE_TYPES, compiled_layers
+    (the dense model with the first; rows written after each pool: an interrupted sweep loses
+    at most one ratio), the decoder layers compiled once for all pools when that pays
+    (``MaskedEvalConfig.should_compile``)."""
+    from babelmoe.evaluate.encoding import encode
+    from babelmoe.profile.core import compiled_layers
 
     ppl_config = PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size)
     eval_config = eval_config or MaskedEvalConfig()
-    compile_ = eval_config.compile and loaded.device.type in COMPILE_DEVICE_TYPES
+    tokens = {
+        lang: sum(len(encode(loaded.tokenizer, text)) for text in documents[lang])
+        for lang in dict.fromkeys(lang for _, langs, _ in todo for lang in langs)
+    }
+    positions = sum(tokens[lang] for _, langs, _ in todo for lang in langs)  # about
+    compile_ = eval_config.should_compile(loaded.device, positions)
+    timings["compiled"] = compile_
     with compiled_layers(loaded.model, compile_) as report:
         _passes(
             loaded,
@@ -240,6 +249,10 @@ def _passes(
     groups: dict[float, list[int]] = {}
     for index, (base, _, _) in enumerate(todo):
         groups.setdefault(float(base["ratio"]), []).append(index)
+    if len(groups) > 1 and 0.0 in groups:  # the dense model is too small a pool on its own
+        dense = groups.pop(0.0)
+        first = next(iter(groups))
+        groups[first] = dense + groups[first]
     passes = []
     for ratio, members in groups.items():
         pairs = [(i, lang) for i in members for lang in todo[i][1]]
