@@ -196,6 +196,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument("--logs", type=Path, default=None, help="The run's log here (else --work).")
     parser.add_argument("--no-reference", action="store_true", help="Skip the references.")
+    parser.add_argument(
+        "--no-profile-reference", action="store_true", help="Skip the profile's reference only."
+    )
     parser.add_argument("--run-args", default="", help="Extra options for babelmoe run.")
     args = parser.parse_args()
 
@@ -260,9 +263,10 @@ def main() -> None:
         compiled = device.type == "cuda"
         if model is None:
             model = load_model(ModelSpec(source=str(checkpoint), device=args.device)).model
-        ref = reference(checkpoint, corpus, args.budget, args.device, False, model)
-        results["profile_reference"] = ref
-        note("profile reference done")
+        if not args.no_profile_reference:
+            ref = reference(checkpoint, corpus, args.budget, args.device, False, model)
+            results["profile_reference"] = ref
+            note("profile reference done")
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
