@@ -23,6 +23,8 @@ from babelmoe.stages.progress import ProgressCallback, StageEvent, plan_stages, 
 
 logger = logging.getLogger(__name__)
 
+TIMINGS_FILE = "run_timings.json"  # wall seconds of each stage of the last run_pipeline call
+
 
 def seed_dir(run_dir: Path, seed: int) -> Path:
     """Run folder of an extra k-means seed."""
@@ -116,4 +118,5 @@ def run_pipeline(
         stage("sweep", run_sweep, run_dir, sweep_config, loaded, force=force)
     report = stage("report", build_report, run_dir)
     logger.info("timings: %s", ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    artifacts.atomic_write_json(run_dir / TIMINGS_FILE, {"stages_s": timings})
     return report
