@@ -87,6 +87,8 @@ def run_study(spec: ModelSpec, cfg: StudyConfig, run_dir: Path, force: bool = Fa
             force=force,
             loaded=loaded,
         )
+        # the same references and covariates as the first sample, or its claims are not comparable
+        stage("replication covariates", run_covariates, second_dir, loaded, force=force)
         stage("replication analyse", run_analysis, second_dir, cfg.analysis)
         stage("replication report", build_report, second_dir)
         rows = stage("replication check", write_replication, run_dir)
