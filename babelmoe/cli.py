@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prune",
     "evaluate",
     "sweep",
+    "steer",
     "languages",
     "study",
 )
