@@ -65,7 +65,12 @@ def steer(
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt.")] = _d(
         "max_new_tokens"
     ),
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward.")] = _d("batch_size"),
+    batch_size: Annotated[
+        int, typer.Option(help="Sequences per perplexity / fluency forward.")
+    ] = _d("batch_size"),
+    gen_batch_size: Annotated[int, typer.Option(help="Sequences per generate call.")] = _d(
+        "gen_batch_size"
+    ),
     sample: Annotated[bool, typer.Option(help="Sample (seeded) instead of greedy decoding.")] = _d(
         "sample"
     ),
@@ -103,6 +108,7 @@ def steer(
         max_documents=max_documents,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
+        gen_batch_size=gen_batch_size,
         sample=sample,
         temperature=temperature,
         seed=check_seed(seed),

@@ -13,7 +13,8 @@ best-scored experts of every layer (``scope="layer"``) or the ``k * L`` best of 
   than k such experts gives fewer (the artifact states every layer's count).
 
 The null of every experiment: ``random_like`` draws, per layer, as many experts uniformly at
-random as the selection holds in that layer.
+random as the selection holds in that layer; selections with the same per-layer counts share
+the draw of a seed (``null_groups``).
 """
 
 from __future__ import annotations
@@ -120,6 +121,12 @@ def random_like(selected: torch.Tensor, seed: int) -> torch.Tensor:
     return out
 
 
-def null_seed(seed: int, index: int) -> int:
-    """The seed of language ``index``'s random set number ``seed`` (distinct per language)."""
-    return 1_000_003 * int(seed) + int(index)
+def null_groups(selected: torch.Tensor, names: list[str]) -> dict[str, str]:
+    """Each language's null group: languages whose selections ([n, L, E] bool) have the same
+    per-layer counts share one random set per seed (``random_like`` with the same seed and
+    counts draws the same experts), named after the first of them (``random~en``)."""
+    first: dict[tuple[int, ...], str] = {}
+    groups = {}
+    for name, counts in zip(names, selected.sum(2).tolist(), strict=True):
+        groups[name] = first.setdefault(tuple(counts), f"random~{name}")
+    return groups

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 DENSE, OWN, RANDOM = "dense", "own", "random"
 NEUTRAL = "neutral"
 # prompts that belong to no language: numbers, punctuation, a list marker
-NEUTRAL_PROMPTS = ("1.", "(a)", "2024 —", "* ")
+NEUTRAL_PROMPTS = ("1.", "* ")
 _SENTENCE_END = re.compile(r"(?<=[.!?;。！？；।॥۔؟])\s+|(?<=[。！？；।॥۔؟])")
 
 
@@ -92,12 +92,13 @@ def steering_prompts(
 class GenerationConfig:
     """How continuations are generated."""
 
-    max_new_tokens: int = 24
+    max_new_tokens: int = 16
     """Tokens generated per prompt (fewer when the model ends the text)."""
     max_prompt_tokens: int = 48
     """Prompts are cut to their first this many tokens (BOS included)."""
-    batch_size: int = 16
-    """Sequences per generate call."""
+    batch_size: int = 64
+    """Sequences per generate call (decoding reads the whole vocabulary projection each step:
+    wide batches amortise it)."""
     sample: bool = False
     """Sample (seeded) instead of greedy decoding."""
     temperature: float = 1.0
@@ -137,24 +138,31 @@ def plan_items(
     targets: Sequence[str],
     factors: Sequence[float],
     seeds: Sequence[int],
+    groups: dict[str, str] | None = None,
     silence_source: bool = False,
 ) -> list[Item]:
-    """Every continuation of the steering grid: the dense one per prompt; per target A and
-    factor != 1, A's experts and each seed's random experts on every prompt not in A; with
-    ``silence_source``, the same again with the prompt language's experts off."""
+    """Every continuation of the steering grid: the dense one per prompt; per factor != 1, A's
+    experts on every prompt not in A, and each seed's random set of every null group
+    (``groups``: target -> group, default one per target) on every prompt not in all of the
+    group's languages; with ``silence_source``, the same again with the prompt language's
+    experts off."""
+    groups = groups or {a: f"random~{a}" for a in targets}
+    members: dict[str, list[str]] = {}
+    for a in targets:
+        members.setdefault(groups[a], []).append(a)
+    flags = (False, True) if silence_source else (False,)
     items = [Item(DENSE, None, 1.0, None, p) for p in prompts]
     for factor in factors:
         if factor == 1.0:
             continue
-        for a in targets:
+        for flag in flags:
             for p in prompts:
-                if p.lang == a:
+                if flag and p.lang == NEUTRAL:
                     continue
-                for flag in (False, True) if silence_source else (False,):
-                    if flag and p.lang == NEUTRAL:
-                        continue
-                    items.append(Item(OWN, a, factor, None, p, flag))
-                    items += [Item(RANDOM, a, factor, s, p, flag) for s in seeds]
+                items += [Item(OWN, a, factor, None, p, flag) for a in targets if a != p.lang]
+                for group, langs in members.items():
+                    if any(a != p.lang for a in langs):
+                        items += [Item(RANDOM, group, factor, s, p, flag) for s in seeds]
     return items
 
 
@@ -227,9 +235,11 @@ def run_items(
     scales_of: Callable[[Item], torch.Tensor | None],
     config: GenerationConfig,
     on_rows: Callable[[list[dict[str, Any]]], None],
+    score_batch_size: int = 16,
 ) -> None:
     """Generate, identify and score every item, ``config.batch_size`` at a time (prompts of
-    similar length together); ``on_rows`` gets each batch's finished rows."""
+    similar length together; the fluency forwards ``score_batch_size`` at a time); ``on_rows``
+    gets each batch's finished rows."""
     encoded = {
         item.prompt.id: encode(tokenizer, item.prompt.text)[: config.max_prompt_tokens]
         for item in items
@@ -248,7 +258,7 @@ def run_items(
         fluency = score_tails(
             model,
             [(prompts[i] + new[i], len(new[i])) for i in scored],
-            batch_size=config.batch_size,
+            batch_size=score_batch_size,
             pad_id=pad,
             desc="fluency",
         )
@@ -290,6 +300,7 @@ def steering_summary(
     labels: dict[str, str],
     factors: Sequence[float],
     seeds: Sequence[int],
+    groups: dict[str, str] | None = None,
     silence_source: bool = False,
     n_boot: int = 2000,
 ) -> dict[str, Any]:
@@ -297,7 +308,9 @@ def steering_summary(
     experts, the unmodified model and random experts (mean over seeds per prompt), bootstrap
     intervals over prompts of the share and of the paired differences; fluency (mean per-token
     log-likelihood under the unmodified model) and repetition. Plus the same pooled over every
-    B != A per (A, factor), and over all A per factor (``by_factor``, the figure's points)."""
+    B != A per (A, factor), and over all A per factor (``by_factor``, the figure's points).
+    ``groups``: each target's null group (the ``target`` of its random rows)."""
+    groups = groups or {a: f"random~{a}" for a in targets}
     dense = {r["prompt_id"]: r for r in rows if r["condition"] == DENSE}
     prompt_langs = sorted({r["prompt_lang"] for r in dense.values()}, key=str)
     cells, pooled, by_factor = [], [], []
@@ -317,7 +330,7 @@ def steering_summary(
                     r
                     for r in rows
                     if r["condition"] == RANDOM
-                    and r["target"] == a
+                    and r["target"] == groups[a]
                     and r["factor"] == factor
                     and r["silence_source"] == flag
                 ]

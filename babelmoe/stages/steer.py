@@ -41,7 +41,7 @@ from babelmoe.interventions import silence as sil
 from babelmoe.interventions import steering as st
 from babelmoe.interventions.selection import (
     SelectionConfig,
-    null_seed,
+    null_groups,
     random_like,
     select_language_experts,
 )
@@ -73,9 +73,9 @@ class SteerConfig:
     """Random expert sets (same per-layer counts) of the silencing null."""
     steer_seeds: tuple[int, ...] = (0,)
     """Random expert sets of the steering null (each language gets its own)."""
-    factors: tuple[float, ...] = (1.0, 4.0, 8.0)
+    factors: tuple[float, ...] = (1.0, 2.0, 4.0)
     """Amplification factors of the target's experts (1 = the unmodified model)."""
-    prompts: int = 4
+    prompts: int = 2
     """Held-out documents per language whose first sentence is a prompt."""
     neutral: tuple[str, ...] = st.NEUTRAL_PROMPTS
     """Language-neutral prompts, continued as well."""
@@ -85,13 +85,15 @@ class SteerConfig:
     """Run the silencing matrix."""
     steering: bool = True
     """Run the steering generation."""
-    max_documents: int | None = 3
+    max_documents: int | None = 2
     """Held-out documents per language for the perplexities (None: all)."""
     max_length: int = 512
     """Tokens per perplexity window."""
     batch_size: int = 16
-    """Sequences per forward (perplexity and generation)."""
-    max_new_tokens: int = 24
+    """Sequences per forward of the perplexities and the fluency scores."""
+    gen_batch_size: int = 64
+    """Sequences per generate call."""
+    max_new_tokens: int = 16
     """Tokens generated per prompt."""
     sample: bool = False
     """Sample (seeded) instead of greedy decoding."""
@@ -133,7 +135,7 @@ class SteerConfig:
     def generation(self) -> st.GenerationConfig:
         return st.GenerationConfig(
             max_new_tokens=self.max_new_tokens,
-            batch_size=self.batch_size,
+            batch_size=self.gen_batch_size,
             sample=self.sample,
             temperature=self.temperature,
             seed=self.seed,
@@ -142,20 +144,15 @@ class SteerConfig:
 
 def select_all(profile, indices: list[int], config: SteerConfig) -> dict[str, torch.Tensor]:
     """``own`` [n, L, E] and ``random`` [n_seeds, n, L, E] bool selections of the languages at
-    ``indices`` (random sets keep each language's per-layer counts)."""
+    ``indices`` (random sets keep each language's per-layer counts; equal counts and seed give
+    the same set, see ``null_groups``)."""
     frequency = profile.frequency
     own = torch.stack([select_language_experts(frequency, i, config.selection) for i in indices])
     seeds = sorted(set(config.random_seeds) | set(config.steer_seeds))
-    random = (
-        torch.stack(
-            [
-                torch.stack([random_like(own[j], null_seed(s, i)) for j, i in enumerate(indices)])
-                for s in seeds
-            ]
-        )
-        if seeds
-        else torch.zeros((0, *own.shape), dtype=torch.bool)
-    )
+    random = torch.zeros((len(seeds), *own.shape), dtype=torch.bool)
+    for s, seed in enumerate(seeds):
+        for j in range(len(indices)):
+            random[s, j] = random_like(own[j], seed)
     return {"own": own, "random": random, "seeds": torch.tensor(seeds, dtype=torch.long)}
 
 
@@ -239,6 +236,7 @@ def run_steer(
         )
         chosen = select_all(profile, indices, config)
         seeds = chosen["seeds"].tolist()
+        groups = null_groups(chosen["own"], names)
         documents = heldout_documents(profile, indices)
         texts = {
             n: [d.text for d in docs[: config.max_documents or None]]
@@ -270,6 +268,7 @@ def run_steer(
                 "experts_per_layer": {n: counts[j].tolist() for j, n in enumerate(names)},
                 "experts_total": {n: int(counts[j].sum()) for j, n in enumerate(names)},
                 "random_seeds": seeds,
+                "null_groups": groups,
             },
             kind="intervention_selection",
         )
@@ -281,34 +280,39 @@ def run_steer(
         def own_scales(name: str, factor: float) -> torch.Tensor:
             return selection_scales(chosen["own"][names.index(name)], factor)
 
-        def random_scales(name: str, seed: int, factor: float) -> torch.Tensor:
-            return selection_scales(chosen["random"][seeds.index(seed), names.index(name)], factor)
+        def random_scales(group: str, seed: int, factor: float) -> torch.Tensor:
+            first = names.index(group.split("~", 1)[1])  # the group's first language
+            return selection_scales(chosen["random"][seeds.index(seed), first], factor)
 
         if config.silencing:
             start = time.perf_counter()
             ppl_config = PerplexityConfig(
                 max_length=config.max_length, batch_size=config.batch_size
             )
-            for condition, target, seed in sil.plan(names, config.random_seeds):
+            for condition, target, seed in sil.plan(names, config.random_seeds, groups):
                 if condition == sil.DENSE:
                     scales = None
                 elif condition == sil.OWN:
                     scales = own_scales(target, 0.0)
                 else:
                     scales = random_scales(target, seed, 0.0)
-                for b in names:
+                todo_langs = [
+                    b for b in names if sil.row_key(condition, target, seed, b) not in done
+                ]
+                if not todo_langs:
+                    continue
+                results = sil.masked_perplexities(
+                    loaded.model,
+                    loaded.tokenizer,
+                    partition,
+                    {b: texts[b] for b in todo_langs},
+                    scales,
+                    ppl_config,
+                    desc=f"ppl ({condition} {target or ''} {'' if seed is None else seed})",
+                )
+                new_rows = []
+                for b, result in results.items():
                     key = sil.row_key(condition, target, seed, b)
-                    if key in done:
-                        continue
-                    result = sil.masked_perplexity(
-                        loaded.model,
-                        loaded.tokenizer,
-                        partition,
-                        texts[b],
-                        scales,
-                        ppl_config,
-                        desc=f"ppl {b} ({condition} {target or ''})",
-                    )
                     row = {
                         "key": key,
                         "kind": "silence",
@@ -321,12 +325,13 @@ def run_steer(
                         "n_tokens": result.n_tokens,
                     }
                     done[key] = row
-                    _append(path, [row])
+                    new_rows.append(row)
+                _append(path, new_rows)
             timings["silencing_s"] = time.perf_counter() - start
         if config.steering:
             start = time.perf_counter()
             items = st.plan_items(
-                prompts, names, config.factors, config.steer_seeds, config.silence_source
+                prompts, names, config.factors, config.steer_seeds, groups, config.silence_source
             )
             todo = [it for it in items if it.key not in done]
 
@@ -356,6 +361,7 @@ def run_steer(
                 scales_of,
                 config.generation,
                 on_rows,
+                score_batch_size=config.batch_size,
             )
             timings["steering_s"] = time.perf_counter() - start
         summary: dict[str, Any] = {
@@ -369,13 +375,19 @@ def run_steer(
         if config.silencing:
             rows = {k: r for k, r in done.items() if r.get("kind") == "silence"}
             summary["silencing"] = sil.silencing_summary(
-                rows, names, config.random_seeds, n_perm=config.n_perm
+                rows, names, config.random_seeds, groups, n_perm=config.n_perm
             )
         if config.steering:
             rows_s = [r for r in done.values() if r.get("kind") == "steer"]
             rows_s = [r for r in rows_s if r["key"] in {it.key for it in items}]
             summary["steering"] = st.steering_summary(
-                rows_s, names, labels, config.factors, config.steer_seeds, config.silence_source
+                rows_s,
+                names,
+                labels,
+                config.factors,
+                config.steer_seeds,
+                groups,
+                config.silence_source,
             )
             summary["n_prompts"] = {
                 lang: sum(p.lang == lang for p in prompts) for lang in [*names, st.NEUTRAL]
