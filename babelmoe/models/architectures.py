@@ -198,6 +198,7 @@ def resolve_architecture(config: Any) -> Architecture:
         hint = f"did you mean {close!r}? " if close else ""
         raise BabelmoeError(
             f"unknown architecture {model_type!r} (known: {', '.join(sorted(ARCHITECTURES))})",
-            f"{hint}register it with babelmoe.models.register_architecture or --architectures FILE",
+            f"{hint}register it with babelmoe.models.register_architecture or --architectures "
+            "FILE",
         )
     return ARCHITECTURES[model_type]
