@@ -279,6 +279,7 @@ def run_items(
                     "silence_source": it.silence_source,
                     "prompt_id": it.prompt.id,
                     "prompt_lang": it.prompt.lang,
+                    "prompt": it.prompt.text,
                     "continuation": text,
                     "n_tokens": len(tokens),
                     "lid": label,
