@@ -218,6 +218,10 @@ def test_run_steer_end_to_end_and_resume(tmp_path):
     assert block["own_dominance"]["exact"] and len(block["random_dominance"]) == 2
     meta = json.loads((out / "selection.json").read_text())
     assert meta["experts_per_layer"]["en"] == [2] * 2 and meta["schema_version"] == 1
+    from babelmoe.stages.report import load_hook_sections
+
+    titles = [getattr(sec, "title", "") for sec in load_hook_sections(run)]
+    assert any("Interventions" in t for t in titles), titles
     lines = (out / "rows.jsonl").read_text().splitlines()
     # resume: nothing is recomputed, the summary is the same
     again = run_steer(run, config, loaded)
@@ -242,6 +246,11 @@ def test_cli_bad_inputs(tmp_path, args, message):
     assert result.code == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_help_has_an_example():
+    result = run_cli(["steer", "--help"])
+    assert result.code == 0 and "babelmoe steer runs/demo" in result.stdout
 
 
 def test_cli_language_unknown_to_identifier(tmp_path):
