@@ -190,7 +190,7 @@ def test_first_sentence_and_prompts():
 def test_langid_labels():
     assert langid.label_for({"code": "cmn", "bcp47": "zh"}) == "zh"
     assert langid.label_for({"code": "urd", "bcp47": "ur"}) == "ur"
-    with pytest.raises(BabelmoeError, match="does not know xx.*it knows"):
+    with pytest.raises(BabelmoeError, match=r"does not know xx.*it knows"):
         langid.labels_for([{"code": "xxx", "bcp47": "xx"}], ["xx"])
 
 
