@@ -42,6 +42,13 @@ def steer(
     random_seeds: Annotated[
         str, typer.Option(help="Random expert sets of the silencing null.")
     ] = _d("random_seeds"),
+    shared_null: Annotated[
+        bool,
+        typer.Option(
+            help="One random set per seed for all languages of equal counts (--no-shared-null: "
+            "one per language, a null for the dominance statistic, more models)."
+        ),
+    ] = _d("shared_null"),
     steer_seeds: Annotated[str, typer.Option(help="Random expert sets of the steering null.")] = _d(
         "steer_seeds"
     ),
@@ -95,6 +102,7 @@ def steer(
             check_seed(s, "--random-seeds")
             for s in common.numbers(random_seeds, int, "--random-seeds")
         ),
+        shared_null=shared_null,
         steer_seeds=tuple(
             check_seed(s, "--steer-seeds")
             for s in common.numbers(steer_seeds, int, "--steer-seeds")

@@ -138,7 +138,22 @@ def silencing_summary(
         "random_dominance": [t.to_json() for t in random_tests],
         "per_language": per_language,
     }
+    if random and len(set(groups.values())) == 1:
+        summary["random_dominance_note"] = (
+            "every language shares each seed's random set: the random matrix has equal rows, so "
+            "its dominance is 0 by construction (run with shared_null=False for a null of it)"
+        )
     if random:
+        # sign test: in how many languages do the own experts hurt more than every random set;
+        # under exchangeability of the own set with the S random ones, P = 1 / (S + 1) each
+        beats = sum(e["own_beats_every_random"] for e in per_language)
+        chance = 1 / (len(seeds) + 1)
+        summary["own_beats_every_random_p"] = float(
+            sum(
+                math.comb(len(names), x) * chance**x * (1 - chance) ** (len(names) - x)
+                for x in range(beats, len(names) + 1)
+            )
+        )
         stats = np.array([t.statistic for t in random_tests])
         summary["random_dominance_mean"] = float(stats.mean())
         summary["random_dominance_max"] = float(stats.max())

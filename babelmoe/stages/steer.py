@@ -71,6 +71,11 @@ class SteerConfig:
     """layer or global."""
     random_seeds: tuple[int, ...] = (0, 1, 2)
     """Random expert sets (same per-layer counts) of the silencing null."""
+    shared_null: bool = True
+    """Languages with the same per-layer counts share each seed's random set (evaluated once;
+    the random matrix then has equal rows and a dominance of 0 by construction). False: every
+    language draws its own set (a proper null of the dominance statistic; n_lang times the
+    random models)."""
     steer_seeds: tuple[int, ...] = (0,)
     """Random expert sets of the steering null (each language gets its own)."""
     factors: tuple[float, ...] = (1.0, 2.0, 4.0)
@@ -152,7 +157,7 @@ def select_all(profile, indices: list[int], config: SteerConfig) -> dict[str, to
     random = torch.zeros((len(seeds), *own.shape), dtype=torch.bool)
     for s, seed in enumerate(seeds):
         for j in range(len(indices)):
-            random[s, j] = random_like(own[j], seed)
+            random[s, j] = random_like(own[j], seed if config.shared_null else seed * 1_000_003 + j)
     return {"own": own, "random": random, "seeds": torch.tensor(seeds, dtype=torch.long)}
 
 
@@ -236,7 +241,11 @@ def run_steer(
         )
         chosen = select_all(profile, indices, config)
         seeds = chosen["seeds"].tolist()
-        groups = null_groups(chosen["own"], names)
+        groups = (
+            null_groups(chosen["own"], names)
+            if config.shared_null
+            else {n: f"random~{n}" for n in names}
+        )
         documents = heldout_documents(profile, indices)
         texts = {
             n: [d.text for d in docs[: config.max_documents or None]]
@@ -250,8 +259,11 @@ def run_steer(
         if isinstance(loaded, ModelSpec) or loaded is None:
             loaded = load_model(loaded or ModelSpec())
         check_partition_fits(partition, loaded.model)
+        recorded = asdict(config)
+        if config.shared_null:  # absent when at its default: earlier runs resume unchanged
+            del recorded["shared_null"]
         identity = {
-            "config": asdict(config),
+            "config": recorded,
             "partition_sha256": partition.sha256,
             "profile_sha256": profile.meta.get("tensors_sha256"),
             "model": loaded.identity,
@@ -430,12 +442,17 @@ def findings(summary: dict[str, Any]) -> list[str]:
             f"permutation p = {_fmt(d['p_value'], 4)})"
         )
         if "random_dominance_mean" in sil_block:
+            if "random_dominance_note" not in sil_block:
+                text += (
+                    f"; random experts of the same per-layer counts give "
+                    f"{_fmt(sil_block['random_dominance_mean'], 3)} on average (max "
+                    f"{_fmt(sil_block['random_dominance_max'], 3)})"
+                )
             text += (
-                f"; random experts of the same per-layer counts give "
-                f"{_fmt(sil_block['random_dominance_mean'], 3)} on average (max "
-                f"{_fmt(sil_block['random_dominance_max'], 3)}), and a language's own experts hurt"
-                f" it more than every random set for "
-                f"{sil_block['share_own_beats_every_random']:.0%} of the languages"
+                f"; a language's own experts hurt"
+                f" it more than every random set of the same size for "
+                f"{sil_block['share_own_beats_every_random']:.0%} of the languages (sign test "
+                f"p = {_fmt(sil_block['own_beats_every_random_p'], 4)})"
             )
         out.append(text + ".")
     steer_block = summary.get("steering")

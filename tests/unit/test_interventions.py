@@ -266,3 +266,35 @@ def test_cli_language_unknown_to_identifier(tmp_path):
     result = run_cli(["steer", run, "--model", model_dir, "--no-silencing"])
     assert result.code == 2, result.stderr
     assert "does not know" in result.stderr and "it knows" in result.stderr
+
+
+def test_silencing_summary_on_constructed_rows():
+    from babelmoe.interventions import silence as sil
+
+    names = ["a", "b", "c", "d"]
+    rows = {}
+
+    def put(condition, target, seed, lang, ppl):
+        rows[sil.row_key(condition, target, seed, lang)] = {"ppl": ppl}
+
+    for j, b in enumerate(names):
+        put(sil.DENSE, None, None, b, 10.0 + j)
+        for a in names:
+            put(sil.OWN, a, None, b, (10.0 + j) * (8.0 if a == b else 1.5))
+        for seed in (0, 1, 2):
+            put(sil.RANDOM, "random~a", seed, b, (10.0 + j) * (1.2 + 0.1 * seed))
+    shared = {n: "random~a" for n in names}
+    summary = sil.silencing_summary(rows, names, [0, 1, 2], shared)
+    assert summary["own_dominance"]["statistic"] == pytest.approx(math.log(8 / 1.5))
+    assert summary["own_dominance"]["p_value"] == pytest.approx(1 / 24)  # 4! permutations
+    assert "random_dominance_note" in summary
+    assert summary["share_own_beats_every_random"] == 1.0
+    assert summary["own_beats_every_random_p"] == pytest.approx(0.25**4)
+
+
+def test_unshared_null_draws_one_set_per_language(tmp_path):
+    run, _, loaded = make_run(tmp_path)
+    config = SteerConfig(k=2, random_seeds=(0,), shared_null=False, steering=False, n_perm=99)
+    summary = run_steer(run, config, loaded)["silencing"]
+    assert set(summary["null_groups"].values()) == {"random~en", "random~fr"}
+    assert "random_dominance_note" not in summary and len(summary["random_dominance"]) == 1
