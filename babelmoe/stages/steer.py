@@ -391,7 +391,8 @@ def run_steer(
             )
         if config.steering:
             rows_s = [r for r in done.values() if r.get("kind") == "steer"]
-            rows_s = [r for r in rows_s if r["key"] in {it.key for it in items}]
+            planned = {it.key for it in items}
+            rows_s = [r for r in rows_s if r["key"] in planned]
             summary["steering"] = st.steering_summary(
                 rows_s,
                 names,
