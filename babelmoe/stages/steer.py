@@ -463,8 +463,8 @@ def findings(summary: dict[str, Any]) -> list[str]:
                 continue
             text = (
                 f"Amplifying a language's experts x{point['factor']:g}: "
-                f"{_fmt(100 * point['share_own'], 1)}% of continuations of other languages' "
-                f"prompts are identified as the target language "
+                f"{_fmt(100 * point['share_own'], 1)}% of continuations of prompts not in the "
+                f"target language (neutral ones included) are identified as it "
                 f"({_fmt(100 * point['share_own_lo'], 1)}-{_fmt(100 * point['share_own_hi'], 1)}%)"
                 f", unmodified model {_fmt(100 * point['share_dense'], 1)}%"
             )
@@ -513,7 +513,7 @@ def _write_outputs(folder: Path, summary: dict[str, Any]) -> None:
                 {
                     "path": str(png.relative_to(folder)),
                     "caption": (
-                        "Steering success (share of continuations of other languages' prompts "
+                        "Steering success (share of continuations of prompts not in the target language "
                         "identified as the amplified language, 95% bootstrap interval over "
                         "prompts) against fluency (the unmodified model's mean log-likelihood "
                         "per continuation token), by factor; target experts and random experts "
