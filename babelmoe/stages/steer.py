@@ -513,8 +513,8 @@ def _write_outputs(folder: Path, summary: dict[str, Any]) -> None:
                 {
                     "path": str(png.relative_to(folder)),
                     "caption": (
-                        "Steering success (share of continuations of prompts not in the target language "
-                        "identified as the amplified language, 95% bootstrap interval over "
+                        "Steering success (share of continuations of prompts not in the target "
+                        "language identified as it, 95% bootstrap interval over "
                         "prompts) against fluency (the unmodified model's mean log-likelihood "
                         "per continuation token), by factor; target experts and random experts "
                         "of the same size. The star is the unmodified model."
