@@ -286,6 +286,7 @@ def run_steer(
         )
         path = folder / ROWS_FILE
         done = _read_rows(path, identity, force)
+        reused = len(done)
         _write_rows(path, identity, done)
         timings: dict[str, float] = {}
 
@@ -382,7 +383,8 @@ def run_steer(
             **identity,
             "selection": asdict(config.selection),
             "experts_per_language": {n: int(counts[j].sum()) for j, n in enumerate(names)},
-            "timings": timings,
+            "timings": timings,  # this invocation's (rows_reused came from an earlier one)
+            "rows_reused": reused,
         }
         if config.silencing:
             rows = {k: r for k, r in done.items() if r.get("kind") == "silence"}
