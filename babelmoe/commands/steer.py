@@ -18,6 +18,8 @@ EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):
 
   babelmoe steer runs/demo -l en,fr,zh --rule lape --k 8 --factors 1,2,4,8 --silence-source
 
+  babelmoe steer runs/smollm2 --model SmolLM2.gguf --chat --keep-language --no-silencing
+
 Writes RUN/interventions/: selection.safetensors/.json (each language's experts and the random
 sets), rows.jsonl (resumable), interventions.json (matrices, tests, steering shares with
 bootstrap intervals), silencing.csv, steering.csv, continuations.jsonl, figures and
@@ -64,6 +66,15 @@ def steer(
     silence_source: Annotated[
         bool, typer.Option(help="Also steer with the prompt language's experts off.")
     ] = _d("silence_source"),
+    keep_language: Annotated[
+        bool,
+        typer.Option(
+            help="Amplify the prompt language's own experts instead: does the answer stay in it?"
+        ),
+    ] = _d("keep_language"),
+    chat: Annotated[
+        bool, typer.Option(help="Prompts as a user turn of the chat template (instruct models).")
+    ] = _d("chat"),
     silencing: Annotated[bool, typer.Option(help="Run the silencing matrix.")] = _d("silencing"),
     steering: Annotated[bool, typer.Option(help="Run the steering generation.")] = _d("steering"),
     max_documents: Annotated[
@@ -111,6 +122,8 @@ def steer(
         prompts=prompts,
         neutral=SteerConfig.neutral if neutral else (),
         silence_source=silence_source,
+        keep_language=keep_language,
+        chat=chat,
         silencing=silencing,
         steering=steering,
         max_documents=max_documents,

@@ -105,6 +105,9 @@ class GenerationConfig:
     """Sampling temperature (with ``sample``)."""
     seed: int = 0
     """Seed of sampling."""
+    chat: bool = False
+    """Send each prompt as a user turn through the tokenizer's chat template (instruction
+    models); the prompt is cut to ``max_prompt_tokens`` before the template is applied."""
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "max_prompt_tokens", "batch_size"):
@@ -140,18 +143,27 @@ def plan_items(
     seeds: Sequence[int],
     groups: dict[str, str] | None = None,
     silence_source: bool = False,
+    keep_language: bool = False,
 ) -> list[Item]:
     """Every continuation of the steering grid: the dense one per prompt; per factor != 1, A's
     experts on every prompt not in A, and each seed's random set of every null group
     (``groups``: target -> group, default one per target) on every prompt not in all of the
     group's languages; with ``silence_source``, the same again with the prompt language's
-    experts off."""
+    experts off. ``keep_language``: instead, amplify each prompt language's own experts (and
+    its random set) on its own prompts: does the answer stay in the prompt's language?"""
     groups = groups or {a: f"random~{a}" for a in targets}
     members: dict[str, list[str]] = {}
     for a in targets:
         members.setdefault(groups[a], []).append(a)
     flags = (False, True) if silence_source else (False,)
     items = [Item(DENSE, None, 1.0, None, p) for p in prompts]
+    if keep_language:  # amplify the prompt language's own experts (and its null group's)
+        for factor in [f for f in factors if f != 1.0]:
+            for p in prompts:
+                if p.lang in groups:
+                    items.append(Item(OWN, p.lang, factor, None, p))
+                    items += [Item(RANDOM, groups[p.lang], factor, s, p) for s in seeds]
+        return items
     for factor in factors:
         if factor == 1.0:
             continue
@@ -227,6 +239,26 @@ def generate(
     return result
 
 
+def encode_prompt(
+    tokenizer: PreTrainedTokenizerBase, text: str, config: GenerationConfig
+) -> list[int]:
+    """Token ids of a prompt: BOS + the text cut to ``max_prompt_tokens``; with ``chat``, the
+    cut text as a user turn of the tokenizer's chat template, ready for the answer."""
+    if not config.chat:
+        return encode(tokenizer, text)[: config.max_prompt_tokens]
+    if not getattr(tokenizer, "chat_template", None):
+        raise BabelmoeError(
+            "--chat needs a tokenizer with a chat template; this model's has none",
+            "leave --chat off for a base model",
+        )
+    ids = encode(tokenizer, text, add_bos=False)[: config.max_prompt_tokens]
+    turn = [{"role": "user", "content": tokenizer.decode(ids)}]
+    out = tokenizer.apply_chat_template(turn, add_generation_prompt=True, tokenize=True)
+    if isinstance(out, dict) or hasattr(out, "keys"):
+        out = out["input_ids"]
+    return [int(t) for t in out]
+
+
 def run_items(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -240,10 +272,7 @@ def run_items(
     """Generate, identify and score every item, ``config.batch_size`` at a time (prompts of
     similar length together; the fluency forwards ``score_batch_size`` at a time); ``on_rows``
     gets each batch's finished rows."""
-    encoded = {
-        item.prompt.id: encode(tokenizer, item.prompt.text)[: config.max_prompt_tokens]
-        for item in items
-    }
+    encoded = {item.prompt.id: encode_prompt(tokenizer, item.prompt.text, config) for item in items}
     order = sorted(range(len(items)), key=lambda i: (len(encoded[items[i].prompt.id]), i))
     batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     pad = pad_token_id(tokenizer)
@@ -284,6 +313,7 @@ def run_items(
                     "n_tokens": len(tokens),
                     "lid": label,
                     "lid_prob": prob,
+                    "line_lid": [lab for lab, _ in identify(_lines(text))],
                     "loglik_per_token": ll,
                     "repetition": repetition_rate(tokens),
                 }
@@ -432,3 +462,81 @@ def _finish(cell: dict[str, Any], arrays: dict[str, np.ndarray], n_boot: int) ->
         cell["random_loglik"] = float(rl.mean()) if rl.size else math.nan
     cell["repetition"] = float(arrays["own_repetition"].mean())
     return cell
+
+
+def _lines(text: str) -> list[str]:
+    """The non-blank lines of a continuation (language-confusion benchmarks judge each line)."""
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def fidelity_summary(
+    rows: Sequence[dict[str, Any]],
+    targets: Sequence[str],
+    labels: dict[str, str],
+    factors: Sequence[float],
+    groups: dict[str, str],
+    n_boot: int = 2000,
+) -> dict[str, Any]:
+    """Does the answer stay in the prompt's language X? Per factor (1 = the unmodified model)
+    and condition (X's own experts amplified, or X's random set): the line-level pass rate
+    (share of answers whose every non-blank line is identified as X; an empty answer fails) and
+    the share of lines identified as X, over the prompts of every target language, with
+    bootstrap intervals over prompts and the paired difference to the unmodified model."""
+
+    def passes(r: dict) -> tuple[float, float]:
+        lines = r.get("line_lid") or []
+        label = labels[r["prompt_lang"]]
+        ok = [lab == label for lab in lines]
+        return float(bool(ok) and all(ok)), (float(np.mean(ok)) if ok else 0.0)
+
+    dense = {
+        r["prompt_id"]: passes(r)
+        for r in rows
+        if r["condition"] == DENSE and r["prompt_lang"] in targets
+    }
+    ids = sorted(dense)
+    out: dict[str, Any] = {"n_prompts": len(ids), "points": []}
+    base = np.array([dense[i][0] for i in ids])
+    mean, lo, hi = bootstrap_mean(base, n_boot)
+    out["points"].append(
+        {
+            "condition": DENSE,
+            "factor": 1.0,
+            "pass_rate": mean,
+            "pass_lo": lo,
+            "pass_hi": hi,
+            "line_share": float(np.mean([dense[i][1] for i in ids])) if ids else math.nan,
+        }
+    )
+    for factor in [f for f in factors if f != 1.0]:
+        for condition in (OWN, RANDOM):
+            got: dict[str, list[tuple[float, float]]] = {}
+            for r in rows:
+                if r["condition"] != condition or r["factor"] != factor:
+                    continue
+                x = r["prompt_lang"]
+                want = x if condition == OWN else groups.get(x)
+                if x in targets and r["target"] == want:
+                    got.setdefault(r["prompt_id"], []).append(passes(r))
+            common = [i for i in ids if i in got]
+            if not common:
+                continue
+            value = np.array([np.mean([g[0] for g in got[i]]) for i in common])
+            mean, lo, hi = bootstrap_mean(value, n_boot)
+            d_mean, d_lo, d_hi = bootstrap_mean(
+                value - np.array([dense[i][0] for i in common]), n_boot
+            )
+            out["points"].append(
+                {
+                    "condition": condition,
+                    "factor": factor,
+                    "pass_rate": mean,
+                    "pass_lo": lo,
+                    "pass_hi": hi,
+                    "minus_unmodified": d_mean,
+                    "minus_unmodified_lo": d_lo,
+                    "minus_unmodified_hi": d_hi,
+                    "line_share": float(np.mean([np.mean([g[1] for g in got[i]]) for i in common])),
+                }
+            )
+    return out

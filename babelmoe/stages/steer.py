@@ -86,6 +86,12 @@ class SteerConfig:
     """Language-neutral prompts, continued as well."""
     silence_source: bool = False
     """Also steer with the prompt language's experts silenced."""
+    keep_language: bool = False
+    """Instead of steering into other languages, amplify each prompt language's own experts:
+    does the answer stay in the prompt's language (line by line)? For instruction models,
+    with ``chat``."""
+    chat: bool = False
+    """Send prompts as a user turn through the tokenizer's chat template."""
     silencing: bool = True
     """Run the silencing matrix."""
     steering: bool = True
@@ -128,6 +134,11 @@ class SteerConfig:
                 "the steering prompt set is empty (--prompts 0 and no neutral prompt)",
                 "pass --prompts 4 or keep the neutral prompts",
             )
+        if self.keep_language and self.silence_source:
+            raise BabelmoeError(
+                "--keep-language amplifies the prompt language; it cannot also silence it",
+                "drop --silence-source",
+            )
         if not (self.silencing or self.steering):
             raise BabelmoeError("nothing to run", "leave --silencing or --steering on")
         PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)
@@ -144,6 +155,7 @@ class SteerConfig:
             sample=self.sample,
             temperature=self.temperature,
             seed=self.seed,
+            chat=self.chat,
         )
 
 
@@ -260,8 +272,10 @@ def run_steer(
             loaded = load_model(loaded or ModelSpec())
         check_partition_fits(partition, loaded.model)
         recorded = asdict(config)
-        if config.shared_null:  # absent when at its default: earlier runs resume unchanged
-            del recorded["shared_null"]
+        for name in ("shared_null", "keep_language", "chat"):
+            # absent when at its default: earlier runs resume unchanged
+            if getattr(config, name) == SteerConfig.__dataclass_fields__[name].default:
+                del recorded[name]
         identity = {
             "config": recorded,
             "partition_sha256": partition.sha256,
@@ -344,7 +358,13 @@ def run_steer(
         if config.steering:
             start = time.perf_counter()
             items = st.plan_items(
-                prompts, names, config.factors, config.steer_seeds, groups, config.silence_source
+                prompts,
+                names,
+                config.factors,
+                config.steer_seeds,
+                groups,
+                config.silence_source,
+                config.keep_language,
             )
             todo = [it for it in items if it.key not in done]
 
@@ -395,6 +415,10 @@ def run_steer(
             rows_s = [r for r in done.values() if r.get("kind") == "steer"]
             planned = {it.key for it in items}
             rows_s = [r for r in rows_s if r["key"] in planned]
+            if config.keep_language:
+                summary["fidelity"] = st.fidelity_summary(
+                    rows_s, names, labels, config.factors, groups
+                )
             summary["steering"] = st.steering_summary(
                 rows_s,
                 names,
@@ -458,6 +482,20 @@ def findings(summary: dict[str, Any]) -> list[str]:
                 f"p = {_fmt(sil_block['own_beats_every_random_p'], 4)})"
             )
         out.append(text + ".")
+    fidelity = summary.get("fidelity")
+    if fidelity:
+        for point in fidelity["points"]:
+            what = (
+                "unmodified"
+                if point["condition"] == "dense"
+                else f"{point['condition']} experts x{point['factor']:g}"
+            )
+            out.append(
+                f"Answers entirely in the prompt's language ({what}): "
+                f"{_fmt(100 * point['pass_rate'], 1)}% ({_fmt(100 * point['pass_lo'], 1)}-"
+                f"{_fmt(100 * point['pass_hi'], 1)}%) of {fidelity['n_prompts']} prompts; lines in "
+                f"it {_fmt(100 * point['line_share'], 1)}%."
+            )
     steer_block = summary.get("steering")
     if steer_block:
         for point in steer_block["by_factor"]:
@@ -504,8 +542,10 @@ def _write_outputs(folder: Path, summary: dict[str, Any]) -> None:
                 ),
             }
         )
+    if summary.get("fidelity"):
+        artifacts.atomic_write_text(folder / "fidelity.csv", _csv(summary["fidelity"]["points"]))
     sblock = summary.get("steering")
-    if sblock:
+    if sblock and sblock["cells"]:
         artifacts.atomic_write_text(folder / "steering.csv", _csv(sblock["cells"]))
         if sblock["by_factor"]:
             png, _ = save_figure(
@@ -531,7 +571,9 @@ def _write_outputs(folder: Path, summary: dict[str, Any]) -> None:
         tables.append(
             {"path": "silencing.csv", "title": "Silencing: perplexity / dense", "max_rows": 100}
         )
-    if sblock:
+    if summary.get("fidelity"):
+        tables.append({"path": "fidelity.csv", "title": "Answers staying in the prompt's language"})
+    if sblock and sblock["cells"]:
         tables.append(
             {
                 "path": "steering.csv",

@@ -298,3 +298,24 @@ def test_unshared_null_draws_one_set_per_language(tmp_path):
     summary = run_steer(run, config, loaded)["silencing"]
     assert set(summary["null_groups"].values()) == {"random~en", "random~fr"}
     assert "random_dominance_note" not in summary and len(summary["random_dominance"]) == 1
+
+
+def test_keep_language_plan_and_fidelity(tmp_path):
+    run, _, loaded = make_run(tmp_path)
+    config = SteerConfig(
+        k=2, factors=(1.0, 2.0), prompts=2, max_new_tokens=4, keep_language=True, silencing=False
+    )
+    summary = run_steer(run, config, loaded)
+    points = summary["fidelity"]["points"]
+    assert [(p["condition"], p["factor"]) for p in points] == [
+        ("dense", 1.0),
+        ("own", 2.0),
+        ("random", 2.0),
+    ]
+    assert summary["fidelity"]["n_prompts"] == 4 and all(0 <= p["pass_rate"] <= 1 for p in points)
+    rows = [json.loads(line) for line in (run / "interventions/continuations.jsonl").open()]
+    own = [r for r in rows if r["condition"] == "own"]
+    assert own and all(r["target"] == r["prompt_lang"] for r in own)
+    assert all(isinstance(r["line_lid"], list) for r in rows)
+    with pytest.raises(BabelmoeError, match="chat template"):
+        run_steer(run, SteerConfig(k=2, chat=True, silencing=False), loaded, force=True)
