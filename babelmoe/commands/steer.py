@@ -9,8 +9,8 @@ import typer
 
 from babelmoe.commands import common
 from babelmoe.errors import check_seed
-from babelmoe.models.loading import ModelSpec
-from babelmoe.stages.steer import SteerConfig
+from babelmoe.models.spec import ModelSpec
+from babelmoe.stages.config import SteerConfig
 
 EPILOG = """Examples (after babelmoe split and babelmoe profile into runs/demo):
 

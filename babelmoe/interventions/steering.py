@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 DENSE, OWN, RANDOM = "dense", "own", "random"
 NEUTRAL = "neutral"
 # prompts that belong to no language: numbers, punctuation, a list marker
-NEUTRAL_PROMPTS = ("1.", "* ")
+
 _SENTENCE_END = re.compile(r"(?<=[.!?;。！？；।॥۔؟])\s+|(?<=[。！？；।॥۔؟])")
 
 
