@@ -45,6 +45,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prune",
     "evaluate",
     "sweep",
+    "steer",
     "languages",
     "study",
 )

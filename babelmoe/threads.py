@@ -11,3 +11,24 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def cpu_threads() -> int:
+    """Threads torch's CPU kernels should use: ``OMP_NUM_THREADS`` when the user set it, else
+    the cores this process may use (``usable_cores``). torch's own default counts the machine's
+    cores, which a CPU affinity mask (taskset, a container's cpuset, a batch scheduler) can
+    exceed: threads spinning on cores they may not run on multiply a forward's time."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    return usable_cores()
+
+
+def use_usable_cores() -> int:
+    """Set torch's intra-op threads to ``cpu_threads()`` (for work on the CPU); returns it."""
+    import torch
+
+    threads = cpu_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

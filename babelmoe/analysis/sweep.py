@@ -12,6 +12,9 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from babelmoe.interventions.stats import dominance_test
 from babelmoe.prune.criteria import frequency_methods
 from babelmoe.prune.sweep import DENSE, RANDOM, SweepConfig
 
@@ -160,8 +163,11 @@ def pair_verdicts(judged: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def specificity(
     rows: Sequence[dict[str, Any]], config: SweepConfig, langs: Sequence[str]
 ) -> dict[str, Any] | None:
-    """The matrix ppl[prune for A][evaluate on B] / dense ppl[B], and whether each language is
-    hurt least by pruning for itself (the diagonal is the lowest of its column)."""
+    """The matrix ppl[prune for A][evaluate on B] / dense ppl[B], whether each language is hurt
+    least by pruning for itself (the diagonal is the lowest of its column), and the diagonal
+    dominance of log(ratio) with its permutation p (``interventions.stats``, the statistic
+    ``babelmoe steer`` uses; pruning *for* A keeps A's experts, so here the evidence is a
+    negative dominance and the p-value is that of the diagonal being this low)."""
     method, ratio = config.matrix_method, config.matrix_ratio
     if method is None:
         return None
@@ -178,9 +184,12 @@ def specificity(
     best = {
         b: min(range(len(langs)), key=lambda i, j=j: ppl[i][j]) == j for j, b in enumerate(langs)
     }
+    low = dominance_test(-np.log(np.array(relative))) if len(langs) > 1 else None
     return {
         "method": method,
         "ratio": ratio,
+        "diagonal_dominance": -low.statistic if low else None,
+        "diagonal_dominance_p": low.p_value if low else None,
         "targets": list(langs),
         "eval_langs": list(langs),
         "ppl": ppl,

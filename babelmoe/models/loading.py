@@ -223,6 +223,10 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         name = source
     if spec.device_map is None:
         model.to(spec.resolved_device())
+    if spec.device_map is None and spec.resolved_device().type == "cpu":
+        from babelmoe.threads import use_usable_cores
+
+        use_usable_cores()  # torch's default counts cores the affinity mask may forbid
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token

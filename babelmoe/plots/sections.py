@@ -71,10 +71,12 @@ def _plain(summary: dict[str, Any], names: dict[str, str], pairs: str | None) ->
         )
     agreement = summary.get("agreement") or {}
     script, genealogy = agreement.get("script"), agreement.get("genealogy")
-    measured = (
-        script and genealogy and None not in (script.get("statistic"), genealogy.get("statistic"))
-    )
-    if measured:  # a Mantel test without a statistic (distances that do not vary) says nothing
+    if (
+        script
+        and genealogy
+        and script.get("statistic") is not None
+        and genealogy.get("statistic") is not None
+    ):  # a reference constant over the languages has no Mantel statistic
         out["agreement"] = (
             f"Activation distance follows script (Mantel r = {script['statistic']:.2f}, p = "
             f"{_p(script['p_value'])}) "

@@ -22,10 +22,13 @@ from babelmoe.corpus.study import (
 )
 from babelmoe.errors import BabelmoeError, require
 from babelmoe.experts.config import SplitConfig
+from babelmoe.interventions.prompts import NEUTRAL_PROMPTS
 
 if TYPE_CHECKING:
     from babelmoe.analysis.config import AnalysisConfig
     from babelmoe.evaluate.perplexity import PerplexityConfig
+    from babelmoe.interventions.selection import SelectionConfig
+    from babelmoe.interventions.steering import GenerationConfig
     from babelmoe.profile.core import Scoring
 
 NORMS = ("l2", "l1", "mean", "max")
@@ -408,4 +411,113 @@ class LanguagesConfig:
             self.min_tokens is None or self.model is not None,
             "--min-tokens needs token counts",
             "give a model (--model default) or drop --min-tokens",
+        )
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    """What ``babelmoe steer`` runs (defaults fit 15 minutes on 2 CPU cores for the bundled
+    model and nine languages; see benchmarks/RESULTS.md)."""
+
+    languages: tuple[str, ...] | None = None
+    """Languages (targets and evaluated); None: every profiled one."""
+    rule: str = "excess"
+    """Selection rule of a language's experts (excess or lape)."""
+    k: int = 16
+    """Experts per layer (scope layer) or k * layers in all (scope global)."""
+    scope: str = "layer"
+    """layer or global."""
+    random_seeds: tuple[int, ...] = (0, 1, 2)
+    """Random expert sets (same per-layer counts) of the silencing null."""
+    shared_null: bool = True
+    """Languages with the same per-layer counts share each seed's random set (evaluated once;
+    the random matrix then has equal rows and a dominance of 0 by construction). False: every
+    language draws its own set (a proper null of the dominance statistic; n_lang times the
+    random models)."""
+    steer_seeds: tuple[int, ...] = (0,)
+    """Random expert sets of the steering null (each language gets its own)."""
+    factors: tuple[float, ...] = (1.0, 2.0, 4.0)
+    """Amplification factors of the target's experts (1 = the unmodified model)."""
+    prompts: int = 2
+    """Held-out documents per language whose first sentence is a prompt."""
+    neutral: tuple[str, ...] = NEUTRAL_PROMPTS
+    """Language-neutral prompts, continued as well."""
+    silence_source: bool = False
+    """Also steer with the prompt language's experts silenced."""
+    keep_language: bool = False
+    """Instead of steering into other languages, amplify each prompt language's own experts:
+    does the answer stay in the prompt's language (line by line)? For instruction models,
+    with ``chat``."""
+    chat: bool = False
+    """Send prompts as a user turn through the tokenizer's chat template."""
+    silencing: bool = True
+    """Run the silencing matrix."""
+    steering: bool = True
+    """Run the steering generation."""
+    max_documents: int | None = 2
+    """Held-out documents per language for the perplexities (None: all)."""
+    max_length: int = 512
+    """Tokens per perplexity window."""
+    batch_size: int = 16
+    """Sequences per forward of the perplexities and the fluency scores."""
+    gen_batch_size: int = 64
+    """Sequences per generate call."""
+    max_new_tokens: int = 16
+    """Tokens generated per prompt."""
+    sample: bool = False
+    """Sample (seeded) instead of greedy decoding."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    seed: int = 0
+    """Seed of sampling and of the permutation tests."""
+    n_perm: int = 9999
+    """Random permutations of the diagonal-dominance test (exact up to 7 languages)."""
+
+    def __post_init__(self) -> None:
+        _ = (self.selection, self.generation)  # validate rule, scope, k and generation
+        for factor in self.factors:
+            if not (isinstance(factor, int | float) and math.isfinite(factor) and factor > 0):
+                raise BabelmoeError(
+                    f"amplification factor {factor!r} is not a finite positive number",
+                    "pass factors like 1,4,8",
+                )
+        if not self.factors:
+            raise BabelmoeError("no amplification factor", "pass e.g. --factors 1,4,8")
+        if len(set(self.factors)) != len(self.factors):
+            raise BabelmoeError("duplicate amplification factors", "list each once")
+        if self.prompts < 0:
+            raise BabelmoeError("--prompts must be >= 0", "pass e.g. 4")
+        if self.steering and self.prompts == 0 and not any(t.strip() for t in self.neutral):
+            raise BabelmoeError(
+                "the steering prompt set is empty (--prompts 0 and no neutral prompt)",
+                "pass --prompts 4 or keep the neutral prompts",
+            )
+        if self.keep_language and self.silence_source:
+            raise BabelmoeError(
+                "--keep-language amplifies the prompt language; it cannot also silence it",
+                "drop --silence-source",
+            )
+        if not (self.silencing or self.steering):
+            raise BabelmoeError("nothing to run", "leave --silencing or --steering on")
+        from babelmoe.evaluate.perplexity import PerplexityConfig
+
+        PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)
+
+    @property
+    def selection(self) -> SelectionConfig:
+        from babelmoe.interventions.selection import SelectionConfig
+
+        return SelectionConfig(rule=self.rule, k=self.k, scope=self.scope)
+
+    @property
+    def generation(self) -> GenerationConfig:
+        from babelmoe.interventions.steering import GenerationConfig
+
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.gen_batch_size,
+            sample=self.sample,
+            temperature=self.temperature,
+            seed=self.seed,
+            chat=self.chat,
         )

@@ -28,6 +28,7 @@ PRIOR_SECONDS = {
     "load": 8.0,
     "split": 20.0,
     "profile": 33.0,
+    "covariates": 10.0,  # bits per byte on a few held-out articles per language
     "analyse": 25.0,
     "sweep": 81.0,
     "report": 5.0,
@@ -93,6 +94,7 @@ def plan_stages(
         Stage("load", "load", PRIOR_SECONDS["load"]),
         Stage("split", "split", PRIOR_SECONDS["split"]),
         Stage("profile", "profile", profile),
+        Stage("covariates", "covariates", PRIOR_SECONDS["covariates"] * languages),
     ]
     for seed in extra_seeds:
         stages.append(Stage(f"split seed {seed}", "split", PRIOR_SECONDS["split"]))

@@ -1,10 +1,10 @@
 """The main job: every stage on one run folder, each skipped when its artifact already exists.
 
-split (main seed, then the extra seeds in ``RUN/seeds/seed<N>/``) -> profile (each) -> analyse
-(covariates, then the analysis with the seed study) -> sweep (pruning vs random, held-out
-perplexity) -> report. Because each stage keeps an identical existing artifact, re-running the
-same command after an interruption continues with the first unfinished stage. The sequence it
-shares with ``babelmoe study`` is ``stages.sequence.run_sequence``.
+split (main seed, then the extra seeds in ``RUN/seeds/seed<N>/``) -> profile (each) ->
+covariates -> analyse (with the seed study) -> sweep (pruning vs random, held-out perplexity) ->
+report. Because each stage keeps an identical existing artifact, re-running the same command
+after an interruption continues with the first unfinished stage. The sequence it shares with
+``babelmoe study`` is ``stages.sequence.run_sequence``.
 
 Progress: ``run_pipeline(..., progress=callback)`` reports each stage's start and end with an
 estimate of the time left (``stages.progress``); the command line shows it.
@@ -23,6 +23,8 @@ from babelmoe.stages.progress import ProgressCallback, plan_stages
 from babelmoe.stages.sequence import StageTimer, run_sequence
 
 logger = logging.getLogger(__name__)
+
+TIMINGS_FILE = "run_timings.json"  # wall seconds of each stage of the last run_pipeline call
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:
@@ -85,7 +87,7 @@ def run_pipeline(
 
             stage("sweep", run_sweep, run_dir, sweep_config, loaded, force=force)
 
-    return run_sequence(
+    report = run_sequence(
         stage,
         spec,
         run_dir,
@@ -95,3 +97,5 @@ def run_pipeline(
         before_analyse=extra_seeds,
         before_report=sweep,
     )
+    artifacts.atomic_write_json(run_dir / TIMINGS_FILE, {"stages_s": stage.timings})
+    return report

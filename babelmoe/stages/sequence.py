@@ -1,11 +1,9 @@
 """The sequence that ``babelmoe run`` and ``babelmoe study`` share: (the caller loads the model)
--> split -> profile -> (what the job adds) -> analyse (covariates first) -> (what the job adds)
--> report, each stage timed by one :class:`StageTimer`.
+-> split -> profile -> covariates -> (what the job adds) -> analyse -> (what the job adds) ->
+report, each stage timed by one :class:`StageTimer`.
 
 Every stage keeps an identical existing artifact, so the same call after an interruption
-continues with the first unfinished stage. The covariates (``RUN/covariates/``) are computed with
-the loaded model as the first part of the analysis stage: they are the analysis's inputs, and
-the plan of ``stages.progress`` counts them there.
+continues with the first unfinished stage.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from babelmoe.stages.progress import ProgressCallback, Stage, StageEvent, seconds_left
 
 if TYPE_CHECKING:
-    from babelmoe.analysis.config import AnalysisConfig
     from babelmoe.models.loading import LoadedModel
     from babelmoe.models.spec import ModelSpec
     from babelmoe.stages.config import PipelineConfig, StudyConfig
@@ -87,36 +84,24 @@ def run_sequence(
     before_analyse: Callable[[], Sequence[Path]] | None = None,
     before_report: Callable[[], None] | None = None,
 ) -> Path:
-    """split -> profile -> ``before_analyse()`` (returns the seed runs to compare) -> analyse ->
-    ``before_report()`` -> report, into ``run_dir`` with the ``loaded`` model (``spec`` names
-    it) and ``config``'s split, profile and analysis settings (none: ``AnalysisConfig()``);
-    returns the report's path."""
+    """split -> profile -> covariates -> ``before_analyse()`` (returns the seed runs to compare)
+    -> analyse -> ``before_report()`` -> report, into ``run_dir`` with the ``loaded`` model
+    (``spec`` names it) and ``config``'s split, profile and analysis settings (none:
+    ``AnalysisConfig()``); returns the report's path."""
+    from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
 
     stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
     stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)
+    stage("covariates", run_covariates, run_dir, loaded, force=force)
     seed_runs = list(before_analyse()) if before_analyse is not None else []
     analysis = getattr(config, "analysis", None)  # the main job analyses with the defaults
-    stage("analyse", analyse, run_dir, loaded, analysis, seed_runs, force=force)
+    stage("analyse", run_analysis, run_dir, analysis, seed_runs=seed_runs)
     if before_report is not None:
         before_report()
     report = stage("report", build_report, run_dir)
     stage.log_summary()
     return report
-
-
-def analyse(
-    run_dir: Path,
-    loaded: LoadedModel,
-    config: AnalysisConfig | None = None,
-    seed_runs: Sequence[Path] = (),
-    force: bool = False,
-) -> dict[str, Any]:
-    """The covariates with the loaded model, then the analysis; returns the summary."""
-    from babelmoe.stages.analyse import run_analysis
-    from babelmoe.stages.covariates import run_covariates
-
-    run_covariates(run_dir, loaded, force=force)
-    return run_analysis(run_dir, config, seed_runs=seed_runs)

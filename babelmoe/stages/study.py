@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool = False) -> Path:
     """Run the study into ``run_dir``; returns the report's path."""
     from babelmoe.stages.analyse import run_analysis
+    from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
 
@@ -80,6 +81,8 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
             force=force,
             loaded=loaded,
         )
+        # the same references and covariates as the first sample, or its claims are not comparable
+        stage("replication covariates", run_covariates, second_dir, loaded, force=force)
         stage("replication analyse", run_analysis, second_dir, config.analysis)
         stage("replication report", build_report, second_dir)
         rows = stage("replication check", write_replication, run_dir)

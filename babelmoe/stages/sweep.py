@@ -1,8 +1,9 @@
 """The runner of ``babelmoe sweep``: evaluate a sweep design (``babelmoe.prune.sweep``).
 
-Every configuration prunes the one loaded model *in memory* (``temporarily_pruned``: the FFNs
-are cut, evaluated, and the original parameters put back; nothing is copied or written) and
-evaluates held-out perplexity (and UDHR-Cont accuracy when asked). Jobs:
+Every configuration is a mask on the FFN intermediate of the one loaded model
+(``babelmoe.evaluate.masked``: equal to the physically pruned model within float tolerance;
+nothing is cut, copied or written) and evaluates held-out perplexity (and UDHR-Cont accuracy
+when asked). Jobs:
 
 * ``dense``: the unpruned model, on every language;
 * ``random`` (ratio, seed): language-independent, so one pruned model serves every language;
@@ -22,7 +23,6 @@ verdicts), ``babelmoe.plots.sweep`` (figures) and ``babelmoe.plots.sweep_section
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -52,12 +52,12 @@ from babelmoe.evaluate import (
     evaluate_udhr_continuation,
     perplexity,
 )
+from babelmoe.evaluate.masked import MaskedEvalConfig, MaskedFFNs, masked_ffns, masked_perplexities
 from babelmoe.experts.partition import Partition
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
 from babelmoe.plots.sweep import plot_curves, plot_specificity
 from babelmoe.plots.sweep_sections import section_html, section_lead
 from babelmoe.profile.artifact import ProfileData
-from babelmoe.prune.surgery import temporarily_pruned
 from babelmoe.prune.sweep import DENSE, SweepConfig, job_selection, plan_jobs, row_key
 from babelmoe.prune.targets import language_names, resolve_languages
 
@@ -102,6 +102,18 @@ def _measure(
     return row
 
 
+def _pruned_fields(selection, sizes) -> dict[str, Any]:
+    if selection is None:
+        return {"experts_removed": 0, "expert_rate": 0.0, "neurons_removed": 0, "neuron_rate": 0.0}
+    removed = int(sizes[selection.drop].sum())
+    return {
+        "experts_removed": selection.n_dropped,
+        "expert_rate": selection.rate,
+        "neurons_removed": removed,
+        "neuron_rate": removed / sizes.sum().item(),
+    }
+
+
 def run_jobs(
     loaded: LoadedModel,
     partition: Partition,
@@ -111,61 +123,168 @@ def run_jobs(
     done: dict[tuple, dict[str, Any]] | None = None,
     on_rows: Callable[[dict[str, Any]], None] | None = None,
     harness: HarnessConfig | None = None,
+    eval_config: MaskedEvalConfig | None = None,
+    timings: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the sweep's jobs on ``documents`` (``{language name: held-out texts}``); skip rows in
     ``done``; call ``on_rows`` with each new row; with ``harness``, run its tasks once per pruned
-    model. Returns every row (old and new)."""
+    model. Returns every row (old and new).
+
+    Every configuration is a mask on the one loaded model (``babelmoe.evaluate.masked``): no
+    weight is cut or copied. Perplexity alone (the default) pools the windows of every
+    configuration of one ratio (the dense model first) into shared batches, several
+    configurations per forward; a row's ``seconds`` is then its share (by tokens) of its
+    group's time. With UDHR-Cont or harness tasks each configuration runs in turn.
+    ``timings`` (a dict) receives where the time went."""
     done = dict(done or {})
-    measure_tasks = _harness_measure(loaded, harness) if harness is not None else None
+    timings = timings if timings is not None else {}
+    began = time.perf_counter()
     sizes = partition.sizes()  # [L, E]
-    jobs = plan_jobs(config, list(documents))
-    for job in tqdm(jobs, desc="sweep", unit="model", disable=None):
+    todo: list[tuple[dict[str, Any], list[str], Any]] = []  # (row base, languages, selection)
+    for job in plan_jobs(config, list(documents)):
         base = {"method": job.method, "ratio": job.ratio, "seed": job.seed, "target": job.target}
-        todo = [lang for lang in job.eval_langs if row_key({**base, "eval_lang": lang}) not in done]
-        if not todo:
-            continue
-        start = time.perf_counter()
-        selection = job_selection(job, profile)
-        if selection is None:
-            pruned = {
-                "experts_removed": 0,
-                "expert_rate": 0.0,
-                "neurons_removed": 0,
-                "neuron_rate": 0.0,
-            }
+        langs = [
+            lang for lang in job.eval_langs if row_key({**base, "eval_lang": lang}) not in done
+        ]
+        if langs:
+            todo.append((base, langs, job_selection(job, profile)))
+    timings["configurations"] = len(todo)
+    if not todo:
+        return list(done.values())
+    drops = [None if selection is None else selection.drop for _, _, selection in todo]
+    with masked_ffns(loaded.model, partition, drops) as masks:
+        timings["masks_s"] = time.perf_counter() - began
+        if config.udhr_cont or harness is not None:
+            measure_tasks = _harness_measure(loaded, harness) if harness is not None else None
+            for index, (base, langs, selection) in enumerate(
+                tqdm(todo, desc="sweep", unit="model", disable=None)
+            ):
+                start = time.perf_counter()
+                masks.use(index)
+                pruned = _pruned_fields(selection, sizes)
+                tasks = {"harness": measure_tasks()} if measure_tasks is not None else {}
+                for lang in langs:
+                    t0 = time.perf_counter()
+                    row = {**base, "eval_lang": lang, **pruned, **tasks}
+                    row.update(_measure(loaded, lang, documents[lang], config))
+                    row["seconds"] = time.perf_counter() - t0
+                    done[row_key(row)] = row
+                    if on_rows is not None:
+                        on_rows(row)
+                logger.debug(
+                    "%s r=%g seed=%s target=%s: %d language(s) in %.1fs",
+                    base["method"],
+                    base["ratio"],
+                    base["seed"],
+                    base["target"],
+                    len(langs),
+                    time.perf_counter() - start,
+                )
         else:
-            removed = int(sizes[selection.drop].sum())
-            pruned = {
-                "experts_removed": selection.n_dropped,
-                "expert_rate": selection.rate,
-                "neurons_removed": removed,
-                "neuron_rate": removed / sizes.sum().item(),
-            }
-        context = (
-            temporarily_pruned(loaded.model, partition, selection.drop)
-            if selection is not None
-            else contextlib.nullcontext()
-        )
-        with context:
-            tasks = {"harness": measure_tasks()} if measure_tasks is not None else {}
-            for lang in todo:
-                t0 = time.perf_counter()
-                row = {**base, "eval_lang": lang, **pruned, **tasks}
-                row.update(_measure(loaded, lang, documents[lang], config))
-                row["seconds"] = time.perf_counter() - t0
-                done[row_key(row)] = row
-                if on_rows is not None:
-                    on_rows(row)
-        logger.debug(
-            "%s r=%g seed=%s target=%s: %d language(s) in %.1fs",
-            job.method,
-            job.ratio,
-            job.seed,
-            job.target,
-            len(todo),
-            time.perf_counter() - start,
-        )
+            _pooled(
+                loaded, masks, todo, documents, config, sizes, done, on_rows, eval_config, timings
+            )
+    timings["total_s"] = time.perf_counter() - began
     return list(done.values())
+
+
+def _pooled(
+    loaded: LoadedModel,
+    masks: MaskedFFNs,
+    todo: list[tuple[dict[str, Any], list[str], Any]],
+    documents: dict[str, list[str]],
+    config: SweepConfig,
+    sizes,
+    done: dict[tuple, dict[str, Any]],
+    on_rows: Callable[[dict[str, Any]], None] | None,
+    eval_config: MaskedEvalConfig | None,
+    timings: dict[str, Any],
+) -> None:
+    """Perplexity of every (configuration, language) of ``todo``, one pool of batches per ratio
+    (the dense model with the first; rows written after each pool: an interrupted sweep loses
+    at most one ratio), the decoder layers compiled once for all pools when that pays
+    (``MaskedEvalConfig.should_compile``)."""
+    from babelmoe.evaluate.encoding import encode
+    from babelmoe.profile.core import compiled_layers
+
+    ppl_config = PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size)
+    eval_config = eval_config or MaskedEvalConfig()
+    tokens = {
+        lang: sum(len(encode(loaded.tokenizer, text)) for text in documents[lang])
+        for lang in dict.fromkeys(lang for _, langs, _ in todo for lang in langs)
+    }
+    positions = sum(tokens[lang] for _, langs, _ in todo for lang in langs)  # about
+    compile_ = eval_config.should_compile(loaded.device, positions)
+    timings["compiled"] = compile_
+    with compiled_layers(loaded.model, compile_) as report:
+        _passes(
+            loaded,
+            masks,
+            todo,
+            documents,
+            ppl_config,
+            sizes,
+            done,
+            on_rows,
+            eval_config,
+            timings,
+            compile_,
+        )
+    timings["graphs"], timings["limit_hits"] = report.graphs, report.limit_hits
+
+
+def _passes(
+    loaded: LoadedModel,
+    masks: MaskedFFNs,
+    todo: list[tuple[dict[str, Any], list[str], Any]],
+    documents: dict[str, list[str]],
+    ppl_config: PerplexityConfig,
+    sizes,
+    done: dict[tuple, dict[str, Any]],
+    on_rows: Callable[[dict[str, Any]], None] | None,
+    eval_config: MaskedEvalConfig,
+    timings: dict[str, Any],
+    compiled: bool,
+) -> None:
+    groups: dict[float, list[int]] = {}
+    for index, (base, _, _) in enumerate(todo):
+        groups.setdefault(float(base["ratio"]), []).append(index)
+    if len(groups) > 1 and 0.0 in groups:  # the dense model is too small a pool on its own
+        dense = groups.pop(0.0)
+        first = next(iter(groups))
+        groups[first] = dense + groups[first]
+    passes = []
+    for ratio, members in groups.items():
+        pairs = [(i, lang) for i in members for lang in todo[i][1]]
+        results, spent = masked_perplexities(
+            loaded.model,
+            loaded.tokenizer,
+            masks,
+            documents,
+            pairs,
+            ppl_config,
+            eval_config,
+            desc=f"sweep r={ratio:g}",
+            compiled=compiled,
+        )
+        passes.append(spent.as_dict())
+        seconds = spent.plan_s + spent.total_s
+        for (i, lang), result in zip(pairs, results, strict=True):
+            base, _, selection = todo[i]
+            row = {**base, "eval_lang": lang, **_pruned_fields(selection, sizes)}
+            row.update(
+                ppl=result.ppl,
+                nll_sum=result.nll_sum,
+                n_tokens=result.n_tokens,
+                bits_per_byte=result.bits_per_byte,
+                seconds=seconds * result.n_tokens / max(1, spent.tokens),
+            )
+            done[row_key(row)] = row
+            if on_rows is not None:
+                on_rows(row)
+    timings["passes"] = passes
+    for key in ("tokens", "positions", "batches", "plan_s", "first_batch_s", "total_s"):
+        timings[f"eval_{key}"] = sum(p[key] for p in passes)
 
 
 def _harness_measure(
@@ -267,10 +386,13 @@ def run_sweep(
     loaded: LoadedModel | ModelSpec,
     force: bool = False,
     harness: HarnessConfig | None = None,
+    eval_config: MaskedEvalConfig | None = None,
 ) -> Path:
     """The sweep on ``run_dir``'s held-out text with ``loaded`` (a loaded model, or the spec of
     one, loaded once the lock is held and the run's artifacts are read); writes ``RUN/sweep/``;
-    ``harness``: lm-eval tasks run on every pruned model too."""
+    ``harness``: lm-eval tasks run on every pruned model too; ``eval_config``: how the masked
+    evaluation batches (not part of the sweep's identity: it changes no result beyond float
+    rounding). ``sweep.json``'s ``timings`` say where the time went."""
     from babelmoe.experts.partition import check_partition_fits
     from babelmoe.stages.heldout import heldout_documents
     from babelmoe.stages.prune import load_run
@@ -303,6 +425,7 @@ def run_sweep(
         done = read_rows(path, identity, force)
         start_rows(path, identity, done)
         start = time.perf_counter()
+        timings: dict[str, Any] = {}
         rows = run_jobs(
             loaded,
             partition,
@@ -312,6 +435,8 @@ def run_sweep(
             done,
             on_rows=lambda row: append_row(path, row),
             harness=harness,
+            eval_config=eval_config,
+            timings=timings,
         )
         seconds = time.perf_counter() - start
         meta = {
@@ -320,6 +445,7 @@ def run_sweep(
             "all_languages": language_names(profile),
             "documents": {n: [d.id for d in docs] for n, docs in documents.items()},
             "seconds": seconds,
+            "timings": timings,
         }
         return write_report(folder, rows, config, meta)
 

@@ -222,6 +222,8 @@ def test_study_on_a_tiny_model_writes_the_replication_run_and_its_verdicts(tmp_p
         assert (folder / "profile.json").is_file() and (folder / "report.html").is_file()
         assert (folder / "family_vs_script" / "claims_experts.json").is_file()
         assert (folder / "language_null" / "language_null.csv").is_file()
+        # both samples get the same covariates, so that their MRM claims are comparable
+        assert (folder / "covariates" / "covariates.json").is_file()
     assert len(load_profile(second_dir).codes) == 5
     assert (
         json.loads((second_dir / "partition.json").read_text())["partition_sha256"]

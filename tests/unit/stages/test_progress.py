@@ -17,12 +17,14 @@ from babelmoe.stages.progress import (
 def test_plan_lists_every_stage_in_order() -> None:
     plan = plan_stages(9, (1, 2), sweep_evaluations=144, sweep_documents=3)
     assert [s.name for s in plan] == [
-        "load", "split", "profile", "split seed 1", "profile seed 1", "split seed 2",
+        "load", "split", "profile", "covariates", "split seed 1", "profile seed 1", "split seed 2",
         "profile seed 2", "analyse", "sweep", "report",
     ]  # fmt: skip
     assert [s.prior for s in plan if s.kind == "sweep"] == [PRIOR_SECONDS["sweep"]]
     no_sweep = plan_stages(18, (), sweep_evaluations=None, sweep_documents=None)
-    assert [s.kind for s in no_sweep] == ["load", "split", "profile", "analyse", "report"]
+    assert [s.kind for s in no_sweep] == [
+        "load", "split", "profile", "covariates", "analyse", "report",
+    ]  # fmt: skip
     assert no_sweep[2].prior == pytest.approx(2 * PRIOR_SECONDS["profile"])  # twice the languages
 
 
@@ -34,24 +36,26 @@ def test_estimate_is_the_priors_then_calibrated_per_kind() -> None:
     # report by their priors (their cost does not follow the model's speed)
     took = [3 * s.prior for s in plan[:3]]
     by_model = sum(s.prior for s in plan[3:] if s.kind in ("split", "profile", "sweep"))
-    other = sum(s.prior for s in plan[3:] if s.kind in ("analyse", "report"))
+    other = sum(s.prior for s in plan[3:] if s.kind in ("covariates", "analyse", "report"))
     assert seconds_left(plan, took) == pytest.approx(3 * by_model + other)
     # time spent in the current stage counts against it, never below zero
+    assert plan[3].kind == "covariates"
     assert seconds_left(plan, took, current_elapsed=1e9) == pytest.approx(
-        3 * (by_model - plan[3].prior) + other
+        3 * by_model + other - plan[3].prior
     )
     assert seconds_left(plan, [s.prior for s in plan]) == 0.0
 
 
 def test_slow_profile_fast_split_are_told_apart() -> None:
     plan = plan_stages(9, (1,), sweep_evaluations=None, sweep_documents=None)
-    took = [1.0, plan[1].prior / 2, plan[2].prior * 4]  # load, split (2x faster), profile (4x)
+    # load, split (2x faster), profile (4x), covariates (as its prior)
+    took = [1.0, plan[1].prior / 2, plan[2].prior * 4, plan[3].prior]
     left = seconds_left(plan, took)
-    assert [s.kind for s in plan[3:]] == ["split", "profile", "analyse", "report"]
-    expected = plan[3].prior / 2 + plan[4].prior * 4 + plan[5].prior + plan[6].prior
+    assert [s.kind for s in plan[4:]] == ["split", "profile", "analyse", "report"]
+    expected = plan[4].prior / 2 + plan[5].prior * 4 + plan[6].prior + plan[7].prior
     assert left == pytest.approx(expected)
     # a measured analysis calibrates the next analysis-kind stage only by itself
-    assert seconds_left(plan, [*took, 1.0, 1.0, 10 * plan[5].prior]) == pytest.approx(plan[6].prior)
+    assert seconds_left(plan, [*took, 1.0, 1.0, 10 * plan[6].prior]) == pytest.approx(plan[7].prior)
 
 
 def test_clock() -> None:
@@ -66,7 +70,7 @@ def test_run_pipeline_reports_each_stage_start_and_end(tmp_path, monkeypatch) ->
     monkeypatch.setattr("babelmoe.stages.run.load_model", noop)
     monkeypatch.setattr("babelmoe.corpus.load_corpus", noop)
     for target in ("split.run_split", "profile.run_profile", "analyse.run_analysis",
-                   "covariates.run_covariates", "sweep.run_sweep"):  # fmt: skip
+                   "sweep.run_sweep", "covariates.run_covariates"):  # fmt: skip
         monkeypatch.setattr(f"babelmoe.stages.{target}", noop)
     monkeypatch.setattr("babelmoe.stages.report.build_report", lambda run_dir: report)
     from babelmoe.models.spec import ModelSpec

@@ -113,7 +113,7 @@ def test_report_is_self_contained_and_complete(run):
     n_figures = len(json.loads((run / "analysis" / "figures.json").read_text())["figures"])
     family = json.loads((run / "family_vs_script" / "report_section.json").read_text())
     n_family = len([f for f in family["figures"] if str(f["path"]).endswith(".png")])
-    assert n_family == 2  # the family-vs-script section of every analysed run
+    assert n_family == 3  # the family-vs-script section of every analysed run (MRM figure first)
     # + one per test hook section
     assert page.count("data:image/png;base64,") == n_figures + n_family + 2
     for anchor in (

@@ -184,6 +184,8 @@ def test_verdicts_random_spread_and_specificity() -> None:
     matrix = specificity(rows, SMALL, ["en", "fr"])
     assert matrix["ratio"] == 0.25 and matrix["relative_to_dense"][0] == [1.5, 2.0]
     assert matrix["share_diagonal_best"] == 1.0
+    # one statistic with babelmoe steer: pruning for A hurts A least -> negative dominance
+    assert matrix["diagonal_dominance"] < 0 and matrix["diagonal_dominance_p"] == 0.5
 
 
 @pytest.fixture()

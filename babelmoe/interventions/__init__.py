@@ -1,0 +1,5 @@
+"""Interventions on a language's experts: which experts are a language's (``selection``), what
+switching them off does to every language's perplexity (``silence``), and whether amplifying
+them steers generation into that language (``steering``, ``langid``); statistics in ``stats``.
+The masks themselves are ``babelmoe.experts.masks.scaled_experts``; the command is
+``babelmoe steer`` (``babelmoe.stages.steer.run_steer`` from Python)."""

@@ -1,0 +1,145 @@
+"""``babelmoe steer`` timed against the plain model doing the same work, in the same run.
+
+It writes a checkpoint of a named shape (random weights, the byte tokenizer) and a folder
+corpus of nine languages (``bench_cli``'s writers), makes a run folder with ``babelmoe split``
+and ``babelmoe profile`` (not timed), then times ``babelmoe steer RUN`` with its default
+options as a subprocess. The reference is the same model loaded in this process doing, without
+any hook, the same forwards: one perplexity pass over the same held-out texts per model the
+silencing matrix evaluated, and the same generate calls (same prompts, same batches, same new
+tokens) with the same fluency scoring. ``--steer-args`` passes options through.
+
+Printed: the command's wall time and its two phases (``timings`` in interventions.json) against
+the reference's, and their ratios (1.0 = the hooks cost nothing).
+
+  python benchmarks/bench_steer.py --device cpu --shape tiny-llama --tokens 4000
+  python benchmarks/bench_steer.py --device cuda --shape llama2-7b --tokens 20000 --out r.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_cli import LANGUAGES, run_command, write_checkpoint, write_corpus  # noqa: E402
+
+from babelmoe.evaluate.encoding import encode, pad_token_id  # noqa: E402
+from babelmoe.evaluate.perplexity import PerplexityConfig, perplexity  # noqa: E402
+from babelmoe.evaluate.scoring import score_tails  # noqa: E402
+from babelmoe.interventions.steering import generate  # noqa: E402
+from babelmoe.models.loading import ModelSpec, load_model  # noqa: E402
+from babelmoe.stages.heldout import heldout_documents  # noqa: E402
+from babelmoe.stages.prune import load_run  # noqa: E402
+from babelmoe.stages.steer import SteerConfig  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reference(run: Path, model_dir: Path, device: str, config: SteerConfig) -> dict[str, float]:
+    """The plain model doing the command's forwards (module docstring); seconds per phase."""
+    partition, profile = load_run(run)
+    loaded = load_model(ModelSpec(source=str(model_dir), device=device))
+    dev = loaded.device
+    rows = [json.loads(line) for line in (run / "interventions/rows.jsonl").open()][1:]
+    silence = [r for r in rows if r.get("kind") == "silence"]
+    steer = [r for r in rows if r.get("kind") == "steer"]
+    n_models = len({(r["condition"], r["target"], r["seed"]) for r in silence})
+    docs = heldout_documents(profile)
+    texts = [d.text for name in docs for d in docs[name][: config.max_documents or None]]
+    ppl_config = PerplexityConfig(max_length=config.max_length, batch_size=config.batch_size)
+    _sync(dev)
+    start = time.perf_counter()
+    for _ in range(n_models):
+        perplexity(loaded.model, loaded.tokenizer, texts, ppl_config)
+    _sync(dev)
+    silencing = time.perf_counter() - start
+    gen = config.generation
+    prompts = [encode(loaded.tokenizer, r["prompt"])[: gen.max_prompt_tokens] for r in steer]
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    pad = pad_token_id(loaded.tokenizer)
+    start = time.perf_counter()
+    for b in range(0, len(order), gen.batch_size):
+        batch = [prompts[i] for i in order[b : b + gen.batch_size]]
+        new = generate(loaded.model, loaded.tokenizer, partition, batch, [None] * len(batch), gen)
+        requests = [(p + n, len(n)) for p, n in zip(batch, new, strict=True) if n]
+        if requests:
+            score_tails(loaded.model, requests, batch_size=config.batch_size, pad_id=pad)
+    _sync(dev)
+    steering = time.perf_counter() - start
+    return {"silencing_s": silencing, "steering_s": steering, "models": n_models}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--shape", default="tiny-llama")
+    parser.add_argument("--tokens", type=int, default=4000, help="profiled tokens in all")
+    parser.add_argument("--steer-args", default="", help="extra options of babelmoe steer")
+    parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
+    parser.add_argument("--workdir", type=Path, help="keep the files here (default: temporary)")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_steer_"))
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir, corpus, run = work / "model", work / "corpus", work / "run"
+    if not (model_dir / "config.json").is_file():
+        write_checkpoint(model_dir, args.shape, args.device)
+    write_corpus(corpus, args.tokens // len(LANGUAGES))
+    cli = [sys.executable, "-m", "babelmoe.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    common = ["--model", str(model_dir), "--device", args.device]
+    if not (run / "profile.json").is_file():
+        run_command([*cli, "split", "--out", str(run), *common], work / "split.log", env)
+        run_command(
+            [
+                *cli,
+                "profile",
+                str(run),
+                *common,
+                "--corpus",
+                str(corpus),
+                "-l",
+                ",".join(LANGUAGES),
+                "--budget",
+                str(args.tokens // len(LANGUAGES)),
+            ],
+            work / "profile.log",
+            env,
+        )
+    steer_argv = [*cli, "steer", str(run), *common, "--force", *shlex.split(args.steer_args)]
+    wall = run_command(steer_argv, work / "steer.log", env)
+    summary = json.loads((run / "interventions/interventions.json").read_text())
+    config = SteerConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
+    )
+    ref = reference(run, model_dir, args.device, config)
+    timings = summary["timings"]
+    result = {
+        "shape": args.shape,
+        "device": args.device,
+        "command_wall_s": wall,
+        "command": timings,
+        "reference": ref,
+        "silencing_ratio": timings.get("silencing_s", 0) / max(ref["silencing_s"], 1e-9),
+        "steering_ratio": timings.get("steering_s", 0) / max(ref["steering_s"], 1e-9),
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
