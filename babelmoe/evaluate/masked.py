@@ -73,6 +73,11 @@ class MaskedEvalConfig:
         batch_tokens: positions per forward pass (rows x padded width); the logits of a batch are
             [positions, vocabulary] in the model's dtype, so lower it for very large vocabularies
             or small GPUs.
+        cpu_batch_tokens: positions per forward pass on the CPU, where memory, not the batch,
+            limits: a batch's float32 logits over Gemma's 262k vocabulary take 1 GB per 1,024
+            positions and the model's soft-capping copies them twice (the main job's sweep
+            peaked at 6.5 GB of RAM with ``batch_tokens``; batches of a few hundred positions
+            keep the CPU's matrix units as busy).
         compile: on CUDA, ``torch.compile`` the decoder layers (one graph for every batch shape)
             when the evaluation is large enough to win the compilation back; ignored on CPU.
         compile_min_tokens: compile only from this many positions on. The compiled Llama-2-7B
@@ -83,8 +88,13 @@ class MaskedEvalConfig:
     """
 
     batch_tokens: int = 16384
+    cpu_batch_tokens: int = 512
     compile: bool = True
     compile_min_tokens: int = 1_000_000
+
+    def positions_per_batch(self, device: torch.device) -> int:
+        """``batch_tokens``, or ``cpu_batch_tokens`` on the CPU."""
+        return self.cpu_batch_tokens if device.type == "cpu" else self.batch_tokens
 
     def should_compile(self, device: torch.device, positions: int) -> bool:
         """Whether an evaluation of ``positions`` positions on ``device`` compiles."""
@@ -97,7 +107,7 @@ class MaskedEvalConfig:
         )
 
     def __post_init__(self) -> None:
-        if self.batch_tokens < 2:
+        if min(self.batch_tokens, self.cpu_batch_tokens) < 2:
             raise BabelmoeError(
                 f"batch_tokens must be >= 2, got {self.batch_tokens}", "pass e.g. 16384"
             )
@@ -348,8 +358,10 @@ def masked_perplexities(
     for c, _ in pairs:
         if not 0 <= c < masks.n_configs:
             raise IndexError(f"configuration {c} of {masks.n_configs}")
-    plan = plan_batches(tokenizer, documents, pairs, config, eval_config.batch_tokens)
     device = input_device(model)
+    plan = plan_batches(
+        tokenizer, documents, pairs, config, eval_config.positions_per_batch(device)
+    )
     n_requests = len(plan.request_config)
     request_config = torch.tensor(plan.request_config, dtype=torch.long).to(device)
     sums = torch.zeros(n_requests + 1, dtype=torch.float64, device=device)  # + a spare slot
