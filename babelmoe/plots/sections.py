@@ -20,6 +20,9 @@ _PLACES = {
     "stability": ["seed_stability"],
 }
 
+SMALL_SAMPLE = 20
+"""Below this many languages the headline warns that its references are confounded."""
+
 
 def findings_html(findings: list[dict[str, str]]) -> str:
     return "".join(
@@ -83,6 +86,13 @@ def _plain(summary: dict[str, Any], names: dict[str, str], pairs: str | None) ->
             + ("more than" if script["statistic"] > genealogy["statistic"] else "less than")
             + f" genealogy (r = {genealogy['statistic']:.2f}, p = {_p(genealogy['p_value'])})."
         )
+        n_languages = len(summary.get("languages", []))
+        if n_languages < SMALL_SAMPLE:  # the family-vs-script section says the same in full
+            out["agreement"] += (
+                f" With {n_languages} languages script, genealogy, geography and how well the "
+                "model knows each language are confounded: a hypothesis, not a finding (run "
+                "babelmoe study for two larger samples)."
+            )
     shared = summary.get("shared_experts") or {}
     if "total" in shared:
         n_all = summary.get("n_layers", 0) * summary.get("n_experts", 0)
