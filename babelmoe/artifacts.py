@@ -251,6 +251,16 @@ def read_json(
     return data
 
 
+def jsonl_records(lines: list[str]) -> Iterator[Any]:
+    """The JSON values of ``lines`` (a resumable rows file after its header), skipping a line
+    that does not parse: the last one cut by an interruption or a full disk."""
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomically write JSON (indented, keys in insertion order)."""
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import re
@@ -254,3 +255,20 @@ def copy_partition(source: Path, target: Path) -> Path:
     for name in ("partition.safetensors", "partition.json"):
         shutil.copy(source / name, target / name)
     return target
+
+
+def run_benchmark(script: str, work: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``benchmarks/<script>`` at a tiny shape on the CPU (as its smoke tests do), with its
+    work folder and JSON report under ``work``; returns the process and the report (empty when
+    the script failed, so that the caller's assertion shows the output)."""
+    out = work / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--device", "cpu",
+         "--shape", "tiny-llama", *args, "--work", str(work / "work"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
+    )  # fmt: skip
+    report = json.loads(out.read_text()) if result.returncode == 0 and out.is_file() else {}
+    return result, report

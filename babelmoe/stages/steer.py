@@ -83,13 +83,7 @@ def _read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[str, d
             f"{path} holds rows of a different steer run",
             "pass --force to start over, or use another run folder",
         )
-    rows = {}
-    for line in lines[1:]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut by an interruption
-            continue
-        rows[row["key"]] = row
+    rows = {row["key"]: row for row in artifacts.jsonl_records(lines[1:])}
     logger.info("resuming: %d rows already in %s", len(rows), path)
     return rows
 

@@ -349,11 +349,7 @@ def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, 
                 "pass --force to start over, or use another run folder",
             )
     rows = {}
-    for line in lines[1:]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut by an interruption
-            continue
+    for row in artifacts.jsonl_records(lines[1:]):
         if isinstance(row, dict):
             try:
                 rows[row_key(row)] = row

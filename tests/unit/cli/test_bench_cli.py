@@ -4,37 +4,16 @@ plain forward over the same batches and reports. No timing is asserted here (CPU
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.cli_helpers import run_benchmark
 
 
 @pytest.mark.slow
 def test_bench_cli_runs_the_command_and_the_reference(tmp_path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_cli.py"),
-            "--device", "cpu",
-            "--shape", "tiny-llama",
-            "--tokens", "36000",
-            "--work", str(tmp_path / "work"),
-            "--out", str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )  # fmt: skip
+    result, r = run_benchmark("bench_cli.py", tmp_path, "--tokens", "36000")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "whole command" in result.stdout and "ratios: steady" in result.stdout
-    r = json.loads(out.read_text())
     profile = r["profile"]
     assert profile["counted_tokens"] == 9 * 4000  # the budget binds in every language
     assert profile["limit_hits"] == 0 and profile["limit_warnings_in_log"] == 0

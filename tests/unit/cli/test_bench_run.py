@@ -4,37 +4,16 @@ every seed, and the references over the sweep's own batches. No timing is assert
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.cli_helpers import run_benchmark
 
 
 @pytest.mark.slow
 def test_bench_run_times_the_main_job_and_its_references(tmp_path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_run.py"),
-            "--device", "cpu",
-            "--shape", "tiny-llama",
-            "--budget", "1000",
-            "--work", str(tmp_path / "work"),
-            "--out", str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )  # fmt: skip
+    result, r = run_benchmark("bench_run.py", tmp_path, "--budget", "1000")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "babelmoe run (tiny-llama, cpu)" in result.stdout and "switching:" in result.stdout
-    r = json.loads(out.read_text())
     run = r["run"]
     assert run["model_loads"] == 1  # the extra seeds share the loaded model
     assert {"load", "split", "profile", "split seed 1", "profile seed 2", "sweep"} <= set(
