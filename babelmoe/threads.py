@@ -25,10 +25,12 @@ def cpu_threads() -> int:
 
 
 def use_usable_cores() -> int:
-    """Set torch's intra-op threads to ``cpu_threads()`` (for work on the CPU); returns it."""
+    """Cap torch's intra-op threads at ``cpu_threads()`` (for work on the CPU); returns the
+    number in use. Never raises it: a lower number set on purpose stays (a notebook's choice,
+    or a forked process, whose inherited OpenMP pool would hang with more than one thread)."""
     import torch
 
     threads = cpu_threads()
-    if torch.get_num_threads() != threads:
+    if torch.get_num_threads() > threads:
         torch.set_num_threads(threads)
-    return threads
+    return torch.get_num_threads()

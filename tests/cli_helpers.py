@@ -94,6 +94,7 @@ def _child(argv: list[str], log: str, kill_at: KillPoint | None) -> None:
     # The parent's OpenMP/MKL thread pool does not survive fork (a GEMM would wait forever for
     # its workers); one thread never touches it.
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # and babelmoe keeps it so when it loads a model
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

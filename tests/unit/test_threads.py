@@ -15,6 +15,8 @@ def test_torch_threads_follow_the_affinity_mask_unless_omp_num_threads_is_set(mo
         assert threads.use_usable_cores() == 1 and torch.get_num_threads() == 1
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
         assert threads.cpu_threads() == 2
+        # a lower number set on purpose stays (a forked child's single thread, a notebook's)
+        assert threads.use_usable_cores() == 1 and torch.get_num_threads() == 1
         monkeypatch.setenv("OMP_NUM_THREADS", "nonsense")
         assert threads.cpu_threads() == 1
     finally:
