@@ -251,6 +251,16 @@ def read_json(
     return data
 
 
+def jsonl_header(lines: list[str]) -> dict[str, Any]:
+    """The header object of a resumable rows file (its first line), or ``{}`` when there is none
+    or it is not a JSON object."""
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
 def jsonl_records(lines: list[str]) -> Iterator[Any]:
     """The JSON values of ``lines`` (a resumable rows file after its header), skipping a line
     that does not parse: the last one cut by an interruption or a full disk."""

@@ -437,15 +437,7 @@ def _collect(
             )
             for d, text in enumerate(texts)
         ]
-        results.append(
-            PerplexityResult(
-                nll_sum=math.fsum(doc.nll_sum for doc in docs),
-                n_tokens=sum(doc.n_tokens for doc in docs),
-                n_bytes=sum(doc.n_bytes for doc in docs),
-                documents=docs,
-                config=config,
-            )
-        )
+        results.append(PerplexityResult.of_documents(docs, config))
     return results
 
 

@@ -124,6 +124,19 @@ class PerplexityResult:
     documents: list[DocumentPerplexity] = field(default_factory=list)
     config: PerplexityConfig = field(default_factory=PerplexityConfig)
 
+    @classmethod
+    def of_documents(
+        cls, documents: list[DocumentPerplexity], config: PerplexityConfig
+    ) -> PerplexityResult:
+        """The totals of ``documents`` (an exact sum of their log-likelihoods)."""
+        return cls(
+            nll_sum=math.fsum(d.nll_sum for d in documents),
+            n_tokens=sum(d.n_tokens for d in documents),
+            n_bytes=sum(d.n_bytes for d in documents),
+            documents=documents,
+            config=config,
+        )
+
     @property
     def ppl(self) -> float:
         """Token-weighted perplexity exp(nll_sum / n_tokens)."""
@@ -188,13 +201,7 @@ def perplexity(
         DocumentPerplexity(i, nll[i], count[i], len(text.encode("utf-8")))
         for i, text in enumerate(documents)
     ]
-    return PerplexityResult(
-        nll_sum=math.fsum(nll),
-        n_tokens=sum(count),
-        n_bytes=sum(d.n_bytes for d in per_doc),
-        documents=per_doc,
-        config=config,
-    )
+    return PerplexityResult.of_documents(per_doc, config)
 
 
 def perplexity_by_language(

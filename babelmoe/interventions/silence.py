@@ -49,13 +49,7 @@ def masked_perplexities(
     out = {}
     for lang in texts:
         docs = [d for d, owner in zip(whole.documents, owners, strict=True) if owner == lang]
-        out[lang] = PerplexityResult(
-            nll_sum=math.fsum(d.nll_sum for d in docs),
-            n_tokens=sum(d.n_tokens for d in docs),
-            n_bytes=sum(d.n_bytes for d in docs),
-            documents=docs,
-            config=config,
-        )
+        out[lang] = PerplexityResult.of_documents(docs, config)
     return out
 
 

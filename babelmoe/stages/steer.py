@@ -74,10 +74,7 @@ def _read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[str, d
     if force or not path.is_file():
         return {}
     lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
+    header = artifacts.jsonl_header(lines)
     if header.get("identity") != artifacts.jsonable(identity):
         raise BabelmoeError(
             f"{path} holds rows of a different steer run",

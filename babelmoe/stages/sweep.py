@@ -324,11 +324,7 @@ def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, 
     if force or not path.is_file():
         return {}
     lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
-    header = header if isinstance(header, dict) else {}
+    header = artifacts.jsonl_header(lines)
     if header.get("identity") != artifacts.jsonable(identity):
         from babelmoe.stages.sweep_resume import changed_tasks, moved_tasks_only
 
