@@ -267,14 +267,12 @@ class StudyConfig:
     def analysis(self) -> AnalysisConfig:
         """The analysis, on the primary metric only (the other metrics' bootstrap would cost
         minutes per metric with 69 languages and answers nothing the study asks)."""
-        from babelmoe.analysis.config import AnalysisConfig
+        from babelmoe.analysis.config import AnalysisConfig, StatisticsConfig
 
-        return AnalysisConfig(
-            metrics=("jensen_shannon",),
-            n_bootstrap=self.n_bootstrap,
-            n_permutations=self.n_permutations,
-            seed=self.seed,
+        statistics = StatisticsConfig(
+            n_bootstrap=self.n_bootstrap, n_permutations=self.n_permutations, seed=self.seed
         )
+        return AnalysisConfig(metrics=("jensen_shannon",), statistics=statistics)
 
 
 @dataclass(frozen=True)
