@@ -37,7 +37,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from babelmoe.errors import BabelmoeError, OutputError
+from babelmoe.errors import BabelmoeError, OutputError, setting
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -410,14 +410,14 @@ def check_can_write(
     except BabelmoeError:
         raise BabelmoeError(
             f"{folder / (name + '.json')} exists but is not a readable {kind} artifact",
-            "choose another output folder or pass --force to replace it",
+            f"choose another output folder or pass {setting('force')} to replace it",
         ) from None
     differing = differing_fields(meta, identity)
     if differing:
         raise BabelmoeError(
             f"{folder} already holds a different {kind} artifact "
             f"(differs in: {', '.join(differing)})",
-            "choose another output folder or pass --force to replace it",
+            f"choose another output folder or pass {setting('force')} to replace it",
         )
     return False
 

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,16 @@ def _fail(message: str, code: int) -> None:
 EMPTY_ALLOWED = ("--extra-seeds",)
 
 
+def _flags(argv: list[str]) -> Callable[[str], str]:
+    """``setting -> option`` for the errors of the subcommand ``argv`` runs (a setting it has
+    no option for keeps its name)."""
+    name = next((arg for arg in argv if arg in COMMAND_MODULES), None)
+    if name is None:
+        return common.flag_namer()
+    options = [opt for param in _command(name).params for opt in getattr(param, "opts", ())]
+    return common.flag_namer(options)
+
+
 def _empty_argument(argv: list[str]) -> str | None:
     """The option (or 'an argument') given an empty value, if any."""
     for i, arg in enumerate(argv):
@@ -266,9 +276,9 @@ def _main(argv: list[str], interrupted: str) -> None:
     except EveryRankError as exc:  # the same on every rank of a torchrun job: said once
         if os.environ.get("RANK", "0") != "0":
             sys.exit(exc.exit_code)
-        _fail(exc.one_line(), exc.exit_code)
-    except BabelmoeError as exc:
-        _fail(exc.one_line(), exc.exit_code)
+        _fail(exc.one_line(_flags(argv)), exc.exit_code)
+    except BabelmoeError as exc:  # the settings it names, as the command's options
+        _fail(exc.one_line(_flags(argv)), exc.exit_code)
     except NO_ARGS_ERRORS as exc:  # `babelmoe` alone: the help
         click.echo(exc.format_message())  # type: ignore[attr-defined]
         sys.exit(0)

@@ -2,12 +2,32 @@
 
 The CLI turns a ``BabelmoeError`` into a single line on stderr and a non-zero exit; library
 callers can catch it like any exception. Everything else that escapes is a bug.
+
+A message names a setting by its config field, marked with :func:`setting`
+(``f"{setting('max_documents')} must be >= 1"``): a caller of the library reads the field it
+passes (``max_documents must be >= 1``), the command line the option that sets it
+(``--max-documents must be >= 1``; ``BabelmoeError.one_line`` with
+``commands.common.flag``).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+
+_MARK = "\x1f"  # brackets a setting's name inside a message (never shown)
+_MARKED = re.compile(f"{_MARK}([^{_MARK}]+){_MARK}")
+
+
+def setting(name: str) -> str:
+    """``name`` (a config field) marked as a setting in a ``BabelmoeError``'s message: shown
+    as the name to a library caller, as its option on the command line."""
+    return f"{_MARK}{name}{_MARK}"
+
+
+def _render(text: str, flag: Callable[[str], str] | None) -> str:
+    return _MARKED.sub(lambda m: flag(m.group(1)) if flag else m.group(1), text)
 
 
 class BabelmoeError(Exception):
@@ -16,18 +36,23 @@ class BabelmoeError(Exception):
     Args:
         problem: what is wrong, e.g. ``"no such file: model.gguf"``.
         fix: what to do about it, e.g. ``"pass an existing .gguf path"``.
+
+    Settings named in either are marked with :func:`setting`; ``settings`` lists them.
     """
 
     exit_code = 2  # what the CLI exits with (OutputError: 3, like a full disk)
 
     def __init__(self, problem: str, fix: str | None = None) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{problem} ({fix})" if fix else problem)
+        self._marked = f"{problem} ({fix})" if fix else problem
+        self.problem = _render(problem, None)
+        self.fix = None if fix is None else _render(fix, None)
+        self.settings = tuple(dict.fromkeys(_MARKED.findall(self._marked)))
+        super().__init__(_render(self._marked, None))
 
-    def one_line(self) -> str:
-        """The message on a single line, as the CLI prints it."""
-        return " ".join(str(self).split())
+    def one_line(self, flag: Callable[[str], str] | None = None) -> str:
+        """The message on a single line; with ``flag`` (a setting's name -> its command-line
+        option) the settings are named as options, as the CLI prints them."""
+        return " ".join(_render(self._marked, flag).split())
 
 
 class OutputError(BabelmoeError):
@@ -45,10 +70,13 @@ class EveryRankError(BabelmoeError):
 MAX_SEED = 2**32 - 1
 
 
-def check_seed(value: int, flag: str = "--seed") -> int:
-    """A seed every random generator we use accepts (numpy and torch): 0 .. 2**32 - 1."""
+def check_seed(value: int, name: str = "seed") -> int:
+    """A seed every random generator we use accepts (numpy and torch): 0 .. 2**32 - 1;
+    ``name``: the setting (or option) it came from."""
     if not 0 <= value <= MAX_SEED:
-        raise BabelmoeError(f"{flag} must be in [0, {MAX_SEED}], got {value}", "pass e.g. 0")
+        raise BabelmoeError(
+            f"{setting(name)} must be in [0, {MAX_SEED}], got {value}", "pass e.g. 0"
+        )
     return value
 
 

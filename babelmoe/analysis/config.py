@@ -1,14 +1,108 @@
-"""Typed configs of the analysis and diff stages (validated on construction, no I/O)."""
+"""Typed configs of the analysis and diff stages (validated on construction, no I/O).
+
+``StatisticsConfig`` holds the resampling and testing settings the analyses share (bootstrap
+resamples, permutations, interval and significance levels, seed); every analysis config nests
+one as ``statistics`` and names the fields it reads in ``STATISTICS``. ``config_record`` writes
+such a config flat, as the artifacts record it (``summary.json``'s ``config``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from babelmoe.analysis.stats.metrics import METRICS
-from babelmoe.errors import BabelmoeError, require, unknown_name
+from babelmoe.errors import BabelmoeError, require, setting, unknown_name
 
 # The paper's three Romance languages; resolved against code, BCP 47 tag or name of the profile.
 DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {"Romance": ("fr", "es", "pt")}
+
+
+@dataclass(frozen=True)
+class StatisticsConfig:
+    """How the analyses resample and test: the settings they share (defaults suit a run).
+
+    An analysis reads the fields its config lists in ``STATISTICS`` and ignores the others, so
+    one ``StatisticsConfig`` passes unchanged from ``AnalysisConfig`` to the analyses it runs.
+    """
+
+    n_bootstrap: int = 1000
+    """Bootstrap resamples of the documents (profile units) for every confidence interval."""
+    bootstrap_paired: bool | None = None
+    """Resample the same articles in every language (right for parallel corpora: the languages'
+    frequencies then vary together, as the same content drives them); off: each language's units
+    are resampled independently. None (default): paired exactly when the profile's units hold
+    articles shared across languages (a parallel corpus such as UDHR; ``analysis.units``)."""
+    ci_level: float = 0.95
+    """Coverage of the percentile bootstrap intervals."""
+    n_permutations: int = 9999
+    """Random relabelings when exact enumeration would exceed ``exact_limit``."""
+    exact_limit: int = 400_000
+    """Enumerate every distinct permutation (or grouping) when there are at most this many."""
+    label_permutations: int = 999
+    """Permutations of the language labels over documents for the language-label null of shared
+    and specific experts (``analysis.label_null``; 0: skip it)."""
+    alpha: float = 0.05
+    """Significance level of the verdicts and of the summaries' sentences."""
+    seed: int = 0
+    """Seed of the bootstrap and of random permutations."""
+
+    def __post_init__(self) -> None:
+        require(
+            self.n_bootstrap >= 0,
+            f"{setting('n_bootstrap')} must be >= 0, got {self.n_bootstrap}",
+            "use 0 to skip intervals",
+        )
+        require(0.0 < self.ci_level < 1.0, f"{setting('ci_level')} must lie in (0, 1)")
+        require(
+            self.n_permutations >= 1,
+            f"{setting('n_permutations')} must be >= 1, got {self.n_permutations}",
+        )
+        require(
+            self.exact_limit >= 1, f"{setting('exact_limit')} must be >= 1, got {self.exact_limit}"
+        )
+        require(
+            self.label_permutations >= 0,
+            f"{setting('label_permutations')} must be >= 0, got {self.label_permutations}",
+            "use 0 to skip the language-label null",
+        )
+        require(0.0 < self.alpha < 1.0, f"{setting('alpha')} must lie in (0, 1)")
+
+
+def check_thresholds(shared_threshold: float, specific_high: float, specific_low: float) -> None:
+    """Refuse shared / specific thresholds outside [0, 1] or a ``specific_low`` not below
+    ``specific_high`` (the rule of every analysis that selects experts by frequency)."""
+    values = {
+        "shared_threshold": shared_threshold,
+        "specific_high": specific_high,
+        "specific_low": specific_low,
+    }
+    for name, value in values.items():
+        require(0.0 <= value <= 1.0, f"{setting(name)} must lie in [0, 1], got {value}")
+    require(
+        specific_low < specific_high,
+        f"{setting('specific_low')} must be below {setting('specific_high')}",
+        f"lower {setting('specific_low')}, e.g. to 0.01",
+    )
+
+
+STATISTICS_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StatisticsConfig))
+
+
+def config_record(config: Any) -> dict[str, Any]:
+    """``config`` (a dataclass) as the flat dict the artifacts record: ``dataclasses.asdict``
+    with its ``statistics`` replaced, in place, by the statistics fields the config reads (its
+    ``STATISTICS``) in ``StatisticsConfig``'s order. These are the keys, in the order, of the
+    flat configs that once repeated the statistics settings (``test_config_record`` pins them)."""
+    used = set(getattr(type(config), "STATISTICS", ()))
+    record: dict[str, Any] = {}
+    for name, value in dataclasses.asdict(config).items():
+        if name == "statistics":
+            record.update((k, v) for k, v in value.items() if k in used)
+        else:
+            record[name] = value
+    return record
 
 
 @dataclass
@@ -39,26 +133,9 @@ class AnalysisConfig:
     frequencies; a kept expert belongs to every language whose frequency reaches it too."""
     lape_entropy_quantile: float = 0.01
     """LAPE: among kept experts, the share with the lowest entropy that counts as specific."""
-    n_bootstrap: int = 1000
-    """Bootstrap resamples of the documents (profile units) for every confidence interval."""
-    bootstrap_paired: bool | None = None
-    """Resample the same articles in every language (right for parallel corpora: the languages'
-    frequencies then vary together, as the same content drives them); off: each language's units
-    are resampled independently. None (default): paired exactly when the profile's units hold
-    articles shared across languages (a parallel corpus such as UDHR; ``analysis.units``)."""
-    ci_level: float = 0.95
-    """Coverage of the percentile bootstrap intervals."""
-    n_permutations: int = 9999
-    """Random label permutations when exact enumeration would exceed ``exact_limit``."""
-    exact_limit: int = 400_000
-    """Enumerate every distinct permutation (or grouping) when there are at most this many."""
-    label_permutations: int = 999
-    """Permutations of the language labels over documents for the language-label null of shared
-    and specific experts (``analysis.label_null``; 0: skip it)."""
-    alpha: float = 0.05
-    """Significance level used in the sentences of the summary and the stability verdicts."""
-    seed: int = 0
-    """Seed of the bootstrap and of random permutations."""
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Bootstrap, permutations, interval and significance levels, seed (every field is read:
+    the label null's ``label_permutations`` too)."""
     batch_size: int = 50
     """Bootstrap resamples processed at once (memory ~ batch x languages x layers x experts)."""
     script_measure: str = "script"
@@ -68,6 +145,8 @@ class AnalysisConfig:
     genealogy_measure: str = "genealogy"
     """Genealogical reference: ``genealogy`` (Glottolog path normalised per family, the
     default) or ``genealogy_lineage`` (depth over the sample's deepest lineage)."""
+
+    STATISTICS: ClassVar[tuple[str, ...]] = STATISTICS_FIELDS
 
     def __post_init__(self) -> None:
         from babelmoe.analysis.covariates import GENEALOGY_MEASURES, SCRIPT_MEASURES
@@ -101,23 +180,10 @@ class AnalysisConfig:
                 f"group {name!r} has fewer than 2 languages",
                 "give at least two language codes per group",
             )
-        for name in ("shared_threshold", "specific_high", "specific_low"):
-            value = getattr(self, name)
-            require(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
-        require(
-            self.specific_low < self.specific_high,
-            "specific_low must be below specific_high",
-            "e.g. --specific-low 0.01",
-        )
+        check_thresholds(self.shared_threshold, self.specific_high, self.specific_low)
         require(0.0 < self.lape_filter_quantile < 1.0, "lape_filter_quantile must lie in (0, 1)")
         require(0.0 < self.lape_entropy_quantile <= 1.0, "lape_entropy_quantile must lie in (0, 1]")
         require(self.kl_epsilon > 0, "kl_epsilon must be positive")
-        require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0", "use 0 to skip intervals")
-        require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
-        require(self.n_permutations >= 1, "n_permutations must be >= 1")
-        require(self.label_permutations >= 0, "label_permutations must be >= 0")
-        require(self.exact_limit >= 1, "exact_limit must be >= 1")
-        require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
         require(self.batch_size >= 1, "batch_size must be >= 1")
 
 
@@ -135,40 +201,35 @@ class DiffConfig:
     """Distance used to compare the language geometry of the two profiles."""
     kl_epsilon: float = 1e-6
     """Smoothing of KL (see ``AnalysisConfig``)."""
-    n_bootstrap: int = 1000
-    """Bootstrap resamples (each profile's units resampled independently)."""
-    ci_level: float = 0.95
-    """Coverage of the percentile bootstrap intervals."""
-    n_permutations: int = 9999
-    """Random permutations for the Mantel test when exact enumeration is too large."""
-    exact_limit: int = 400_000
-    """Enumerate every permutation when there are at most this many."""
-    seed: int = 0
-    """Seed of the bootstrap and of random permutations."""
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Bootstrap resamples (each profile's units resampled independently), their interval
+    level, the Mantel test's permutations and the seed (``STATISTICS``)."""
     batch_size: int = 50
     """Bootstrap resamples processed at once."""
+
+    STATISTICS: ClassVar[tuple[str, ...]] = (
+        "n_bootstrap",
+        "ci_level",
+        "n_permutations",
+        "exact_limit",
+        "seed",
+    )
 
     def __post_init__(self) -> None:
         require(
             0.0 <= self.shared_threshold <= 1.0,
-            f"--shared-threshold must lie in [0, 1], got {self.shared_threshold}",
+            f"{setting('shared_threshold')} must lie in [0, 1], got {self.shared_threshold}",
             "pass e.g. 0.05",
         )
-        require(self.top_k >= 1, f"--top-k must be >= 1, got {self.top_k}", "pass e.g. 50")
+        require(
+            self.top_k >= 1, f"{setting('top_k')} must be >= 1, got {self.top_k}", "pass e.g. 50"
+        )
         require(
             self.z_threshold > 0,
-            f"--z-threshold must be positive, got {self.z_threshold}",
+            f"{setting('z_threshold')} must be positive, got {self.z_threshold}",
             "pass e.g. 2",
         )
         if self.primary_metric not in METRICS:
             raise unknown_name("metric", self.primary_metric, METRICS)
-        require(self.kl_epsilon > 0, "kl_epsilon must be positive")
-        require(
-            self.n_bootstrap >= 0,
-            f"--bootstrap must be >= 0, got {self.n_bootstrap}",
-            "use 0 to skip intervals",
-        )
-        require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
-        require(self.n_permutations >= 1, "n_permutations must be >= 1")
-        require(self.exact_limit >= 1, "exact_limit must be >= 1")
-        require(self.batch_size >= 1, "batch_size must be >= 1")
+        require(self.kl_epsilon > 0, f"{setting('kl_epsilon')} must be positive")
+        require(self.batch_size >= 1, f"{setting('batch_size')} must be >= 1")

@@ -133,7 +133,10 @@ def diff_profiles(a: ProfileData, b: ProfileData, config: DiffConfig) -> DiffRes
     geometry = None
     if len(codes) >= 4:
         plan = LabelPermutations.cached(
-            len(codes), config.exact_limit, config.n_permutations, config.seed
+            len(codes),
+            config.statistics.exact_limit,
+            config.statistics.n_permutations,
+            config.statistics.seed,
         )
         geometry = mantel(plan, dist_a, dist_b)
     else:
@@ -181,7 +184,8 @@ def _bootstrap(
     moves it, so its mean over experts is the noise floor of mean |delta|, and the share of
     resamples reaching the observed mean |delta| is a p-value for "no change in this layer".
     """
-    n_boot, n, n_layers = config.n_bootstrap, len(ia), fa.shape[1]
+    stats = config.statistics
+    n_boot, n, n_layers = stats.n_bootstrap, len(ia), fa.shape[1]
     nan = np.full((n + 1, n_layers), np.nan)
     if n_boot == 0:
         return {
@@ -190,7 +194,7 @@ def _bootstrap(
             "corr_ci": np.stack([nan, nan]),
             "se": np.full(fa.shape[1:], np.nan),
         }
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(stats.seed)
     ua, ta = a.unit_counts.numpy()[ia].astype(np.float64), a.unit_tokens.numpy()[ia] * 1.0
     ub, tb = b.unit_counts.numpy()[ib].astype(np.float64), b.unit_tokens.numpy()[ib] * 1.0
     # A resample of m units has (m - 1) / m of the variance of the data: undo that shrinkage.
@@ -212,6 +216,6 @@ def _bootstrap(
     return {
         "noise_floor": null.mean(axis=0),
         "noise_p": (1.0 + (null >= observed - 1e-15).sum(axis=0)) / (n_boot + 1.0),
-        "corr_ci": percentile_interval(np.concatenate(corrs), config.ci_level),
+        "corr_ci": percentile_interval(np.concatenate(corrs), stats.ci_level),
         "se": np.sqrt(total_sq / n_boot),  # root mean square deviation of the pooled delta
     }

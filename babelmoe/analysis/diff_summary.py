@@ -9,12 +9,11 @@ gained or lost shared status; status = gained | lost | shared | other).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 
-from babelmoe.analysis.config import DiffConfig
+from babelmoe.analysis.config import DiffConfig, config_record
 from babelmoe.analysis.diff import DiffResult
 from babelmoe.analysis.io import Row, clean
 from babelmoe.analysis.summary import fmt, fmt_p
@@ -127,7 +126,7 @@ def diff_summary(result: DiffResult, config: DiffConfig, runs: tuple[str, str]) 
             "run_b": runs[1],
             "languages": result.codes,
             "same_partition": result.same_partition,
-            "config": dataclasses.asdict(config),
+            "config": config_record(config),
             "mean_abs_delta_per_layer": pooled_abs,
             "noise_floor_per_layer": noise,
             "p_no_change_per_layer": result.noise_p[-1],

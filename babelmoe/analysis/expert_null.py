@@ -37,14 +37,15 @@ frequencies over the sum over all layers (per language, averaged over languages)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from babelmoe.analysis import experts as ex
-from babelmoe.errors import require
+from babelmoe.analysis.config import StatisticsConfig, check_thresholds, config_record
+from babelmoe.errors import require, setting
 
 logger = logging.getLogger(__name__)
 
@@ -61,18 +62,14 @@ class ExpertNullConfig:
     """... and <= this in every other language."""
     n_draws: int = 1000
     """Monte Carlo draws of the null model for the p-values (0: expectations only)."""
-    alpha: float = 0.05
-    """Significance level of the sentences."""
-    seed: int = 0
-    """Seed of the draws."""
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Significance level of the sentences, seed of the draws (``STATISTICS``)."""
+
+    STATISTICS: ClassVar[tuple[str, ...]] = ("alpha", "seed")
 
     def __post_init__(self) -> None:
-        for name in ("shared_threshold", "specific_high", "specific_low"):
-            value = getattr(self, name)
-            require(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
-        require(self.specific_low < self.specific_high, "specific_low must be below specific_high")
-        require(self.n_draws >= 0, "n_draws must be >= 0")
-        require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
+        check_thresholds(self.shared_threshold, self.specific_high, self.specific_low)
+        require(self.n_draws >= 0, f"{setting('n_draws')} must be >= 0")
 
 
 @dataclass
@@ -182,7 +179,7 @@ def expert_null(freq: np.ndarray, config: ExpertNullConfig | None = None) -> Exp
     specific = _specific_counts(freq, config).astype(np.float64)  # [L]
     n_layers = freq.shape[1]
     if config.n_draws:
-        rng = np.random.default_rng(config.seed)
+        rng = np.random.default_rng(config.statistics.seed)
         null_shared, null_specific = null_draws(freq, config, rng, config.n_draws)
         shared_p = ((null_shared >= shared).sum(axis=0) + 1) / (config.n_draws + 1)
         specific_p = ((null_specific >= specific).sum(axis=0) + 1) / (config.n_draws + 1)
@@ -225,7 +222,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def summary(result: ExpertNullResult, config: ExpertNullConfig) -> dict[str, Any]:
     """The ``expert_null`` block of ``summary.json`` with its sentences."""
-    out: dict[str, Any] = {"n_draws": result.n_draws, "config": vars(config).copy()}
+    out: dict[str, Any] = {"n_draws": result.n_draws, "config": config_record(config)}
     for kind in ("shared", "specific"):
         observed = getattr(result, kind)
         expected = getattr(result, f"{kind}_expected")
@@ -257,17 +254,21 @@ def findings(result: ExpertNullResult, config: ExpertNullConfig) -> list[str]:
         if peak_raw is None:
             texts.append(f"{what} experts: none in any layer.")
             continue
-        above = [int(layer) for layer in np.flatnonzero((p < config.alpha) & (observed > expected))]
+        above = [
+            int(layer)
+            for layer in np.flatnonzero((p < config.statistics.alpha) & (observed > expected))
+        ]
         rho = _spearman(observed, result.selection_share)
         text = (
             f"{what} experts peak in layer {peak_raw} ({int(observed[peak_raw])}; "
             f"{expected[peak_raw]:.3g} expected if experts were matched across languages at "
             f"random within each layer). Across layers the raw count follows the layer's share "
             f"of selections (Spearman {rho:.2f}). More than the layer's share of selections "
-            f"gives (p < {config.alpha}, {result.n_draws} draws; a null that does not ask about "
+            f"gives (p < {config.statistics.alpha}, {result.n_draws} draws; a null that does not "
+            "ask about "
             f"language) in {len(above)} of {observed.size} layers"
         )
-        survives = peak_excess == peak_raw and p[peak_raw] < config.alpha
+        survives = peak_excess == peak_raw and p[peak_raw] < config.statistics.alpha
         if peak_excess is None:
             text += "; no layer has more than the null expects: the raw peak does not survive"
         elif survives:

@@ -39,10 +39,11 @@ import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from babelmoe.analysis.config import StatisticsConfig
 from babelmoe.analysis.stats import language_resampling as lr
 from babelmoe.analysis.stats import mrm
 from babelmoe.analysis.stats.bootstrap import percentile_interval
@@ -87,10 +88,6 @@ class MRMConfig:
     """How a coefficient is tested: ``freedman_lane`` (relabel the languages of the residual of
     the model without that predictor: the predictor's own contribution) or ``response``
     (relabel the response: Legendre's MRM, the joint null). R^2 always relabels the response."""
-    n_permutations: int = 9999
-    """Random relabelings of the languages (the identity comes on top)."""
-    exact_limit: int = 400_000
-    """Enumerate every relabeling when there are at most this many (n <= 9 languages)."""
     restricted: tuple[tuple[str, str], ...] = (("script", "family"), ("genealogy", "script"))
     """(predictor, language field): test the predictor's coefficient relabeling languages only
     within groups of equal field (script within families, genealogy within scripts)."""
@@ -108,14 +105,20 @@ class MRMConfig:
     """Fewest languages per half for the moderator analysis."""
     min_family: int = 2
     """Leave-one-family-out covers the families with at least this many languages."""
-    ci_level: float = 0.95
-    """Coverage of the percentile intervals."""
-    alpha: float = 0.05
-    """Level of the claims (after Holm adjustment)."""
-    seed: int = 0
-    """Seed of the relabelings and of the resamples."""
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Random relabelings of the languages (the identity comes on top; every relabeling when
+    there are at most ``exact_limit``, n <= 9 languages), interval level, level of the claims
+    (after Holm adjustment), seed of the relabelings and of the resamples (``STATISTICS``)."""
     batch_size: int = 100
     """Resamples fitted at once (memory ~ batch x pairs x (scopes + predictors) x 8 bytes)."""
+
+    STATISTICS: ClassVar[tuple[str, ...]] = (
+        "ci_level",
+        "n_permutations",
+        "exact_limit",
+        "alpha",
+        "seed",
+    )
 
     def __post_init__(self) -> None:
         require(len(self.predictors) >= 1, "the MRM needs at least one predictor")
@@ -123,12 +126,9 @@ class MRMConfig:
             self.coefficient_test in ("freedman_lane", "response"),
             "coefficient_test must be freedman_lane or response",
         )
-        require(self.n_permutations >= 1, "n_permutations must be >= 1")
         require(self.n_restricted_permutations >= 1, "n_restricted_permutations must be >= 1")
         require(self.n_language_bootstrap >= 0, "n_language_bootstrap must be >= 0")
         require(self.n_moderator_permutations >= 1, "n_moderator_permutations must be >= 1")
-        require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
-        require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
         require(self.batch_size >= 1, "batch_size must be >= 1")
         self.predictors = tuple(self.predictors)
         self.restricted = tuple((str(a), str(b)) for a, b in self.restricted)
@@ -275,12 +275,13 @@ def family_mrm(
         features: name -> [n] per-language feature (NaN: not measured), for the moderators.
         sources: name -> where a predictor comes from (reported as is).
         plan: the unrestricted relabelings to use (shared with the Mantel tests when given;
-            its size wins over ``config.n_permutations``).
+            its size wins over ``config.statistics.n_permutations``).
 
     Raises:
         BabelmoeError: fewer than 4 languages, or no usable predictor.
     """
     config = config or MRMConfig()
+    stats = config.statistics
     response = np.asarray(response, dtype=np.float64)
     n = response.shape[-1]
     if n < 4:
@@ -307,9 +308,7 @@ def family_mrm(
         notes.append(f"the predictors are strongly collinear (condition number {cond:.0f})")
 
     # 1. Permutation tests over all scopes at once.
-    plan = plan or LabelPermutations.cached(
-        n, config.exact_limit, config.n_permutations, config.seed
-    )
+    plan = plan or LabelPermutations.cached(n, stats.exact_limit, stats.n_permutations, stats.seed)
     logger.info("MRM: %d predictors, %d scopes, %d relabelings", k, len(zy), len(plan.pair_index))
     p, r2_p = mrm.permutation_p_values(zy_safe, zx, plan.pair_index, config.coefficient_test)
     dead = ~alive
@@ -323,13 +322,16 @@ def family_mrm(
 
     # 2. Language bootstrap, jackknife, leave one family out.
     n_boot = config.n_language_bootstrap
-    draws = lr.bootstrap_draws(n, n_boot, config.seed)
+    draws = lr.bootstrap_draws(n, n_boot, stats.seed)
     boot_w = lr.pair_weights(lr.bootstrap_weights(draws, n)) if n_boot else np.zeros((0, 0))
     if n_boot:
         logger.info("MRM: language bootstrap, %d resamples", n_boot)
         boot = mrm.weighted_fit(y_raw, x_raw, boot_w, config.ranks, config.batch_size)
-        ci, r2_ci = _interval(boot.beta, config.ci_level), _interval(boot.r2, config.ci_level)
-        unique_ci = _interval(boot.unique, config.ci_level)
+        ci, r2_ci = (
+            _interval(boot.beta, stats.ci_level),
+            _interval(boot.r2, stats.ci_level),
+        )
+        unique_ci = _interval(boot.unique, stats.ci_level)
     else:
         ci = unique_ci = np.full((2, *beta.shape), np.nan)
         r2_ci = np.full((2, len(r2)), np.nan)
@@ -412,7 +414,10 @@ def _restricted(
 ) -> RestrictedTest:
     blocks = [lang.get(key) or None for lang in languages]
     plan = lr.BlockPermutations(
-        blocks, config.n_restricted_permutations, config.seed, config.exact_limit
+        blocks,
+        config.n_restricted_permutations,
+        config.statistics.seed,
+        config.statistics.exact_limit,
     )
     common = {
         "predictor": predictor,
@@ -428,10 +433,10 @@ def _restricted(
             **common, feasible=False, beta=float("nan"), p=float("nan"), note="not in the model"
         )
     j = used.index(predictor)
-    if not plan.feasible(config.alpha):
+    if not plan.feasible(config.statistics.alpha):
         note = (
             f"only {plan.n_distinct:g} distinct relabelings within {key}: the smallest possible "
-            f"p-value is above alpha = {config.alpha}; not tested"
+            f"p-value is above alpha = {config.statistics.alpha}; not tested"
         )
         return RestrictedTest(
             **common, feasible=False, beta=float(beta[j]), p=float("nan"), note=note
@@ -486,12 +491,12 @@ def _moderator(
         for p in preds:
             j = used.index(p)
             ci[p] = (
-                _interval(fits[0][:, j] - fits[1][:, j], config.ci_level),
-                _interval(fits[0][:, j], config.ci_level),
-                _interval(fits[1][:, j], config.ci_level),
+                _interval(fits[0][:, j] - fits[1][:, j], config.statistics.ci_level),
+                _interval(fits[0][:, j], config.statistics.ci_level),
+                _interval(fits[1][:, j], config.statistics.ci_level),
             )
     # Permutation: random splits of the measured languages into halves of the same sizes.
-    rng = np.random.default_rng(config.seed + 1)
+    rng = np.random.default_rng(config.statistics.seed + 1)
     n_perm = config.n_moderator_permutations
     shuffled = np.stack([order] + [rng.permutation(order) for _ in range(n_perm)])  # [N+1, m]
     w_better = np.zeros((n_perm + 1, n))
@@ -544,7 +549,8 @@ def _others(result: MRMResult, name: str) -> str:
 
 def claims(result: MRMResult, config: MRMConfig) -> dict[str, Any]:
     """The claims the headline rests on, Holm-adjusted together (``claims.json``)."""
-    level = f"{INTERVAL} {config.ci_level:.0%}"
+    stats = config.statistics
+    level = f"{INTERVAL} {stats.ci_level:.0%}"
     rank_word = "ranks of " if config.ranks else ""
     items: list[dict[str, Any]] = []
     for j, name in enumerate(result.predictors):
@@ -619,10 +625,10 @@ def claims(result: MRMResult, config: MRMConfig) -> dict[str, Any]:
         kind = item.pop("kind")
         lo, hi = item["ci_low"], item["ci_high"]
         if kind == "positive":
-            holds = _holds_positive(p_adj, lo, config.alpha)
+            holds = _holds_positive(p_adj, lo, stats.alpha)
         else:
             excl = np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0)
-            holds = bool(np.isfinite(p_adj) and p_adj < config.alpha and excl)
+            holds = bool(np.isfinite(p_adj) and p_adj < stats.alpha and excl)
         out.append(
             {
                 **{k: item[k] for k in ("id", "statement", "estimate", "ci_low", "ci_high")},
@@ -664,7 +670,12 @@ def correction_text(result: MRMResult, config: MRMConfig, n_tests: int) -> str:
         if skipped
         else ""
     )
-    return f"Holm over {n_tests} tests: " + ", ".join(parts) + f"; alpha = {config.alpha}" + tail
+    return (
+        f"Holm over {n_tests} tests: "
+        + ", ".join(parts)
+        + f"; alpha = {config.statistics.alpha}"
+        + tail
+    )
 
 
 def scope_name(k: int) -> str | int:
@@ -794,7 +805,7 @@ def _p(x: float | None) -> str:
 def findings(result: MRMResult, config: MRMConfig, claim_block: dict[str, Any]) -> list[str]:
     """Sentences, every number with its language-level interval or adjusted p-value."""
     by_id = {c["id"]: c for c in claim_block["claims"]}
-    level = f"{config.ci_level:.0%}"
+    level = f"{config.statistics.ci_level:.0%}"
     n = len(result.labels)
     on = "ranks" if config.ranks else "raw distances"
     coef = "; ".join(
@@ -867,7 +878,7 @@ def findings(result: MRMResult, config: MRMConfig, claim_block: dict[str, Any]) 
             name: [
                 k - 1
                 for k in range(1, result.beta.shape[0])
-                if result.p_layers_holm[k, j] < config.alpha and result.ci[0, k, j] > 0
+                if result.p_layers_holm[k, j] < config.statistics.alpha and result.ci[0, k, j] > 0
             ]
             for j, name in enumerate(result.predictors)
         }
@@ -891,8 +902,8 @@ def summary(result: MRMResult, config: MRMConfig, claim_block: dict[str, Any]) -
         "n_permutations": result.n_permutations,
         "exact": result.exact,
         "n_language_bootstrap": result.n_bootstrap,
-        "ci_level": config.ci_level,
-        "alpha": config.alpha,
+        "ci_level": config.statistics.ci_level,
+        "alpha": config.statistics.alpha,
         "condition_number": result.condition_number,
         "predictor_correlation": result.predictor_correlation.tolist(),
         "model": {

@@ -49,13 +49,14 @@ sparse (permutation) x dense (cells x experts) product.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 
-from babelmoe.errors import require
+from babelmoe.analysis.config import StatisticsConfig, check_thresholds
+from babelmoe.errors import require, setting
 
 logger = logging.getLogger(__name__)
 
@@ -70,27 +71,25 @@ class LabelNullConfig:
     """Specific to language i: frequency >= this in i ..."""
     specific_low: float = 0.01
     """... and <= this in every other language."""
-    n_permutations: int = 999
-    """Random permutations of the language labels (0: observed counts only)."""
     strata: str = "auto"
     """``article``: permute within articles; ``none``: over all cells; ``auto``: ``article``
     when the profile's units align across languages (a parallel corpus), else ``none``."""
-    alpha: float = 0.05
-    """Significance level (after Benjamini-Hochberg over experts for the dispersion test)."""
-    seed: int = 0
-    """Seed of the permutations."""
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Random permutations of the language labels (``label_permutations``; 0: observed counts
+    only), significance level (after Benjamini-Hochberg over experts for the dispersion test),
+    seed of the permutations (``STATISTICS``)."""
     batch_size: int = 50
     """Permutations evaluated at once (memory ~ batch x languages x layers x experts x 4 B)."""
 
+    STATISTICS: ClassVar[tuple[str, ...]] = ("label_permutations", "alpha", "seed")
+
     def __post_init__(self) -> None:
-        for name in ("shared_threshold", "specific_high", "specific_low"):
-            value = getattr(self, name)
-            require(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
-        require(self.specific_low < self.specific_high, "specific_low must be below specific_high")
-        require(self.n_permutations >= 0, "n_permutations must be >= 0")
-        require(self.strata in ("auto", "article", "none"), "strata must be auto, article or none")
-        require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
-        require(self.batch_size >= 1, "batch_size must be >= 1")
+        check_thresholds(self.shared_threshold, self.specific_high, self.specific_low)
+        require(
+            self.strata in ("auto", "article", "none"),
+            f"{setting('strata')} must be auto, article or none",
+        )
+        require(self.batch_size >= 1, f"{setting('batch_size')} must be >= 1")
 
 
 @dataclass
@@ -251,7 +250,7 @@ def label_null(
     shared_mask = (freq3 >= config.shared_threshold).all(axis=0)
     spec = specific_language(freq3, config.specific_high, config.specific_low)
 
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.statistics.seed)
     exceed_g = np.zeros(k, dtype=np.int64)
     exceed_f = np.zeros((n, k), dtype=np.int64)
     sum_h = np.zeros(k, dtype=np.float64)
@@ -260,8 +259,8 @@ def label_null(
     tol_g = 1e-5 * np.maximum(np.abs(g_obs), 1e-12)
     f_floor = (freq * (1.0 - 1e-5) - 1e-12).astype(np.float32)
     done = 0
-    while done < config.n_permutations:
-        size = min(config.batch_size, config.n_permutations - done)
+    while done < config.statistics.label_permutations:
+        size = min(config.batch_size, config.statistics.label_permutations - done)
         perm = draw_permutations(rng, stratum, size)  # [B, C]
         rows = (np.arange(size)[:, None] * n + lang[None, :]).ravel()
         assign = sparse.csr_matrix(
@@ -281,7 +280,7 @@ def label_null(
         spec_star = specific_language(f4, config.specific_high, config.specific_low)
         specific_null.append((spec_star >= 0).sum(axis=-1))
         done += size
-    draws = config.n_permutations
+    draws = config.statistics.label_permutations
     if draws:
         dispersion_p = ((exceed_g + 1) / (draws + 1)).reshape(n_layers, n_experts)
         language_p = ((exceed_f + 1) / (draws + 1)).reshape(n, n_layers, n_experts)
@@ -313,7 +312,7 @@ def label_null(
         specific_null=np.concatenate(specific_null) if specific_null else empty,
         strata=used,
         n_permutations=draws,
-        alpha=config.alpha,
+        alpha=config.statistics.alpha,
     )
 
 

@@ -212,6 +212,7 @@ def analyse_profile(
     intervals (default: all of ``config.metrics``); the primary metric always gets them.
     ``seed_run``: only what the seed study reads (distances, group tests with their intervals,
     shared-expert counts): no Mantel tests and no intervals of expert counts."""
+    stats = config.statistics
     _validate(profile)
     notes: list[str] = []
     langs = profile.languages
@@ -248,27 +249,25 @@ def analyse_profile(
         dict.fromkeys([config.primary_metric, *(bootstrap_metrics or config.metrics)])
     )
     samples: dict[str, np.ndarray] = {}
-    if config.n_bootstrap > 0:
+    if stats.n_bootstrap > 0:
         check_units(profile.unit_counts.numpy(), profile.unit_tokens.numpy(), profile.codes)
-        logger.info("bootstrap: %d resamples of %d languages' units", config.n_bootstrap, n)
+        logger.info("bootstrap: %d resamples of %d languages' units", stats.n_bootstrap, n)
         articles = profile_articles(profile)
-        paired = resolve_paired(config.bootstrap_paired, articles)
+        paired = resolve_paired(stats.bootstrap_paired, articles)
         notes.append(describe_resampling(paired, articles))
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
             _statistic(config, boot_metrics, experts=not seed_run),
-            config.n_bootstrap,
-            config.seed,
+            stats.n_bootstrap,
+            stats.seed,
             config.batch_size,
             paired,
             articles=articles.index if paired and articles is not None else None,
         )
         for name in boot_metrics:
-            metrics[name].model_ci = percentile_interval(samples[f"{name}/model"], config.ci_level)
-            metrics[name].layers_ci = percentile_interval(
-                samples[f"{name}/layers"], config.ci_level
-            )
+            metrics[name].model_ci = percentile_interval(samples[f"{name}/model"], stats.ci_level)
+            metrics[name].layers_ci = percentile_interval(samples[f"{name}/layers"], stats.ci_level)
     dist_samples = (
         as_distance(
             samples[f"{config.primary_metric}/model"].astype(np.float64), config.primary_metric
@@ -280,7 +279,7 @@ def analyse_profile(
     def interval(values: np.ndarray | None) -> Interval:
         if values is None:
             return NAN_INTERVAL
-        lo, hi = percentile_interval(values, config.ci_level)
+        lo, hi = percentile_interval(values, stats.ci_level)
         return float(lo), float(hi)
 
     # Agreement with genealogy and script (Mantel, Spearman, one-sided).
@@ -288,7 +287,12 @@ def analyse_profile(
     if seed_run:
         notes.append("seed run: Mantel tests and intervals of expert counts not computed")
     elif n >= 4:
-        plan = LabelPermutations.cached(n, config.exact_limit, config.n_permutations, config.seed)
+        plan = LabelPermutations.cached(
+            n,
+            stats.exact_limit,
+            stats.n_permutations,
+            stats.seed,
+        )
         rows, cols = plan.rows, plan.cols
         for ref, ref_dist in references.items():
             whole, *by_layer = mantel_many(plan, [distance, *layer_distance], ref_dist)
@@ -306,7 +310,13 @@ def analyse_profile(
 
     group_results = []
     for name, (idx, source) in groups.items():
-        test = group_test(distance, idx, config.exact_limit, config.n_permutations, config.seed)
+        test = group_test(
+            distance,
+            idx,
+            stats.exact_limit,
+            stats.n_permutations,
+            stats.seed,
+        )
         ci = interval(None if dist_samples is None else group_statistic(dist_samples, idx))
         group_results.append(GroupResult(name, [profile.codes[i] for i in idx], source, test, ci))
     for group, adjusted in zip(
@@ -355,10 +365,10 @@ def _experts(
     lape, tau = ex.lape_specific(freq, config.lape_filter_quantile, config.lape_entropy_quantile)
     if "shared" in samples:
         boot_shared = samples["shared"].astype(np.float64)  # [B, L]
-        shared_ci = percentile_interval(boot_shared, config.ci_level)
+        shared_ci = percentile_interval(boot_shared, config.statistics.ci_level)
         centre_ci = interval(ex.centre_of_mass(boot_shared))
         peak_support = float(np.mean(np.argmax(boot_shared, axis=-1) == np.argmax(counts)))
-        specific_ci = percentile_interval(samples["specific"], config.ci_level)
+        specific_ci = percentile_interval(samples["specific"], config.statistics.ci_level)
     else:
         shared_ci = np.full((2, n_layers), np.nan)
         centre_ci, peak_support = NAN_INTERVAL, float("nan")

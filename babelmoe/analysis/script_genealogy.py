@@ -45,11 +45,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.stats import rankdata
 
+from babelmoe.analysis.config import StatisticsConfig
 from babelmoe.analysis.covariates import (
     GENEALOGY_MEASURES,
     SCRIPT_MEASURES,
@@ -63,7 +64,7 @@ from babelmoe.analysis.stats.permutation import LabelPermutations, TestResult, h
 from babelmoe.analysis.stats.permutation import _from_null as test_from_null
 from babelmoe.analysis.units import profile_articles, resolve_paired
 from babelmoe.corpus.languages import script_distribution, script_overlap_distance
-from babelmoe.errors import BabelmoeError, require
+from babelmoe.errors import BabelmoeError, require, setting
 from babelmoe.profile.artifact import ProfileData
 
 logger = logging.getLogger(__name__)
@@ -79,21 +80,10 @@ class ScriptGenealogyConfig:
     """Activation distance (a metric of ``analysis.stats.metrics``)."""
     kl_epsilon: float = 1e-6
     """Smoothing of KL when ``metric`` is ``kl``."""
-    n_permutations: int = 9999
-    """Random relabelings when exact enumeration would exceed ``exact_limit``."""
-    exact_limit: int = 400_000
-    """Enumerate every relabeling when there are at most this many (n <= 9)."""
-    n_bootstrap: int = 1000
-    """Bootstrap resamples of the document units (0: no intervals)."""
-    bootstrap_paired: bool | None = None
-    """Resample the same articles in every language (see ``AnalysisConfig``; None: paired
-    exactly when the profile's units align across languages, as in UDHR)."""
-    ci_level: float = 0.95
-    """Coverage of the percentile intervals."""
-    alpha: float = 0.05
-    """Significance level of the verdicts (after Holm adjustment over layers)."""
-    seed: int = 0
-    """Seed of the bootstrap and of the random relabelings."""
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Relabelings of the Mantel tests (every relabeling when at most ``exact_limit``, n <= 9),
+    bootstrap resamples of the document units (0: no intervals) and their pairing, interval
+    level, significance level of the verdicts (after Holm adjustment over layers), seed."""
     batch_size: int = 25
     """Bootstrap resamples processed at once."""
     script_measure: str = "script"
@@ -112,13 +102,19 @@ class ScriptGenealogyConfig:
     )
     """Pairs of language labels reported one by one (pairs not profiled are skipped)."""
 
+    STATISTICS: ClassVar[tuple[str, ...]] = (
+        "n_bootstrap",
+        "bootstrap_paired",
+        "ci_level",
+        "n_permutations",
+        "exact_limit",
+        "alpha",
+        "seed",
+    )
+
     def __post_init__(self) -> None:
         require(self.metric in METRICS, f"unknown metric {self.metric!r}")
-        require(self.n_permutations >= 1, "n_permutations must be >= 1")
-        require(self.n_bootstrap >= 0, "n_bootstrap must be >= 0")
-        require(0.0 < self.ci_level < 1.0, "ci_level must lie in (0, 1)")
-        require(0.0 < self.alpha < 1.0, "alpha must lie in (0, 1)")
-        require(self.batch_size >= 1, "batch_size must be >= 1")
+        require(self.batch_size >= 1, f"{setting('batch_size')} must be >= 1")
         require(self.script_measure in SCRIPT_MEASURES, f"unknown {self.script_measure!r}")
         require(self.genealogy_measure in GENEALOGY_MEASURES, f"unknown {self.genealogy_measure!r}")
         self.contrasts = tuple((str(a), str(b)) for a, b in self.contrasts)
@@ -260,6 +256,7 @@ def script_genealogy(
             perfectly correlated (nothing to tell apart).
     """
     config = config or ScriptGenealogyConfig()
+    stats = config.statistics
     langs = profile.languages
     n = len(langs)
     if n < 4:
@@ -274,7 +271,7 @@ def script_genealogy(
         notes.append("the profile has no script distributions: majority scripts used (one-hot)")
     freq = profile.frequency.numpy()  # [n, L, E]
     n_layers = freq.shape[1]
-    plan = LabelPermutations.cached(n, config.exact_limit, config.n_permutations, config.seed)
+    plan = LabelPermutations.cached(n, stats.exact_limit, stats.n_permutations, stats.seed)
     rows, cols = plan.rows, plan.cols
     s = _ranks(references["script"][rows, cols])
     g = _ranks(references["genealogy"][rows, cols])
@@ -305,14 +302,14 @@ def script_genealogy(
     # Bootstrap: the partial r's of every scope per resample.
     boot: np.ndarray | None = None  # [B, 1 + L, 2] partial r (script, genealogy)
     boot_dist: np.ndarray | None = None  # [B, n, n] whole-model distance
-    n_bootstrap = config.n_bootstrap
+    n_bootstrap = stats.n_bootstrap
     if distance_samples is not None:
         whole, per_layer = (np.asarray(x, dtype=np.float64) for x in distance_samples)
         tri = np.concatenate([whole[:, None], per_layer], axis=1)[..., rows, cols]
         _, _, ps, pg, _ = _partials(_ranks(tri), s, g)
         boot, boot_dist, n_bootstrap = np.stack([ps, pg], axis=-1), whole, whole.shape[0]
-    elif config.n_bootstrap > 0:
-        logger.info("family vs script: bootstrap, %d resamples", config.n_bootstrap)
+    elif stats.n_bootstrap > 0:
+        logger.info("family vs script: bootstrap, %d resamples", stats.n_bootstrap)
 
         def statistic(f: np.ndarray) -> dict[str, np.ndarray]:  # f [B, n, L, E]
             whole, per_layer = distances(f)  # [B, n, n], [B, L, n, n]
@@ -321,13 +318,13 @@ def script_genealogy(
             return {"partial": np.stack([ps, pg], axis=-1), "model": whole}
 
         articles = profile_articles(profile)
-        paired = resolve_paired(config.bootstrap_paired, articles)
+        paired = resolve_paired(stats.bootstrap_paired, articles)
         samples = run_bootstrap(
             profile.unit_counts.numpy(),
             profile.unit_tokens.numpy(),
             statistic,
-            config.n_bootstrap,
-            config.seed,
+            stats.n_bootstrap,
+            stats.seed,
             config.batch_size,
             paired,
             articles=articles.index if paired and articles is not None else None,
@@ -359,10 +356,8 @@ def script_genealogy(
         ci = {ref: (float("nan"), float("nan")) for ref in REFERENCES}
         diff_ci = (float("nan"), float("nan"))
         if boot is not None:
-            ci = {
-                ref: _interval(boot[:, k, j], config.ci_level) for j, ref in enumerate(REFERENCES)
-            }
-            diff_ci = _interval(boot[:, k, 0] - boot[:, k, 1], config.ci_level)
+            ci = {ref: _interval(boot[:, k, j], stats.ci_level) for j, ref in enumerate(REFERENCES)}
+            diff_ci = _interval(boot[:, k, 0] - boot[:, k, 1], stats.ci_level)
         scopes.append(
             ScopeResult(
                 layer=None if k == 0 else k - 1,
@@ -481,7 +476,9 @@ def _contrasts(
                 a=a,
                 b=b,
                 distance=value,
-                ci=_interval(None if boot_dist is None else boot_dist[:, i, j], config.ci_level),
+                ci=_interval(
+                    None if boot_dist is None else boot_dist[:, i, j], config.statistics.ci_level
+                ),
                 rank=float(np.mean(pairs < value)),
                 genealogy=float(references["genealogy"][i, j]),
                 script=float(references["script"][i, j]),
@@ -522,20 +519,21 @@ def scope_dict(scope: ScopeResult, alpha: float) -> dict[str, Any]:
 
 def summary(result: ScriptGenealogyResult, config: ScriptGenealogyConfig) -> dict[str, Any]:
     """The ``family_vs_script`` block of ``summary.json``, with its sentences."""
-    layers = [scope_dict(x, config.alpha) for x in result.layers]
+    stats = config.statistics
+    layers = [scope_dict(x, stats.alpha) for x in result.layers]
     by_verdict = {
-        ref: [x.layer for x in result.layers if x.follows(ref, config.alpha)] for ref in REFERENCES
+        ref: [x.layer for x in result.layers if x.follows(ref, stats.alpha)] for ref in REFERENCES
     }
     return {
         "metric": config.metric,
         "n_languages": len(result.labels),
         "n_pairs": len(result.labels) * (len(result.labels) - 1) // 2,
         "n_bootstrap": result.n_bootstrap,
-        "ci_level": config.ci_level,
-        "alpha": config.alpha,
+        "ci_level": stats.ci_level,
+        "alpha": stats.alpha,
         "reference_correlation": result.reference_correlation,
         "measures": measures_block(config.script_measure, config.genealogy_measure),
-        "model": scope_dict(result.model, config.alpha),
+        "model": scope_dict(result.model, stats.alpha),
         "layers": layers,
         "layers_following": by_verdict,
         "contrasts": [vars(c) | {"ci": list(c.ci)} for c in result.contrasts],
@@ -559,7 +557,8 @@ def _p(x: float) -> str:
 
 def findings(result: ScriptGenealogyResult, config: ScriptGenealogyConfig) -> list[str]:
     """One sentence per finding, every number with its interval or p-value."""
-    m, level = result.model, f"{config.ci_level:.0%}"
+    stats = config.statistics
+    m, level = result.model, f"{stats.ci_level:.0%}"
 
     def part(scope: ScopeResult, ref: str) -> str:
         t, (lo, hi) = scope.partial[ref], scope.partial_ci[ref]
@@ -577,7 +576,7 @@ def findings(result: ScriptGenealogyResult, config: ScriptGenealogyConfig) -> li
         f"r = {_f(result.reference_correlation)})."
     ]
     follow = {
-        ref: [x.layer for x in result.layers if x.follows(ref, config.alpha)] for ref in REFERENCES
+        ref: [x.layer for x in result.layers if x.follows(ref, stats.alpha)] for ref in REFERENCES
     }
     more = {
         "script": [x.layer for x in result.layers if x.difference_ci[0] > 0],
@@ -602,7 +601,8 @@ def findings(result: ScriptGenealogyResult, config: ScriptGenealogyConfig) -> li
             f"{_f(values[:, 1].max())} for genealogy.",
         )
     out.append(
-        f"Per layer (Holm-adjusted over {n_layers} layers, alpha = {config.alpha}): script in "
+        f"Per layer (Holm-adjusted over {n_layers} layers, alpha = {stats.alpha}): "
+        "script in "
         f"{len(follow['script'])} layers ({_layers(follow['script'])}), genealogy in "
         f"{len(follow['genealogy'])} ({_layers(follow['genealogy'])}); the bootstrap interval "
         f"of the difference (script minus genealogy) lies above 0 in layers "

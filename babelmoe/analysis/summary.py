@@ -8,13 +8,12 @@ without seed runs), ``clustering``, ``notes`` and ``findings`` (topic + sentence
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
-from babelmoe.analysis.config import AnalysisConfig
+from babelmoe.analysis.config import AnalysisConfig, config_record
 from babelmoe.analysis.covariates import measures_block
 from babelmoe.analysis.io import clean
 from babelmoe.analysis.profile_analysis import AnalysisResult, GroupResult
@@ -100,7 +99,7 @@ def _shared(result: AnalysisResult, config: AnalysisConfig) -> tuple[dict[str, A
         f"{ex.peak_layer} ({int(counts[ex.peak_layer])} experts; the same peak layer in "
         f"{ex.peak_support:.0%} of bootstrap resamples); centre of mass at layer "
         f"{fmt(ex.centre)} of 0-{n_layers - 1} (relative depth {fmt(ex.centre / depth, 2)}, "
-        f"{_ci_text([x / depth for x in ex.centre_ci], config.ci_level)})."
+        f"{_ci_text([x / depth for x in ex.centre_ci], config.statistics.ci_level)})."
     )
     above = int(np.sum(counts > ex.shared_ci[1]))
     info["layers_above_interval"] = above
@@ -128,7 +127,8 @@ def _agreement(result: AnalysisResult, config: AnalysisConfig) -> tuple[dict[str
         partial = whole.get(f"{ref} | {other}")
         text = (
             f"Activation distance vs {ref} distance: Mantel Spearman r = "
-            f"{fmt(a.test.statistic)} ({_ci_text(a.ci, config.ci_level)}), {fmt_p(a.test)}"
+            f"{fmt(a.test.statistic)} ({_ci_text(a.ci, config.statistics.ci_level)}), "
+            f"{fmt_p(a.test)}"
         )
         if partial is not None:
             text += (
@@ -137,8 +137,9 @@ def _agreement(result: AnalysisResult, config: AnalysisConfig) -> tuple[dict[str
             )
         per_layer = [x for x in result.agreement if x.layer is not None and x.reference == ref]
         if per_layer:
-            hits = sum(x.test.p_value < config.alpha for x in per_layer)
-            text += f"; significant (p < {config.alpha}) in {hits} of {len(per_layer)} layers"
+            alpha = config.statistics.alpha
+            hits = sum(x.test.p_value < alpha for x in per_layer)
+            text += f"; significant (p < {alpha}) in {hits} of {len(per_layer)} layers"
         texts.append(text + ".")
     return info, texts
 
@@ -157,7 +158,7 @@ def _stability(study: SeedStudy, config: AnalysisConfig) -> tuple[dict[str, Any]
         "notes": study.notes,
         "groups": {
             name: {
-                "holds": study.holds(name, config.alpha),
+                "holds": study.holds(name, config.statistics.alpha),
                 "statistic": [g.test.statistic for g in found],
                 "p_value": [g.test.p_value for g in found],
                 "ci": [list(g.ci) for g in found],
@@ -179,7 +180,7 @@ def _stability(study: SeedStudy, config: AnalysisConfig) -> tuple[dict[str, Any]
         f"of mass {', '.join(fmt(c) for c in study.centres)}"
     )
     for name in study.groups:
-        holds = study.holds(name, config.alpha)
+        holds = study.holds(name, config.statistics.alpha)
         ps = ", ".join(fmt(p) for p in info["groups"][name]["p_value"])
         text += f"; the {name} finding holds in {sum(holds)} of {len(holds)} seeds (p = {ps})"
     return info, text + "."
@@ -190,12 +191,14 @@ def build_summary(
 ) -> dict[str, Any]:
     """The JSON-ready summary of an analysis (see the module docstring)."""
     findings = []
-    groups = [_group_dict(g, config.alpha) for g in result.groups]
+    groups = [_group_dict(g, config.statistics.alpha) for g in result.groups]
     for g in result.groups:
         findings.append(
             {
                 "topic": f"group: {g.name}",
-                "text": group_sentence(g, result.primary, config.alpha, config.ci_level),
+                "text": group_sentence(
+                    g, result.primary, config.statistics.alpha, config.statistics.ci_level
+                ),
             }
         )
     agreement, texts = _agreement(result, config)
@@ -250,7 +253,7 @@ def build_summary(
             "n_experts": int(result.frequency.shape[2]),
             "tokens": {c: int(t) for c, t in zip(result.codes, result.tokens, strict=True)},
             "primary_metric": result.primary,
-            "config": dataclasses.asdict(config),
+            "config": config_record(config),
             "profile": {k: meta.get(k) for k in ("model", "corpus", "partition_sha256")},
             "headline_group": groups[0] if groups and groups[0]["source"] == "config" else None,
             "groups": groups,

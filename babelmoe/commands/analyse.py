@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from babelmoe.analysis.config import DEFAULT_GROUPS, AnalysisConfig
+from babelmoe.analysis.config import DEFAULT_GROUPS, AnalysisConfig, StatisticsConfig
 from babelmoe.analysis.stats.metrics import METRICS
 from babelmoe.commands import common
 from babelmoe.errors import BabelmoeError, check_seed
@@ -81,7 +81,7 @@ def analyse(
     ] = common.config_default(AnalysisConfig, "specific_low"),
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples of documents (0: no intervals).")
-    ] = common.config_default(AnalysisConfig, "n_bootstrap"),
+    ] = common.config_default(AnalysisConfig, "statistics.n_bootstrap"),
     paired: Annotated[
         bool | None,
         typer.Option(
@@ -90,23 +90,23 @@ def analyse(
             "independently. Default: paired when the corpus is parallel (UDHR).",
             show_default=False,
         ),
-    ] = common.config_default(AnalysisConfig, "bootstrap_paired"),
+    ] = common.config_default(AnalysisConfig, "statistics.bootstrap_paired"),
     permutations: Annotated[
         int, typer.Option(help="Random relabelings when exact enumeration is too large.")
-    ] = common.config_default(AnalysisConfig, "n_permutations"),
+    ] = common.config_default(AnalysisConfig, "statistics.n_permutations"),
     label_permutations: Annotated[
         int,
         typer.Option(
             help="Permutations of language labels over documents for the language-label null "
             "of shared and specific experts (0: skip it)."
         ),
-    ] = common.config_default(AnalysisConfig, "label_permutations"),
+    ] = common.config_default(AnalysisConfig, "statistics.label_permutations"),
     exact_limit: Annotated[
         int, typer.Option(help="Enumerate every relabeling when there are at most this many.")
-    ] = common.config_default(AnalysisConfig, "exact_limit"),
+    ] = common.config_default(AnalysisConfig, "statistics.exact_limit"),
     seed: Annotated[
         int, typer.Option(help="Seed of the bootstrap and permutations.")
-    ] = common.config_default(AnalysisConfig, "seed"),
+    ] = common.config_default(AnalysisConfig, "statistics.seed"),
     script_measure: Annotated[
         str,
         typer.Option(
@@ -133,12 +133,14 @@ def analyse(
         shared_threshold=shared_threshold,
         specific_high=specific_high,
         specific_low=specific_low,
-        n_bootstrap=bootstrap,
-        bootstrap_paired=paired,
-        n_permutations=permutations,
-        label_permutations=label_permutations,
-        exact_limit=exact_limit,
-        seed=check_seed(seed),
+        statistics=StatisticsConfig(
+            n_bootstrap=bootstrap,
+            bootstrap_paired=paired,
+            n_permutations=permutations,
+            label_permutations=label_permutations,
+            exact_limit=exact_limit,
+            seed=check_seed(seed),
+        ),
         script_measure=script_measure,
         genealogy_measure=genealogy_measure,
     )

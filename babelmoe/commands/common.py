@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,56 @@ FORCE = typer.Option(
 )
 
 
+# The settings (config fields) whose option is not ``--`` + the name in kebab case. The CLI
+# names the settings of an error (``errors.setting``) by their options: ``flag_namer``.
+SETTING_FLAGS: dict[str, str] = {
+    "n_bootstrap": "--bootstrap",
+    "bootstrap_paired": "--paired",
+    "n_permutations": "--permutations",
+    "primary_metric": "--metric",
+    "token_budget": "--budget",
+    "heldout_frac": "--heldout",
+    "n_units": "--units",
+    "n_experts": "--experts",
+    "min_script_share": "--min-share",
+}
+
+
+def flag(setting: str) -> str:
+    """The command-line option of the config field ``setting`` (``max_documents`` ->
+    ``--max-documents``; ``SETTING_FLAGS`` where they differ); an option stays as it is."""
+    if setting.startswith("-"):
+        return setting
+    return SETTING_FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
+
+def flag_namer(options: Iterable[str] | None = None) -> Callable[[str], str]:
+    """``setting -> its option`` for an error of a command whose options are ``options``
+    (all of them: a click command's ``opts``); a setting the command has no option for keeps
+    its name. None: every setting as its option."""
+    known = None if options is None else set(options)
+
+    def name(setting: str) -> str:
+        option = flag(setting)
+        return option if known is None or option in known else setting
+
+    return name
+
+
 def config_default(config_cls: type, name: str) -> Any:
-    """The default of field ``name`` of the dataclass ``config_cls`` (the one source of it);
-    sequences are given as the comma-separated text the command line takes."""
-    field = {f.name: f for f in dataclasses.fields(config_cls)}[name]
+    """The default of field ``name`` of the dataclass ``config_cls`` (the one source of it),
+    ``"statistics.seed"`` for a field of a nested config's default; sequences are given as the
+    comma-separated text the command line takes."""
+    outer, _, inner = name.partition(".")
+    field = {f.name: f for f in dataclasses.fields(config_cls)}[outer]
     if field.default is not dataclasses.MISSING:
         value = field.default
     elif field.default_factory is not dataclasses.MISSING:
         value = field.default_factory()
     else:
-        raise TypeError(f"{config_cls.__name__}.{name} has no default")
+        raise TypeError(f"{config_cls.__name__}.{outer} has no default")
+    for part in inner.split(".") if inner else ():
+        value = getattr(value, part)
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
     return value

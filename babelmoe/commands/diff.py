@@ -41,14 +41,14 @@ def diff(
     ] = common.config_default(DiffConfig, "primary_metric"),
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples (0: none).")
-    ] = common.config_default(DiffConfig, "n_bootstrap"),
+    ] = common.config_default(DiffConfig, "statistics.n_bootstrap"),
     seed: Annotated[
         int, typer.Option(help="Seed of the bootstrap and permutations.")
-    ] = common.config_default(DiffConfig, "seed"),
+    ] = common.config_default(DiffConfig, "statistics.seed"),
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Write figures.")] = True,
 ) -> None:
     """Per-layer change of expert frequencies from A to B, experts gained and lost."""
-    from babelmoe.analysis.config import DiffConfig
+    from babelmoe.analysis.config import DiffConfig, StatisticsConfig
     from babelmoe.stages.diff import run_diff
 
     config = DiffConfig(
@@ -56,8 +56,7 @@ def diff(
         top_k=top_k,
         z_threshold=z_threshold,
         primary_metric=metric,
-        n_bootstrap=bootstrap,
-        seed=seed,
+        statistics=StatisticsConfig(n_bootstrap=bootstrap, seed=seed),
     )
     summary = run_diff(run_a, run_b, out, config, figures=figures)
     for finding in summary["findings"]:

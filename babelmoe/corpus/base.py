@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from babelmoe.corpus.languages import LanguageInfo
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def heldout_split(
     if n < 2:
         raise BabelmoeError(
             f"{what} has {n} document(s): a held-out split needs at least 2",
-            "add documents (separate them by a blank line in .txt files) or pass --heldout 0",
+            "add documents (separate them by a blank line in .txt files) or pass "
+            f"{setting('heldout_frac')} 0",
         )
     ids = [d.id for d in documents]
     if len(set(ids)) != n:

@@ -22,7 +22,7 @@ from typing import Any
 
 from babelmoe.corpus.base import DEFAULT_HELDOUT_FRAC, Document, LanguageCorpus, heldout_split
 from babelmoe.corpus.languages import script_name
-from babelmoe.errors import BabelmoeError, closest
+from babelmoe.errors import BabelmoeError, closest, setting
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,8 @@ def filter_catalogue(
     if min_tokens is not None:
         if any(e.profile_tokens is None for e in out):
             raise BabelmoeError(
-                "--min-tokens needs token counts", "pass a tokenizer (a model) to the catalogue"
+                f"{setting('min_tokens')} needs token counts",
+                "pass a tokenizer (a model) to the catalogue",
             )
         out = [e for e in out if (e.profile_tokens or 0) >= min_tokens]
     if defaults_only:

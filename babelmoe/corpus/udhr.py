@@ -57,7 +57,7 @@ from typing import Any
 
 from babelmoe.corpus.base import Document, LanguageCorpus
 from babelmoe.corpus.languages import iso_language, language_info, split_bcp47
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 
 logger = logging.getLogger(__name__)
 _TOLD: set[tuple[str, str]] = set()  # (request, version) whose default rule was logged
@@ -525,7 +525,8 @@ def resolve_udhr(request: str, versions: list[UdhrVersion]) -> UdhrVersion:
     hint = ", ".join(dict.fromkeys(f"{keys[k].code} ({keys[k].name})" for k in near))
     raise BabelmoeError(
         f"no UDHR version for language {req!r}" + (f"; near: {hint}" if hint else ""),
-        "`babelmoe languages` lists every version and the code --languages takes for it",
+        f"`babelmoe languages` lists every version and the code {setting('languages')} takes for "
+        "it",
     )
 
 

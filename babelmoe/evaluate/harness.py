@@ -32,7 +32,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from babelmoe.artifacts import atomic_write_json, atomic_write_text
-from babelmoe.errors import BabelmoeError, closest
+from babelmoe.errors import BabelmoeError, closest, setting
 from babelmoe.evaluate.encoding import encode, input_device
 from babelmoe.evaluate.results import ItemRecord, TaskResult
 
@@ -54,7 +54,7 @@ def require_lm_eval() -> None:
     """Raise a one-line ``BabelmoeError`` with the install command when lm-eval is missing."""
     if not lm_eval_available():
         raise BabelmoeError(
-            "--tasks runs lm-evaluation-harness, which is not installed", INSTALL_HINT
+            f"{setting('tasks')} runs lm-evaluation-harness, which is not installed", INSTALL_HINT
         )
 
 
@@ -85,9 +85,13 @@ class HarnessConfig:
         if isinstance(self.tasks, str) or not self.tasks:
             raise BabelmoeError("no harness task given", "pass task names or YAML files")
         if self.limit is not None and self.limit <= 0:
-            raise BabelmoeError(f"--limit must be > 0 (got {self.limit})", "omit it for all")
+            raise BabelmoeError(
+                f"{setting('limit')} must be > 0 (got {self.limit})", "omit it for all"
+            )
         if self.num_fewshot is not None and self.num_fewshot < 0:
-            raise BabelmoeError(f"--num-fewshot must be >= 0 (got {self.num_fewshot})", "fix it")
+            raise BabelmoeError(
+                f"{setting('num_fewshot')} must be >= 0 (got {self.num_fewshot})", "fix it"
+            )
         if isinstance(self.batch_size, int) and self.batch_size < 1:
             raise BabelmoeError(f"batch size must be >= 1 (got {self.batch_size})", "pass e.g. 8")
         if isinstance(self.batch_size, str) and not self.batch_size.startswith("auto"):
@@ -369,7 +373,9 @@ def write_harness_results(folder: Path, result: HarnessResult, *, overwrite: boo
     out = Path(folder) / HARNESS_DIR
     path = out / RESULTS_FILE
     if path.exists() and not overwrite:
-        raise BabelmoeError(f"{path} already exists", "pass --overwrite or another --out")
+        raise BabelmoeError(
+            f"{path} already exists", f"pass {setting('overwrite')} or another {setting('out')}"
+        )
     for task, samples in result.samples.items():
         lines = []
         for sample in samples:

@@ -27,7 +27,7 @@ from babelmoe.artifacts import (
     finite_json,
     read_json,
 )
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 
 SUMMARY_SUFFIX = ".json"
 ITEMS_SUFFIX = ".items.jsonl"
@@ -118,7 +118,7 @@ def write_task_result(
     if summary_path.exists() and not overwrite:
         raise BabelmoeError(
             f"{summary_path} already exists",
-            "pass overwrite=True (CLI: --overwrite) or write into another folder",
+            f"pass {setting('overwrite')} or write into another folder",
         )
     lines = (
         json.dumps(finite_json(r.to_json()), ensure_ascii=False, allow_nan=False)

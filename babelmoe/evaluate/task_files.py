@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +383,8 @@ def check_task_file(
                 "num_fewshot",
                 f"{shots} few-shot examples asked, but split {source!r} has only {available} "
                 "to draw from" + (" (besides the document asked)" if available else ""),
-                f"pass --num-fewshot {max(available, 0)} or less, or add a fewshot_split",
+                f"pass {setting('num_fewshot')} {max(available, 0)} or less, or add a "
+                "fewshot_split",
             )
     return task
 

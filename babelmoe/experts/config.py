@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from babelmoe.errors import BabelmoeError, check_seed
+from babelmoe.errors import BabelmoeError, check_seed, setting
 
 Source = Literal["up", "gate", "both"]
 
@@ -33,9 +33,15 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         if self.n_experts < 1:
-            raise BabelmoeError(f"--experts must be >= 1, got {self.n_experts}", "pass e.g. 256")
+            raise BabelmoeError(
+                f"{setting('n_experts')} must be >= 1, got {self.n_experts}", "pass e.g. 256"
+            )
         if self.source not in ("up", "gate", "both"):
-            raise BabelmoeError(f"unknown --source {self.source!r}", "use up, gate or both")
+            raise BabelmoeError(
+                f"unknown {setting('source')} {self.source!r}", "use up, gate or both"
+            )
         if self.max_iter < 1:
-            raise BabelmoeError(f"--max-iter must be >= 1, got {self.max_iter}", "pass e.g. 50")
+            raise BabelmoeError(
+                f"{setting('max_iter')} must be >= 1, got {self.max_iter}", "pass e.g. 50"
+            )
         check_seed(self.seed)

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.experts import kmeans
 from babelmoe.experts.config import Source, SplitConfig
 from babelmoe.models.ffn import FFN, ffns
@@ -88,8 +88,8 @@ def clustering_rows(ffn: FFN | LayerRows, source: Source) -> torch.Tensor:
     if source == "gate" or source == "both":
         if gate is None:
             raise BabelmoeError(
-                f"--source {source} needs a gated FFN, but this model's FFN has no gate",
-                "use --source up",
+                f"{setting('source')} {source} needs a gated FFN, but this model's FFN has no gate",
+                f"use {setting('source')} up",
             )
         return gate if source == "gate" else torch.cat([gate, ffn.up_rows()], dim=1)
     return ffn.up_rows()
@@ -211,7 +211,7 @@ def split_layers(
     width = widths[0]
     if config.n_experts > width:
         raise BabelmoeError(
-            f"--experts {config.n_experts} is larger than the FFN width {width}",
+            f"{setting('n_experts')} {config.n_experts} is larger than the FFN width {width}",
             f"pass at most {width} (e.g. 256)",
         )
     if progress is None or progress.weights_sha256 != digest:
@@ -325,6 +325,7 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
         dtype = str(layers[0].up_rows().dtype).removeprefix("torch.")
         raise BabelmoeError(
             f"the partition was made for other weights ({made_for}) than the model given "
-            f"({given}, {dtype}; another --dtype also counts as other weights)",
-            "run split on this model with this --dtype first, or pass the partition's model",
+            f"({given}, {dtype}; another {setting('dtype')} also counts as other weights)",
+            f"run split on this model with this {setting('dtype')} first, or pass the partition's "
+            "model",
         )

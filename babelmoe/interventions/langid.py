@@ -12,7 +12,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 
 UNKNOWN = "und"  # the label of an empty continuation
 
@@ -51,7 +51,7 @@ def labels_for(languages: Sequence[dict[str, Any]], names: Sequence[str]) -> lis
         raise BabelmoeError(
             f"the language identifier (py3langid) does not know {', '.join(missing)}; "
             f"it knows {' '.join(known_labels())}",
-            "steer only languages it knows (--languages)",
+            f"steer only languages it knows ({setting('languages')})",
         )
     return [str(label) for label in labels]
 

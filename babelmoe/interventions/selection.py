@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from babelmoe.errors import BabelmoeError, unknown_name
+from babelmoe.errors import BabelmoeError, setting, unknown_name
 
 SCOPES = ("layer", "global")
 
@@ -83,7 +83,9 @@ class SelectionConfig:
         if self.scope not in SCOPES:
             raise unknown_name("selection scope", self.scope, SCOPES)
         if self.k < 1:
-            raise BabelmoeError(f"k must be at least 1 (got {self.k})", "pass e.g. --k 16")
+            raise BabelmoeError(
+                f"{setting('k')} must be at least 1 (got {self.k})", f"pass e.g. {setting('k')} 16"
+            )
 
 
 def select_language_experts(
@@ -96,7 +98,8 @@ def select_language_experts(
     n_layers, n_experts = frequency.shape[1:]
     if config.k > n_experts:
         raise BabelmoeError(
-            f"k = {config.k} is more than the {n_experts} experts of a layer", "lower --k"
+            f"{setting('k')} = {config.k} is more than the {n_experts} experts of a layer",
+            f"lower {setting('k')}",
         )
     rule, _ = _RULES[config.rule]
     score, eligible = rule(frequency, index)

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.evaluate.encoding import encode, eval_mode, input_device, pad_token_id
 from babelmoe.evaluate.scoring import score_tails
 from babelmoe.experts.masks import scaled_experts
@@ -83,7 +83,7 @@ def steering_prompts(
     if not prompts:
         raise BabelmoeError(
             "no steering prompt (no held-out document and no neutral prompt)",
-            "raise --prompts or keep the neutral prompts",
+            f"raise {setting('prompts')} or keep the neutral prompts",
         )
     return prompts
 
@@ -248,8 +248,8 @@ def encode_prompt(
         return encode(tokenizer, text)[: config.max_prompt_tokens]
     if not getattr(tokenizer, "chat_template", None):
         raise BabelmoeError(
-            "--chat needs a tokenizer with a chat template; this model's has none",
-            "leave --chat off for a base model",
+            f"{setting('chat')} needs a tokenizer with a chat template; this model's has none",
+            f"leave {setting('chat')} off for a base model",
         )
     ids = encode(tokenizer, text, add_bos=False)[: config.max_prompt_tokens]
     turn = [{"role": "user", "content": tokenizer.decode(ids)}]

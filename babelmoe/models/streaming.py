@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.models.architectures import (
     Architecture,
     check_config_width,
@@ -343,7 +343,8 @@ class StreamedCheckpoint:
         arch = self.arch
         if "gate" in parts and not arch.gated:
             raise BabelmoeError(
-                "the gate rows were asked for, but this model's FFN has no gate", "use --source up"
+                "the gate rows were asked for, but this model's FFN has no gate",
+                f"use {setting('source')} up",
             )
         with ExitStack() as stack:
             handles: dict[Path, Any] = {}

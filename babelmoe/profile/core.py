@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.experts.moe_view import expert_layout
 from babelmoe.experts.partition import Partition
 from babelmoe.models.ffn import decoder_layers, ffns
@@ -162,16 +162,18 @@ def _check_takes_position_ids(stack: nn.Module) -> None:
     """Packed rows are exact only if the model restarts positions (and its mask) per chunk."""
     if "position_ids" not in inspect.signature(stack.forward).parameters:
         raise BabelmoeError(
-            f"--packing needs a model that takes position ids; {type(stack).__name__} does not, "
+            f"{setting('packing')} needs a model that takes position ids; {type(stack).__name__} "
+            "does not, "
             "so packed documents would attend to each other",
-            "profile without --packing (rows are bucketed by length, with little padding)",
+            f"profile without {setting('packing')} (rows are bucketed by length, with little "
+            "padding)",
         )
 
 
 def _raise_nonfinite(layer: int) -> None:
     raise BabelmoeError(
         f"NaN or inf in the FFN activations of layer {layer} (numerical overflow)",
-        "run with --dtype bfloat16 or --dtype float32 instead of float16",
+        f"run with {setting('dtype')} bfloat16 or {setting('dtype')} float32 instead of float16",
     )
 
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import torch
 
-from babelmoe.errors import BabelmoeError, unknown_name
+from babelmoe.errors import BabelmoeError, setting, unknown_name
 
 Aggregate = Literal["mean", "max"]
 Statistic = Literal["frequency", "mean_score"]
@@ -144,23 +144,29 @@ class PruneConfig:
         if not get_method(self.method).takes_ratio:
             if self.tau is None or self.ratio is not None:
                 raise BabelmoeError(
-                    f"--method {self.method} takes --tau, not --ratio", "pass e.g. --tau 0.01"
+                    f"{setting('method')} {self.method} takes {setting('tau')}, not "
+                    f"{setting('ratio')}",
+                    f"pass e.g. {setting('tau')} 0.01",
                 )
             if not 0.0 <= self.tau <= 1.0:
                 raise BabelmoeError(
-                    f"--tau must be in [0, 1] (a frequency), got {self.tau}", "pass e.g. 0.01"
+                    f"{setting('tau')} must be in [0, 1] (a frequency), got {self.tau}",
+                    "pass e.g. 0.01",
                 )
         else:
             if self.ratio is None or self.tau is not None:
                 raise BabelmoeError(
-                    f"--method {self.method} takes --ratio, not --tau", "pass e.g. --ratio 0.25"
+                    f"{setting('method')} {self.method} takes {setting('ratio')}, not "
+                    f"{setting('tau')}",
+                    f"pass e.g. {setting('ratio')} 0.25",
                 )
             check_ratio(self.ratio)
         if self.aggregate not in ("mean", "max"):
             raise BabelmoeError(f"unknown aggregate {self.aggregate!r}", "use mean or max")
         if self.method in language_methods() and not self.languages:
             raise BabelmoeError(
-                f"--method {self.method} needs target languages", "pass --languages en[,fr]"
+                f"{setting('method')} {self.method} needs target languages",
+                f"pass {setting('languages')} en[,fr]",
             )
         if len(set(self.languages)) != len(self.languages):
             raise BabelmoeError(
@@ -211,7 +217,7 @@ class Selection:
 def aggregate_languages(stat: torch.Tensor, indices: Sequence[int], how: Aggregate) -> torch.Tensor:
     """[L, E] statistic of a set of languages from [n_lang, L, E] (``mean`` or ``max``)."""
     if not indices:
-        raise BabelmoeError("no target languages", "pass --languages en[,fr]")
+        raise BabelmoeError("no target languages", f"pass {setting('languages')} en[,fr]")
     chosen = stat[list(indices)].double()  # [n_sel, L, E]
     return chosen.mean(0) if how == "mean" else chosen.amax(0)
 

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError, OutputError, first_sentence
+from babelmoe.errors import BabelmoeError, OutputError, first_sentence, setting
 from babelmoe.experts.partition import Partition
 from babelmoe.models.ffn import ffns, set_width_in_config
 
@@ -142,7 +142,7 @@ def check_can_write_pruned(out: Path, identity: Mapping[str, Any], force: bool) 
     if not is_pruned_folder(out):
         raise OutputError(
             f"{out} exists and is not a pruned model (it is never replaced)",
-            "choose another --out",
+            f"choose another {setting('out')}",
         )
     if force:
         return True
@@ -151,7 +151,7 @@ def check_can_write_pruned(out: Path, identity: Mapping[str, Any], force: bool) 
     if differing:
         raise BabelmoeError(
             f"{out} already holds a different pruned model (differs in: {', '.join(differing)})",
-            "choose another --out or pass --force to replace it",
+            f"choose another {setting('out')} or pass {setting('force')} to replace it",
         )
     return False
 
@@ -218,7 +218,7 @@ def _as_plain_float(model: nn.Module) -> Iterator[None]:
     if method != "gguf":
         raise BabelmoeError(
             f"the model is quantized ({method}); its pruned weights cannot be saved as they are",
-            "load the model in float (e.g. --dtype float32 or bfloat16) to prune it",
+            f"load the model in float (e.g. {setting('dtype')} float32 or bfloat16) to prune it",
         )
     qconfig = model.config.quantization_config
     del model.config.quantization_config

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from babelmoe.errors import BabelmoeError, closest
+from babelmoe.errors import BabelmoeError, closest, setting
 from babelmoe.prune.criteria import METHODS, PruneConfig, Selection, check_ratio, select_experts
 
 if TYPE_CHECKING:
@@ -80,13 +80,14 @@ class SweepConfig:
                 close = closest(method, sweepable)
                 hint = f"did you mean {close!r}? " if close and method not in METHODS else ""
                 raise BabelmoeError(
-                    f"--methods: {method!r} cannot be swept",
+                    f"{setting('methods')}: {method!r} cannot be swept",
                     f"{hint}use {', '.join(sweepable)} (random always runs; threshold has no "
                     "ratio)",
                 )
         if not self.methods or not self.ratios:
             raise BabelmoeError(
-                "a sweep needs at least one method and one ratio", "pass --methods, --ratios"
+                "a sweep needs at least one method and one ratio",
+                f"pass {setting('methods')}, {setting('ratios')}",
             )
         for ratio in self.ratios:
             check_ratio(ratio)
@@ -96,12 +97,14 @@ class SweepConfig:
             raise BabelmoeError("duplicate ratios or seeds", "list each once")
         if self.specificity_method is not None and self.specificity_method not in self.methods:
             raise BabelmoeError(
-                f"--specificity-method {self.specificity_method} is not among --methods",
+                f"{setting('specificity_method')} {self.specificity_method} is not among "
+                f"{setting('methods')}",
                 "pick one of the swept methods",
             )
         if self.specificity_ratio is not None and self.specificity_ratio not in self.ratios:
             raise BabelmoeError(
-                f"--specificity-ratio {self.specificity_ratio} is not among --ratios",
+                f"{setting('specificity_ratio')} {self.specificity_ratio} is not among "
+                f"{setting('ratios')}",
                 "pick one of the swept ratios",
             )
         from babelmoe.evaluate.perplexity import PerplexityConfig

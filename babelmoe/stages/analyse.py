@@ -119,9 +119,11 @@ def run_analysis(
 
     out = run_dir / artifacts.ANALYSIS_DIR
     with artifacts.run_lock(run_dir):
-        write_tables(out, analysis_tables(result, profile.unit_tokens.numpy(), config.alpha))
+        write_tables(
+            out, analysis_tables(result, profile.unit_tokens.numpy(), config.statistics.alpha)
+        )
         if study is not None:
-            write_tables(out, seed_tables(study, config.alpha))
+            write_tables(out, seed_tables(study, config.statistics.alpha))
         artifacts.atomic_write_json(
             out / artifacts.CLUSTERING_FILE,
             clean(
@@ -149,7 +151,7 @@ def run_analysis(
                 study,
                 run_dir / artifacts.FIGURES_DIR,
                 config.shared_threshold,
-                config.alpha,
+                config.statistics.alpha,
             )
         artifacts.atomic_write_json(
             out / artifacts.FIGURES_FILE,
@@ -173,15 +175,16 @@ def run_analysis(
     summary["expert_null"] = blocks["expert_null"]
     # Shared and specific experts against permuted language labels: RUN/language_null/, and the
     # expert claims RUN/family_vs_script/claims_experts.json.
-    if config.label_permutations > 0:
+    stats = config.statistics
+    if stats.label_permutations > 0:
         blocks["language_null"] = run_language_null(
             run_dir,
             profile,
             label_null_config(config),
             expert_null_config(config),
-            n_bootstrap=config.n_bootstrap,
-            paired=config.bootstrap_paired,
-            ci_level=config.ci_level,
+            n_bootstrap=stats.n_bootstrap,
+            paired=stats.bootstrap_paired,
+            ci_level=stats.ci_level,
         )
         summary["language_null"] = blocks["language_null"]
     keys = (("family_vs_script", "family vs script"), ("expert_null", "null model"))
@@ -196,21 +199,10 @@ def run_analysis(
     return summary
 
 
-# The settings the family-against-script test and the two null models follow from the analysis
-# config, by the same names (the rest are their own).
-FAMILY_SCRIPT_SETTINGS = (
-    "kl_epsilon",
-    "n_permutations",
-    "exact_limit",
-    "n_bootstrap",
-    "bootstrap_paired",
-    "ci_level",
-    "alpha",
-    "seed",
-    "script_measure",
-    "genealogy_measure",
-)
-NULL_SETTINGS = ("shared_threshold", "specific_high", "specific_low", "alpha", "seed")
+# The sub-analyses follow the analysis config: its statistics as they are (each reads the fields
+# it lists in STATISTICS), and these settings by the same names (the rest are their own).
+FAMILY_SCRIPT_SETTINGS = ("kl_epsilon", "script_measure", "genealogy_measure")
+THRESHOLDS = ("shared_threshold", "specific_high", "specific_low")
 
 
 def _settings(config: AnalysisConfig, names: tuple[str, ...]) -> dict[str, Any]:
@@ -220,15 +212,16 @@ def _settings(config: AnalysisConfig, names: tuple[str, ...]) -> dict[str, Any]:
 def family_script_config(config: AnalysisConfig) -> ScriptGenealogyConfig:
     """The family-against-script settings that follow the analysis config."""
     settings = _settings(config, FAMILY_SCRIPT_SETTINGS)
-    return ScriptGenealogyConfig(metric=config.primary_metric, **settings)
+    return ScriptGenealogyConfig(
+        metric=config.primary_metric, statistics=config.statistics, **settings
+    )
 
 
 def expert_null_config(config: AnalysisConfig) -> ExpertNullConfig:
-    """The null model's thresholds: the analysis config's."""
-    return ExpertNullConfig(**_settings(config, NULL_SETTINGS))
+    """The null model's thresholds, level and seed: the analysis config's."""
+    return ExpertNullConfig(statistics=config.statistics, **_settings(config, THRESHOLDS))
 
 
 def label_null_config(config: AnalysisConfig) -> LabelNullConfig:
-    """The language-label null's thresholds and draws: the analysis config's."""
-    settings = _settings(config, NULL_SETTINGS)
-    return LabelNullConfig(n_permutations=config.label_permutations, **settings)
+    """The language-label null's thresholds, draws, level and seed: the analysis config's."""
+    return LabelNullConfig(statistics=config.statistics, **_settings(config, THRESHOLDS))

@@ -20,7 +20,7 @@ from babelmoe.corpus.study import (
     STUDY50_BUDGET,
     STUDY50_LANGUAGES,
 )
-from babelmoe.errors import BabelmoeError, require
+from babelmoe.errors import BabelmoeError, require, setting
 from babelmoe.experts.config import SplitConfig
 from babelmoe.interventions.prompts import NEUTRAL_PROMPTS
 
@@ -88,7 +88,11 @@ class ProfileConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (len(self.languages) > 0, "no languages given", "pass --languages en,fr,..."),
+            (
+                len(self.languages) > 0,
+                "no languages given",
+                f"pass {setting('languages')} en,fr,...",
+            ),
             (
                 len(set(self.languages)) == len(self.languages),
                 f"duplicate languages in {self.languages}",
@@ -96,50 +100,61 @@ class ProfileConfig:
             ),
             (
                 self.token_budget >= 1,
-                f"--budget must be >= 1 token, got {self.token_budget}",
+                f"{setting('token_budget')} must be >= 1 token, got {self.token_budget}",
                 "pass e.g. 50000",
             ),
             (
                 0.0 <= self.heldout_frac < 1.0,
-                f"--heldout must be in [0, 1), got {self.heldout_frac}",
+                f"{setting('heldout_frac')} must be in [0, 1), got {self.heldout_frac}",
                 "pass e.g. 0.2",
             ),
             (
                 self.max_length >= 2,
-                f"--max-length must be >= 2, got {self.max_length}",
+                f"{setting('max_length')} must be >= 2, got {self.max_length}",
                 "pass e.g. 512",
             ),
             (
                 self.batch_tokens >= 1,
-                f"--batch-tokens must be >= 1, got {self.batch_tokens}",
+                f"{setting('batch_tokens')} must be >= 1, got {self.batch_tokens}",
                 "pass e.g. 16384",
             ),
             (
                 self.batch_size is None or self.batch_size >= 1,
-                f"--batch-size must be >= 1, got {self.batch_size}",
-                "pass e.g. 8, or leave it out (as many rows as --batch-tokens allows)",
+                f"{setting('batch_size')} must be >= 1, got {self.batch_size}",
+                f"pass e.g. 8, or leave it out (as many rows as {setting('batch_tokens')} allows)",
             ),
-            (self.norm in NORMS, f"unknown --norm {self.norm!r}", f"use one of {', '.join(NORMS)}"),
+            (
+                self.norm in NORMS,
+                f"unknown {setting('norm')} {self.norm!r}",
+                f"use one of {', '.join(NORMS)}",
+            ),
             (
                 self.selection in ("global", "per_layer"),
-                f"unknown --selection {self.selection!r}",
+                f"unknown {setting('selection')} {self.selection!r}",
                 "use global or per_layer",
             ),
             (
                 0.0 < self.top_frac <= 1.0,
-                f"--top-frac must be in (0, 1], got {self.top_frac}",
+                f"{setting('top_frac')} must be in (0, 1], got {self.top_frac}",
                 "pass e.g. 0.1",
             ),
-            (self.n_units >= 1, f"--units must be >= 1, got {self.n_units}", "pass e.g. 32"),
+            (
+                self.n_units >= 1,
+                f"{setting('n_units')} must be >= 1, got {self.n_units}",
+                "pass e.g. 32",
+            ),
             (
                 math.isfinite(self.checkpoint_minutes) and self.checkpoint_minutes > 0,
-                f"--checkpoint-minutes must be a finite number > 0, got {self.checkpoint_minutes}",
-                "pass e.g. 5 (or --checkpoint-every N for a checkpoint every N batches)",
+                f"{setting('checkpoint_minutes')} must be a finite number > 0, "
+                f"got {self.checkpoint_minutes}",
+                f"pass e.g. 5 (or {setting('checkpoint_every')} N for a checkpoint every N "
+                "batches)",
             ),
             (
                 self.checkpoint_every is None or self.checkpoint_every >= 1,
-                f"--checkpoint-every must be >= 1, got {self.checkpoint_every}",
-                "pass e.g. 50, or leave it out (a checkpoint every --checkpoint-minutes)",
+                f"{setting('checkpoint_every')} must be >= 1, got {self.checkpoint_every}",
+                "pass e.g. 50, or leave it out (a checkpoint every "
+                f"{setting('checkpoint_minutes')})",
             ),
         ]
         for ok, problem, fix in checks:
@@ -188,7 +203,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.split.seed in self.extra_seeds:
             raise BabelmoeError(
-                f"--seed {self.split.seed} is also among the extra seeds {list(self.extra_seeds)}",
+                f"{setting('seed')} {self.split.seed} is also among the extra seeds "
+                f"{list(self.extra_seeds)}",
                 "give distinct seeds",
             )
 
@@ -230,7 +246,7 @@ class StudyConfig:
         require(len(self.languages) >= 4, "the study needs at least 4 languages")
         require(
             self.n_bootstrap >= 0,
-            f"--bootstrap must be >= 0, got {self.n_bootstrap}",
+            f"{setting('n_bootstrap')} must be >= 0, got {self.n_bootstrap}",
             "use 0 to skip intervals",
         )
         self.languages = tuple(self.languages)
@@ -240,7 +256,8 @@ class StudyConfig:
                 len(self.replication_languages) >= 4,
                 f"the replication sample needs at least 4 languages, got "
                 f"{len(self.replication_languages)}",
-                "pass more --replication-languages or --no-replication",
+                f"pass more {setting('replication_languages')} or switch {setting('replication')} "
+                "off",
             )
         self.split = SplitConfig(n_experts=self.n_experts, seed=self.seed)
         self.profile = self._profile(self.languages)
@@ -267,14 +284,12 @@ class StudyConfig:
     def analysis(self) -> AnalysisConfig:
         """The analysis, on the primary metric only (the other metrics' bootstrap would cost
         minutes per metric with 69 languages and answers nothing the study asks)."""
-        from babelmoe.analysis.config import AnalysisConfig
+        from babelmoe.analysis.config import AnalysisConfig, StatisticsConfig
 
-        return AnalysisConfig(
-            metrics=("jensen_shannon",),
-            n_bootstrap=self.n_bootstrap,
-            n_permutations=self.n_permutations,
-            seed=self.seed,
+        statistics = StatisticsConfig(
+            n_bootstrap=self.n_bootstrap, n_permutations=self.n_permutations, seed=self.seed
         )
+        return AnalysisConfig(metrics=("jensen_shannon",), statistics=statistics)
 
 
 @dataclass(frozen=True)
@@ -319,31 +334,39 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if self.max_documents is not None and self.max_documents < 1:
             raise BabelmoeError(
-                f"--max-documents must be >= 1, got {self.max_documents}", "omit it for all"
+                f"{setting('max_documents')} must be >= 1, got {self.max_documents}",
+                "omit it for all",
             )
         if self.limit is not None and self.limit < 1:
-            raise BabelmoeError(f"--limit must be >= 1, got {self.limit}", "omit it for all items")
+            raise BabelmoeError(
+                f"{setting('limit')} must be >= 1, got {self.limit}", "omit it for all items"
+            )
         if self.mgsm_shots and self.mgsm_exemplars is None:
             raise BabelmoeError(
-                "--mgsm-shots needs --mgsm-exemplars", "pass the exemplars JSON file"
+                f"{setting('mgsm_shots')} needs {setting('mgsm_exemplars')}",
+                "pass the exemplars JSON file",
             )
         if self.mgsm_mode not in ("cot", "direct"):
-            raise BabelmoeError(f"unknown --mgsm-mode {self.mgsm_mode!r}", "use cot or direct")
+            raise BabelmoeError(
+                f"unknown {setting('mgsm_mode')} {self.mgsm_mode!r}", "use cot or direct"
+            )
         if self.num_fewshot is not None and self.num_fewshot < 0:
             raise BabelmoeError(
-                f"--num-fewshot must be >= 0, got {self.num_fewshot}",
+                f"{setting('num_fewshot')} must be >= 0, got {self.num_fewshot}",
                 "pass 0 or more, or omit it for each task's own default",
             )
         if self.num_fewshot is not None and not self.tasks:
             raise BabelmoeError(
-                "--num-fewshot applies to --tasks, and no --tasks was given",
-                "add --tasks or drop --num-fewshot",
+                f"{setting('num_fewshot')} applies to {setting('tasks')}, and no "
+                f"{setting('tasks')} was given",
+                f"add {setting('tasks')} or drop {setting('num_fewshot')}",
             )
         if self.limit is not None and not self.has_tasks:
             raise BabelmoeError(
-                "--limit applies to tasks, and none was asked (perplexity uses every held-out "
-                "document)",
-                "add --tasks, --udhr-cont, --xcsqa or --mgsm, or use --max-documents",
+                f"{setting('limit')} applies to tasks, and none was asked (perplexity uses every "
+                "held-out document)",
+                f"add {setting('tasks')}, {setting('udhr_cont')}, {setting('xcsqa')} or "
+                f"{setting('mgsm')}, or use {setting('max_documents')}",
             )
         from babelmoe.evaluate.perplexity import PerplexityConfig
 
@@ -399,18 +422,18 @@ class LanguagesConfig:
     def __post_init__(self) -> None:
         require(
             self.min_tokens is None or self.min_tokens >= 0,
-            f"--min-tokens must be >= 0, got {self.min_tokens}",
+            f"{setting('min_tokens')} must be >= 0, got {self.min_tokens}",
             "pass e.g. 1500",
         )
         require(
             0.0 < self.min_script_share <= 1.0,
-            f"--min-share must lie in (0, 1], got {self.min_script_share}",
+            f"{setting('min_script_share')} must lie in (0, 1], got {self.min_script_share}",
             "pass e.g. 0.1",
         )
         require(
             self.min_tokens is None or self.model is not None,
-            "--min-tokens needs token counts",
-            "give a model (--model default) or drop --min-tokens",
+            f"{setting('min_tokens')} needs token counts",
+            f"give a {setting('model')} (e.g. default) or drop {setting('min_tokens')}",
         )
 
 
@@ -482,23 +505,26 @@ class SteerConfig:
                     "pass factors like 1,4,8",
                 )
         if not self.factors:
-            raise BabelmoeError("no amplification factor", "pass e.g. --factors 1,4,8")
+            raise BabelmoeError("no amplification factor", f"pass e.g. {setting('factors')} 1,4,8")
         if len(set(self.factors)) != len(self.factors):
             raise BabelmoeError("duplicate amplification factors", "list each once")
         if self.prompts < 0:
-            raise BabelmoeError("--prompts must be >= 0", "pass e.g. 4")
+            raise BabelmoeError(f"{setting('prompts')} must be >= 0", "pass e.g. 4")
         if self.steering and self.prompts == 0 and not any(t.strip() for t in self.neutral):
             raise BabelmoeError(
-                "the steering prompt set is empty (--prompts 0 and no neutral prompt)",
-                "pass --prompts 4 or keep the neutral prompts",
+                f"the steering prompt set is empty ({setting('prompts')} 0 and no neutral prompt)",
+                f"pass {setting('prompts')} 4 or keep the neutral prompts",
             )
         if self.keep_language and self.silence_source:
             raise BabelmoeError(
-                "--keep-language amplifies the prompt language; it cannot also silence it",
-                "drop --silence-source",
+                f"{setting('keep_language')} amplifies the prompt language; it cannot also "
+                "silence it",
+                f"drop {setting('silence_source')}",
             )
         if not (self.silencing or self.steering):
-            raise BabelmoeError("nothing to run", "leave --silencing or --steering on")
+            raise BabelmoeError(
+                "nothing to run", f"leave {setting('silencing')} or {setting('steering')} on"
+            )
         from babelmoe.evaluate.perplexity import PerplexityConfig
 
         PerplexityConfig(max_length=self.max_length, batch_size=self.batch_size)

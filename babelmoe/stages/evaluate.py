@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.evaluate import (
     MGSMConfig,
     MultipleChoiceConfig,
@@ -298,13 +298,13 @@ def _refuse_when_no_file(
 
 
 def _check_xcsqa(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
-    what = f"--xcsqa {config.xcsqa}: no {{lang}}/{config.xcsqa_split}.jsonl"
+    what = f"{setting('xcsqa')} {config.xcsqa}: no {{lang}}/{config.xcsqa_split}.jsonl"
     hint = "pass the X-CSQA folder holding one folder per language, or the languages it has"
     _refuse_when_no_file(config, names, _xcsqa_file, what, hint)
 
 
 def _check_mgsm(config: EvaluateConfig, names: dict[str, list[str]]) -> None:
-    what = f"--mgsm {config.mgsm}: no mgsm_{{lang}}.tsv"
+    what = f"{setting('mgsm')} {config.mgsm}: no mgsm_{{lang}}.tsv"
     hint = "pass the folder of the mgsm_{lang}.tsv files, or the languages it has"
     _refuse_when_no_file(config, names, _mgsm_code, what, hint)
 
@@ -344,9 +344,10 @@ def _mgsm(
     exemplars = read_mgsm_exemplars(config.mgsm_exemplars, found) if config.mgsm_exemplars else []
     if config.mgsm_shots > len(exemplars):
         raise BabelmoeError(
-            f"--mgsm-shots {config.mgsm_shots}: {config.mgsm_exemplars} has {len(exemplars)} "
+            f"{setting('mgsm_shots')} {config.mgsm_shots}: {config.mgsm_exemplars} has "
+            f"{len(exemplars)} "
             f"exemplars for {found}",
-            "lower --mgsm-shots",
+            f"lower {setting('mgsm_shots')}",
         )
     mgsm = MGSMConfig(mode=config.mgsm_mode, n_shots=config.mgsm_shots)
     return [write_mgsm_task(tasks_dir, problems, found, mgsm, exemplars[: config.mgsm_shots])]
@@ -423,19 +424,22 @@ def run_evaluate(
         )
         force = force or overwrite
     run_dir = Path(run_dir)
-    for option, path in (
-        ("--xcsqa", config.xcsqa),
-        ("--mgsm", config.mgsm),
-        ("--mgsm-exemplars", config.mgsm_exemplars),
+    for name, path in (
+        ("xcsqa", config.xcsqa),
+        ("mgsm", config.mgsm),
+        ("mgsm_exemplars", config.mgsm_exemplars),
     ):
         if path is not None and not Path(path).exists():
-            raise BabelmoeError(f"{option} {path}: no such file or folder", "pass an existing path")
+            raise BabelmoeError(
+                f"{setting(name)} {path}: no such file or folder", "pass an existing path"
+            )
     profile = load_profile(run_dir)
     indices = resolve_languages(profile, config.languages) if config.languages else None
     out = Path(out) if out is not None else default_eval_dir(run_dir, source)
     if (out / RESULTS_FILE).exists() and not force:
         raise BabelmoeError(
-            f"{out / RESULTS_FILE} already exists", "pass --force or choose another --out"
+            f"{out / RESULTS_FILE} already exists",
+            f"pass {setting('force')} or choose another {setting('out')}",
         )
     documents = heldout_documents(profile, indices, config.max_documents)
     chosen = indices if indices is not None else range(len(profile.languages))

@@ -121,7 +121,7 @@ def run_family_script(
             write_table(
                 out,
                 "family_vs_script",
-                sg.layer_rows(result, sg_cfg.alpha),
+                sg.layer_rows(result, sg_cfg.statistics.alpha),
                 "Partial Mantel of activation distance on script and genealogical distance",
             )
         if mrm_result is not None and claim_block is not None:
@@ -144,15 +144,12 @@ def run_family_script(
 
 
 def mrm_config(sg_cfg: sg.ScriptGenealogyConfig) -> fm.MRMConfig:
-    """The MRM settings that follow the family-against-script config (same relabelings, level,
-    alpha and seed; the MRM reuses the Mantel tests' relabelings)."""
+    """The MRM settings that follow the family-against-script config (its statistics: same
+    relabelings, level, alpha and seed; the MRM reuses the Mantel tests' relabelings, and as
+    many within blocks)."""
     return fm.MRMConfig(
-        n_permutations=sg_cfg.n_permutations,
-        exact_limit=sg_cfg.exact_limit,
-        n_restricted_permutations=sg_cfg.n_permutations,
-        ci_level=sg_cfg.ci_level,
-        alpha=sg_cfg.alpha,
-        seed=sg_cfg.seed,
+        statistics=sg_cfg.statistics,
+        n_restricted_permutations=sg_cfg.statistics.n_permutations,
     )
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from babelmoe.corpus import Document
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.profile.artifact import ProfileData
 from babelmoe.prune.targets import language_names
 
@@ -36,8 +36,8 @@ def heldout_documents(
         )
     if frac <= 0.0:
         raise BabelmoeError(
-            "the profile kept no held-out documents (--heldout 0)",
-            "re-run babelmoe profile with --heldout 0.2",
+            f"the profile kept no held-out documents ({setting('heldout_frac')} 0)",
+            f"re-run babelmoe profile with {setting('heldout_frac')} 0.2",
         )
     corpus = load_corpus(source, requested)
     recorded = profile.meta.get("corpus", {}).get("sha256")

@@ -62,7 +62,7 @@ def run_language_null(
     freq = profile.frequency.numpy()
     within = en.expert_null(freq, null_cfg)
     layer_share: dict[str, tuple[float, float, float]] = {}
-    rng = np.random.default_rng(null_cfg.seed)
+    rng = np.random.default_rng(null_cfg.statistics.seed)
     draws = null_cfg.n_draws
     shared_draws, specific_draws = en.null_draws(freq, null_cfg, rng, draws)
     for kind, null in (("shared", shared_draws), ("specific", specific_draws)):
@@ -85,7 +85,7 @@ def run_language_null(
             unit_tokens,
             statistic,
             n_bootstrap,
-            config.seed,
+            config.statistics.seed,
             paired=use_paired,
             articles=articles.index if use_paired and articles is not None else None,
         )
@@ -97,7 +97,7 @@ def run_language_null(
         f"may lie below the estimate"
     )
     claims = expert_claims(
-        result, layer_share, boot, len(profile.codes), config.alpha, ci_level, interval
+        result, layer_share, boot, len(profile.codes), config.statistics.alpha, ci_level, interval
     )
     block = summary(result, claims)
     block["resampling"] = resampling

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.experts.partition import check_partition_fits, load_partition
 from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
 from babelmoe.profile.accumulate import Accumulator
@@ -285,7 +285,8 @@ def _check_world_size(state_root: Path, world_size: int, identity: dict) -> None
             raise BabelmoeError(
                 f"{state_root} holds checkpoints of this profile written by {other} rank(s), "
                 f"and this run has {world_size}",
-                f"resume with {other} rank(s) ({launch} ...), or pass --force to start over "
+                f"resume with {other} rank(s) ({launch} ...), or pass {setting('force')} to start "
+                "over "
                 "and drop them",
             )
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from babelmoe import artifacts
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.evaluate.perplexity import PerplexityConfig
 from babelmoe.experts.masks import selection_scales
 from babelmoe.interventions import langid
@@ -78,7 +78,7 @@ def _read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[str, d
     if header.get("identity") != artifacts.jsonable(identity):
         raise BabelmoeError(
             f"{path} holds rows of a different steer run",
-            "pass --force to start over, or use another run folder",
+            f"pass {setting('force')} to start over, or use another run folder",
         )
     rows = {row["key"]: row for row in artifacts.jsonl_records(lines[1:])}
     logger.info("resuming: %d rows already in %s", len(rows), path)
@@ -126,7 +126,9 @@ def run_steer(
             else list(range(len(all_names)))
         )
         if len(indices) < 2:
-            raise BabelmoeError("steer needs at least two languages", "pass --languages en,fr")
+            raise BabelmoeError(
+                "steer needs at least two languages", f"pass {setting('languages')} en,fr"
+            )
         names = [all_names[i] for i in indices]
         labels = (
             dict(

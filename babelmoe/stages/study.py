@@ -34,7 +34,7 @@ from pathlib import Path
 
 from babelmoe import artifacts
 from babelmoe.corpus.study import overlap
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.models.loading import ModelSpec, load_model
 from babelmoe.stages.config import StudyConfig
 from babelmoe.stages.sequence import StageTimer, run_sequence
@@ -108,7 +108,7 @@ def check_disjoint(config: StudyConfig) -> None:
         raise BabelmoeError(
             f"the replication sample shares {len(shared)} language(s) with the first sample by "
             f"ISO 639-3: {listed}",
-            "choose --replication-languages outside the study's languages",
+            f"choose {setting('replication_languages')} outside the study's languages",
         )
 
 
@@ -125,7 +125,7 @@ def share_partition(run_dir: Path, second_dir: Path, force: bool = False) -> Non
     if any(present) and not force:
         raise BabelmoeError(
             f"{second_dir} already holds another partition than {run_dir}",
-            "move it away or pass --force to replace it with the first sample's",
+            f"move it away or pass {setting('force')} to replace it with the first sample's",
         )
     with artifacts.run_lock(second_dir):
         for name in names:

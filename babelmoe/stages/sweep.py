@@ -44,7 +44,7 @@ from babelmoe.analysis.sweep import (
     specificity,
     verdicts,
 )
-from babelmoe.errors import BabelmoeError
+from babelmoe.errors import BabelmoeError, setting
 from babelmoe.evaluate import (
     MultipleChoiceConfig,
     PerplexityConfig,
@@ -342,7 +342,7 @@ def read_rows(path: Path, identity: dict[str, Any], force: bool) -> dict[tuple, 
         else:
             raise BabelmoeError(
                 f"{path} holds rows of a different sweep",
-                "pass --force to start over, or use another run folder",
+                f"pass {setting('force')} to start over, or use another run folder",
             )
     rows = {}
     for row in artifacts.jsonl_records(lines[1:]):

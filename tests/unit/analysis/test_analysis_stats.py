@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from babelmoe.analysis.config import AnalysisConfig, DiffConfig
+from babelmoe.analysis.config import AnalysisConfig, DiffConfig, StatisticsConfig
 from babelmoe.analysis.diff import diff_profiles
 from babelmoe.analysis.profile_analysis import analyse_profile
 from babelmoe.analysis.stats.bootstrap import (
@@ -160,8 +160,9 @@ def test_bootstrap_interval_covers_the_true_value():
     assert covered >= 30  # about 35 of 40 expected (percentile intervals under-cover a bit)
 
 
-def _quick(**overrides) -> AnalysisConfig:
-    return AnalysisConfig(**{"n_bootstrap": 100, "n_permutations": 199, **overrides})
+def _quick(n_bootstrap: int = 100, **overrides) -> AnalysisConfig:
+    statistics = StatisticsConfig(n_bootstrap=n_bootstrap, n_permutations=199)
+    return AnalysisConfig(statistics=statistics, **overrides)
 
 
 def test_analysis_finds_a_planted_romance_group():
@@ -210,7 +211,7 @@ def test_diff_detects_a_planted_change_and_little_else():
     tuned[:, 1, :4] = np.minimum(tuned[:, 1, :4] + 0.3, 1.0)
     a = make_profile(frequency=freq, seed=1, tokens_per_unit=300)
     b = make_profile(frequency=tuned, seed=2, tokens_per_unit=300)
-    result = diff_profiles(a, b, DiffConfig(n_bootstrap=100))
+    result = diff_profiles(a, b, DiffConfig(statistics=StatisticsConfig(n_bootstrap=100)))
     assert result.changed[1, :4].all()
     assert result.changed.sum() - 4 <= 3  # sampling noise alone rarely crosses 3 s.e.
     assert int(np.argmax(result.mean_abs[-1])) == 1 and result.noise_p[-1, 1] < 0.05
@@ -222,8 +223,8 @@ def test_diff_of_two_samples_of_one_model_stays_within_noise():
     freq = true_frequency(PAPER_LANGUAGE_INFO, 3, 32, seed=4)
     a = make_profile(frequency=freq, seed=1, tokens_per_unit=300)
     b = make_profile(frequency=freq, seed=2, tokens_per_unit=300)
-    result = diff_profiles(a, b, DiffConfig(n_bootstrap=100))
+    result = diff_profiles(a, b, DiffConfig(statistics=StatisticsConfig(n_bootstrap=100)))
     assert (result.noise_p[-1] > 0.05).all()  # no layer changes beyond sampling noise
     assert np.allclose(result.mean_abs[-1], result.noise_floor[-1], rtol=0.3)
-    same = diff_profiles(a, a, DiffConfig(n_bootstrap=50))
+    same = diff_profiles(a, a, DiffConfig(statistics=StatisticsConfig(n_bootstrap=50)))
     assert (same.mean_abs == 0).all() and (same.noise_p == 1).all() and not same.changed.any()

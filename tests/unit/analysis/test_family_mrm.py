@@ -14,6 +14,7 @@ import pytest
 
 from babelmoe import testing
 from babelmoe.analysis import family_mrm as fm
+from babelmoe.analysis.config import StatisticsConfig
 from babelmoe.analysis.expert_null import ExpertNullConfig
 from babelmoe.analysis.script_genealogy import ScriptGenealogyConfig
 from babelmoe.analysis.stats import mrm
@@ -33,11 +34,12 @@ except ImportError:
 
 
 FAST = {
-    "n_permutations": 299,
+    "statistics": StatisticsConfig(n_permutations=299),
     "n_restricted_permutations": 299,
     "n_language_bootstrap": 200,
     "n_moderator_permutations": 199,
 }
+LIMITED = StatisticsConfig(n_permutations=299, exact_limit=10)
 
 
 def _world(n: int = 36, seed: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -157,12 +159,14 @@ def _profile(tmp_path: Path) -> list[dict]:
     return langs
 
 
-SG_FAST = ScriptGenealogyConfig(n_permutations=99, exact_limit=10, n_bootstrap=10)
+SG_FAST = ScriptGenealogyConfig(
+    statistics=StatisticsConfig(n_permutations=99, exact_limit=10, n_bootstrap=10)
+)
 
 
 def test_stage_writes_the_mrm_tables_and_claims_that_round_trip(tmp_path: Path) -> None:
     _profile(tmp_path)
-    cfg = fm.MRMConfig(**FAST, exact_limit=10)
+    cfg = fm.MRMConfig(**{**FAST, "statistics": LIMITED})
     blocks = run_family_script(tmp_path, SG_FAST, ExpertNullConfig(n_draws=20), mrm_cfg=cfg)
     out = tmp_path / FOLDER
     for name in ("mrm", "mrm_restricted", "mrm_lofo", "mrm_moderator"):
@@ -215,7 +219,7 @@ def test_stage_uses_the_covariates_when_they_exist(
     module.Covariates = Covariates  # type: ignore[attr-defined]
     module.load_covariates = lambda run_dir: cov  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "babelmoe.analysis.covariates", module)
-    cfg = fm.MRMConfig(**FAST, exact_limit=10, min_group=3)
+    cfg = fm.MRMConfig(**{**FAST, "statistics": LIMITED}, min_group=3)
     blocks = run_family_script(
         tmp_path, SG_FAST, ExpertNullConfig(n_draws=20), figures=False, mrm_cfg=cfg
     )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from babelmoe.analysis import label_null as ln
+from babelmoe.analysis.config import StatisticsConfig
 from babelmoe.analysis.stats.bootstrap import unit_weights
 from babelmoe.analysis.units import resolve_paired, unit_articles
 
@@ -42,7 +43,7 @@ def planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_label_null_detects_a_planted_specific_expert_and_not_an_agnostic_one() -> None:
     counts, tokens, articles = planted()
-    cfg = ln.LabelNullConfig(n_permutations=499, seed=1)
+    cfg = ln.LabelNullConfig(statistics=StatisticsConfig(label_permutations=499, seed=1))
     result = ln.label_null(counts, tokens, articles, cfg)
     assert result.strata == "article"
     assert result.specific_language[SPECIFIC] == 0  # the threshold rule flags it ...
@@ -64,7 +65,12 @@ def test_label_null_detects_a_planted_specific_expert_and_not_an_agnostic_one() 
 
 def test_label_null_observed_frequencies_and_dispersion_match_a_direct_computation() -> None:
     counts, tokens, articles = planted(seed=3)
-    result = ln.label_null(counts, tokens, articles, ln.LabelNullConfig(n_permutations=19))
+    result = ln.label_null(
+        counts,
+        tokens,
+        articles,
+        ln.LabelNullConfig(statistics=StatisticsConfig(label_permutations=19)),
+    )
     freq = counts.sum(1) / tokens.sum(1)[:, None, None]
     np.testing.assert_allclose(result.frequency, freq)
     # the identity permutation ties with itself, so no p-value is below 1 / (draws + 1)
@@ -150,7 +156,12 @@ def test_label_null_speed_at_the_studys_shape() -> None:
     counts = rng.binomial(tokens[:, :, None, None], rng.beta(0.5, 5, (layers, experts)))
     articles = np.where(tokens > 0, np.arange(units)[None, :], -1)
     began = time.perf_counter()
-    ln.label_null(counts, tokens, articles, ln.LabelNullConfig(n_permutations=999))
+    ln.label_null(
+        counts,
+        tokens,
+        articles,
+        ln.LabelNullConfig(statistics=StatisticsConfig(label_permutations=999)),
+    )
     assert time.perf_counter() - began < 60
 
 

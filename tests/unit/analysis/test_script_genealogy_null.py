@@ -7,9 +7,13 @@ import pytest
 
 from babelmoe.analysis import expert_null as en
 from babelmoe.analysis import script_genealogy as sg
+from babelmoe.analysis.config import StatisticsConfig
 from babelmoe.testing import PAPER_LANGUAGE_INFO, make_profile
 
-FAST = {"n_permutations": 199, "exact_limit": 1000, "n_bootstrap": 40, "batch_size": 20}
+FAST = {
+    "statistics": StatisticsConfig(n_permutations=199, exact_limit=1000, n_bootstrap=40),
+    "batch_size": 20,
+}
 
 
 def _languages() -> list[dict]:
@@ -200,7 +204,8 @@ def test_one_pass_nulls_equal_the_partial_mantel_of_stats() -> None:
     langs = _languages()[:7]
     freq = _frequency(langs, "script") + np.random.default_rng(1).uniform(0, 0.02, (7, 4, 32))
     profile = make_profile(langs, frequency=freq, n_units=8)
-    cfg = sg.ScriptGenealogyConfig(n_permutations=99, exact_limit=10_000, n_bootstrap=0)
+    stats = StatisticsConfig(n_permutations=99, exact_limit=10_000, n_bootstrap=0)
+    cfg = sg.ScriptGenealogyConfig(statistics=stats)
     result = sg.script_genealogy(profile, cfg)
     plan = LabelPermutations(7, 10_000, 99, 0)
     assert plan.exact

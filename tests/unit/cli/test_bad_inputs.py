@@ -351,7 +351,7 @@ CASES: list[Case] = [
     Case("analyse-unknown-metric", lambda w: ["analyse", w.run, "--metric", "manhattan"],
          r"unknown metric\(s\): manhattan"),
     Case("analyse-negative-bootstrap", lambda w: ["analyse", w.run, "--bootstrap", "-1"],
-         r"n_bootstrap must be >= 0"),
+         r"--bootstrap must be >= 0, got -1"),
     Case("analyse-seed-run-of-other-shape",
          lambda w: ["analyse", w.run, "--seed-run", more_experts_run(w)],
          r"seed run .*run8 does not match"),

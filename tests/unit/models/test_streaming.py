@@ -132,7 +132,7 @@ def test_gate_of_an_ungated_model_is_refused(tmp_path: Path) -> None:
     folder = save(tiny_model("gpt2"), tmp_path)
     with pytest.raises(BabelmoeError) as info:
         list(stream_ffns(folder, ("gate",)))
-    assert "--source up" in info.value.fix
+    assert info.value.fix == "use source up" and info.value.settings == ("source",)  # CLI: --source
 
 
 def test_not_streamable(tmp_path: Path, sharded_llama: Path) -> None:

@@ -50,7 +50,7 @@ def test_ratio_outside_unit_interval_is_an_error(ratio: float) -> None:
 
 
 def test_config_errors() -> None:
-    with pytest.raises(BabelmoeError, match="--tau"):
+    with pytest.raises(BabelmoeError, match="method threshold takes tau, not ratio"):
         PruneConfig(method="threshold", ratio=0.2, languages=("en",))
     with pytest.raises(BabelmoeError, match="tau"):
         PruneConfig(method="threshold", tau=1.5, languages=("en",))

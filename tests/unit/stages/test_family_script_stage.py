@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from babelmoe import testing
+from babelmoe.analysis.config import StatisticsConfig
 from babelmoe.analysis.expert_null import ExpertNullConfig
 from babelmoe.analysis.script_genealogy import ScriptGenealogyConfig
 from babelmoe.corpus.study import STUDY50_BUDGET, STUDY50_LANGUAGES
@@ -16,7 +17,9 @@ from babelmoe.stages.study import StudyConfig
 
 LANGS = getattr(testing, "PAPER_LANGUAGE_INFO", None) or testing.PAPER_LANGUAGES
 
-FAST = ScriptGenealogyConfig(n_permutations=99, exact_limit=10, n_bootstrap=20)
+FAST = ScriptGenealogyConfig(
+    statistics=StatisticsConfig(n_permutations=99, exact_limit=10, n_bootstrap=20)
+)
 
 
 def test_writes_tables_figures_summary_and_section(tmp_path: Path) -> None:
@@ -55,7 +58,7 @@ def test_study_config() -> None:
     assert cfg.profile.languages == list(STUDY50_LANGUAGES)
     assert cfg.profile.token_budget == STUDY50_BUDGET
     assert cfg.analysis.metrics == ("jensen_shannon",)
-    assert cfg.analysis.n_bootstrap == cfg.n_bootstrap
+    assert cfg.analysis.statistics.n_bootstrap == cfg.n_bootstrap
     small = StudyConfig(languages=("en", "fr", "zh", "ar"), budget=100, n_experts=16)
     assert small.split.n_experts == 16 and small.profile.token_budget == 100
 
@@ -67,7 +70,8 @@ def test_analyse_stage_writes_both_blocks_and_the_report_section(tmp_path: Path)
 
     profile = testing.make_profile([dict(x) for x in LANGS], n_layers=3, n_experts=16)
     save_profile(tmp_path, profile)
-    cfg = AnalysisConfig(n_bootstrap=30, n_permutations=99, exact_limit=10)
+    stats = StatisticsConfig(n_bootstrap=30, n_permutations=99, exact_limit=10)
+    cfg = AnalysisConfig(statistics=stats)
     summary = run_analysis(tmp_path, cfg)
     block = summary["family_vs_script"]
     assert block["n_bootstrap"] == 30  # the analysis's own resamples, not new ones

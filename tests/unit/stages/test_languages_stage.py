@@ -53,7 +53,7 @@ def test_files_and_bad_options(corpus: tuple[Path, Path], tmp_path: Path) -> Non
     assert data[0]["request"] == "en" and data[0]["script"] == "Latin"
     csv_text = write_rows(rows, tmp_path / "rows.csv").read_text()
     assert csv_text.splitlines()[0].startswith("request,code,bcp47")
-    with pytest.raises(BabelmoeError, match="min-tokens"):
+    with pytest.raises(BabelmoeError, match="min_tokens needs token counts"):
         LanguagesConfig(corpus=str(folder), model=None, min_tokens=10)
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from babelmoe import artifacts
-from babelmoe.analysis.config import AnalysisConfig
+from babelmoe.analysis.config import AnalysisConfig, StatisticsConfig
 from babelmoe.errors import BabelmoeError
 from babelmoe.plots import heatmaps
 from babelmoe.profile.artifact import save_profile
@@ -36,7 +36,9 @@ def _run(folder: Path, seed: int) -> Path:
 def run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
     main, other = _run(root / "main", 0), _run(root / "seed1", 1)
-    cfg = AnalysisConfig(n_bootstrap=30, n_permutations=99, exact_limit=5000)
+    cfg = AnalysisConfig(
+        statistics=StatisticsConfig(n_bootstrap=30, n_permutations=99, exact_limit=5000)
+    )
     run_analysis(main, cfg, seed_runs=[other])
     sweep = main / "sweep"  # the prune stage's convention: paths relative to the run folder
     sweep.mkdir()

@@ -39,9 +39,9 @@ SMALL = SweepConfig(methods=("sort", "norm"), ratios=(0.1, 0.25), random_seeds=(
         ({"methods": ("threshold",)}, "cannot be swept"),
         ({"methods": ("random",)}, "cannot be swept"),
         ({"ratios": (0.1, 1.0)}, r"\[0, 1\)"),
-        ({"specificity_method": "adaptive"}, "not among --methods"),
-        ({"methods": ("norm",), "specificity_method": "sort"}, "not among --methods"),
-        ({"specificity_ratio": 0.3}, "not among --ratios"),
+        ({"specificity_method": "adaptive"}, "not among methods"),
+        ({"methods": ("norm",), "specificity_method": "sort"}, "not among methods"),
+        ({"specificity_ratio": 0.3}, "not among ratios"),
     ],
 )
 def test_config_errors(kwargs: dict, message: str) -> None:
