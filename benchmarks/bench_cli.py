@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shlex
 import shutil
@@ -40,6 +39,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import cli_env  # noqa: E402
 
 from babelmoe import artifacts  # noqa: E402
 from babelmoe.models.shapes import SHAPES, byte_tokenizer, make_config, random_model  # noqa: E402
@@ -285,7 +286,7 @@ def main() -> None:
     checkpoint, run = work / "model", work / "run"
     budget = max(1, args.tokens // len(LANGUAGES))
     corpus = work / f"corpus-{budget}"  # one per budget: runs of other sizes share the model
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = cli_env(ROOT)
     if args.torchrun:  # the one-process run on the first GPU only, as a user would
         env1 = {**env, "CUDA_VISIBLE_DEVICES": env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]}
     else:

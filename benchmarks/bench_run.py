@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_cli import LANGUAGES, plain_forward, reference, run_command, write_checkpoint  # noqa: E402
 from bench_cli import write_corpus as write_bench_corpus  # noqa: E402
+from common import cli_env  # noqa: E402
 
 from babelmoe.models.shapes import SHAPES  # noqa: E402
 from babelmoe.stages.profile import ProfileConfig  # noqa: E402
@@ -237,7 +237,7 @@ def main() -> None:
     import shutil
 
     shutil.rmtree(run, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = cli_env(ROOT)
     argv = [sys.executable, "-m", "babelmoe.cli", "run", "--model", str(checkpoint)]
     argv += ["--device", args.device, "--corpus", str(corpus), "--budget", str(args.budget)]
     argv += ["--out", str(run), *shlex.split(args.run_args)]

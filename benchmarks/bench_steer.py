@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import tempfile
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_cli import LANGUAGES, run_command, write_checkpoint, write_corpus  # noqa: E402
+from common import cli_env  # noqa: E402
 
 from babelmoe.evaluate.encoding import encode, pad_token_id  # noqa: E402
 from babelmoe.evaluate.perplexity import PerplexityConfig, perplexity  # noqa: E402
@@ -99,7 +99,7 @@ def main() -> None:
         write_checkpoint(model_dir, args.shape, args.device)
     write_corpus(corpus, args.tokens // len(LANGUAGES))
     cli = [sys.executable, "-m", "babelmoe.cli"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = cli_env(ROOT)
     common = ["--model", str(model_dir), "--device", args.device]
     if not (run / "profile.json").is_file():
         run_command([*cli, "split", "--out", str(run), *common], work / "split.log", env)

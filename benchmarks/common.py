@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+
+
+def cli_env(root: object) -> dict[str, str]:
+    """The environment for a babelmoe subprocess: this tree first on PYTHONPATH, the caller's
+    entries (e.g. packages carried to a device machine) kept after it."""
+    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
 def sync(device: torch.device) -> None:
