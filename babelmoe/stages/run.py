@@ -68,16 +68,8 @@ def run_pipeline(
         for seed in config.extra_seeds:
             folder = seed_dir(run_dir, seed)
             split, profile = replace(config.split, seed=seed), config.profile
-            stage(f"split seed {seed}", run_split, spec, split, folder, force=force, loaded=loaded)
-            stage(
-                f"profile seed {seed}",
-                run_profile,
-                spec,
-                profile,
-                folder,
-                force=force,
-                loaded=loaded,
-            )
+            stage(f"split seed {seed}", run_split, split, folder, model=loaded, force=force)
+            stage(f"profile seed {seed}", run_profile, profile, folder, model=loaded, force=force)
             seed_runs.append(folder)
         return seed_runs
 

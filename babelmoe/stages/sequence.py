@@ -94,8 +94,8 @@ def run_sequence(
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
 
-    stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
-    stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)
+    stage("split", run_split, config.split, run_dir, model=loaded, force=force)
+    stage("profile", run_profile, config.profile, run_dir, model=loaded, force=force)
     stage("covariates", run_covariates, run_dir, loaded, force=force)
     seed_runs = list(before_analyse()) if before_analyse is not None else []
     analysis = getattr(config, "analysis", None)  # the main job analyses with the defaults

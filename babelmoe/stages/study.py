@@ -72,15 +72,7 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
 
         share_partition(run_dir, second_dir, force=force)
         profile = config.replication_profile
-        stage(
-            "replication profile",
-            run_profile,
-            spec,
-            profile,
-            second_dir,
-            force=force,
-            loaded=loaded,
-        )
+        stage("replication profile", run_profile, profile, second_dir, model=loaded, force=force)
         # the same references and covariates as the first sample, or its claims are not comparable
         stage("replication covariates", run_covariates, second_dir, loaded, force=force)
         stage("replication analyse", run_analysis, second_dir, config.analysis)

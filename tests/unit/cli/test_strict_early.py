@@ -28,7 +28,7 @@ def no_model(monkeypatch):
     def load_model(spec):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr("babelmoe.stages.profile.load_model", load_model)
+    monkeypatch.setattr("babelmoe.models.loading.load_model", load_model)
 
 
 def test_a_second_writer_is_refused_before_the_model_loads(run_folder, tmp_path_factory, no_model):
