@@ -96,7 +96,7 @@ def run_sequence(
 
     stage("split", run_split, config.split, run_dir, model=loaded, force=force)
     stage("profile", run_profile, config.profile, run_dir, model=loaded, force=force)
-    stage("covariates", run_covariates, run_dir, loaded, force=force)
+    stage("covariates", run_covariates, None, run_dir, model=loaded, force=force)
     seed_runs = list(before_analyse()) if before_analyse is not None else []
     analysis = getattr(config, "analysis", None)  # the main job analyses with the defaults
     stage("analyse", run_analysis, run_dir, analysis, seed_runs=seed_runs)

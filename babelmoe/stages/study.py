@@ -74,7 +74,7 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
         profile = config.replication_profile
         stage("replication profile", run_profile, profile, second_dir, model=loaded, force=force)
         # the same references and covariates as the first sample, or its claims are not comparable
-        stage("replication covariates", run_covariates, second_dir, loaded, force=force)
+        stage("replication covariates", run_covariates, None, second_dir, model=loaded, force=force)
         stage("replication analyse", run_analysis, second_dir, config.analysis)
         stage("replication report", build_report, second_dir)
         rows = stage("replication check", write_replication, run_dir)
