@@ -22,7 +22,7 @@ from babelmoe.testing import cpu_spec, save_model_folder, tiny_loaded
 def test_prune_writes_a_loadable_model_and_its_record(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     config = PruneConfig(method="sort-per-layer", ratio=0.25, languages=("en",))
-    out = run_prune(run_dir, config, cpu_spec(model_dir))
+    out = run_prune(config, run_dir, model=cpu_spec(model_dir))
     assert out == run_dir / "pruned" / "sort-per-layer-en-r0.25-s0"
     record = read_pruning_record(out)
     assert record["method"] == "sort-per-layer" and record["languages"] == ["en"]
@@ -36,19 +36,23 @@ def test_prune_writes_a_loadable_model_and_its_record(run: tuple[Path, Path]) ->
     stock = AutoModelForCausalLM.from_pretrained(out)
     ids = torch.tensor([[1, 5, 6, 7, 8]])
     torch.testing.assert_close(stock(ids).logits, load_pruned(out)(ids).logits)
-    assert run_prune(run_dir, config, cpu_spec(model_dir)) == out  # same again: kept, no error
+    # same again: kept, no error
+    assert run_prune(config, run_dir, model=cpu_spec(model_dir)) == out
 
 
 def test_prune_refuses_a_different_model_in_the_same_folder(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     out = run_dir / "pruned" / "mine"
     run_prune(
-        run_dir, PruneConfig(method="random", ratio=0.25, seed=1), cpu_spec(model_dir), out=out
+        PruneConfig(method="random", ratio=0.25, seed=1),
+        run_dir,
+        model=cpu_spec(model_dir),
+        out=out,
     )
     other = PruneConfig(method="random", ratio=0.25, seed=2)
     with pytest.raises(BabelmoeError, match="different pruned model"):
-        run_prune(run_dir, other, cpu_spec(model_dir), out=out)
-    run_prune(run_dir, other, cpu_spec(model_dir), out=out, force=True)
+        run_prune(other, run_dir, model=cpu_spec(model_dir), out=out)
+    run_prune(other, run_dir, model=cpu_spec(model_dir), out=out, force=True)
     assert read_pruning_record(out)["seed"] == 2
 
 
@@ -58,14 +62,16 @@ def test_prune_refuses_a_language_not_profiled_and_a_partition_for_another_model
     run_dir, model_dir = run
     with pytest.raises(BabelmoeError, match="'de' was not profiled"):
         run_prune(
-            run_dir, PruneConfig(method="sort", ratio=0.1, languages=("de",)), cpu_spec(model_dir)
+            PruneConfig(method="sort", ratio=0.1, languages=("de",)),
+            run_dir,
+            model=cpu_spec(model_dir),
         )
     other = save_model_folder(tiny_loaded("llama", seed=7), tmp_path / "other")
     with pytest.raises(BabelmoeError, match="partition was made for other weights"):
         run_prune(
-            run_dir,
             PruneConfig(method="sort", ratio=0.1, languages=("en",)),
-            cpu_spec(other),
+            run_dir,
+            model=cpu_spec(other),
             out=tmp_path / "x",
         )
 
@@ -73,7 +79,9 @@ def test_prune_refuses_a_language_not_profiled_and_a_partition_for_another_model
 def test_evaluate_a_pruned_folder_on_held_out_documents_only(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     pruned = run_prune(
-        run_dir, PruneConfig(method="sort", ratio=0.4, languages=("en", "fr")), cpu_spec(model_dir)
+        PruneConfig(method="sort", ratio=0.4, languages=("en", "fr")),
+        run_dir,
+        model=cpu_spec(model_dir),
     )
     assert read_pruning_record(pruned)["loader"] == "babelmoe"  # global sort: uneven widths
     config = EvaluateConfig(udhr_cont=True, udhr_cont_segment="document")
