@@ -85,7 +85,7 @@ def test_evaluate_a_pruned_folder_on_held_out_documents_only(run: tuple[Path, Pa
     )
     assert read_pruning_record(pruned)["loader"] == "babelmoe"  # global sort: uneven widths
     config = EvaluateConfig(udhr_cont=True, udhr_cont_segment="document")
-    path = run_evaluate(str(pruned), run_dir, config, cpu_spec(model_dir))
+    path = run_evaluate(config, run_dir, model=cpu_spec(pruned))
     results = json.loads(path.read_text())
     assert set(results["results"]) == {"perplexity", "udhr-cont"}
     assert set(results["results"]["perplexity"]) == {"en", "fr"}
@@ -99,7 +99,7 @@ def test_evaluate_a_pruned_folder_on_held_out_documents_only(run: tuple[Path, Pa
         assert [json.loads(x)["id"] for x in items] == [d.id for d in entry.documents]
         assert results["results"]["perplexity"][lang]["ppl"] > 1
     with pytest.raises(BabelmoeError, match="already exists"):
-        run_evaluate(str(pruned), run_dir, config, cpu_spec(model_dir))
+        run_evaluate(config, run_dir, model=cpu_spec(pruned))
 
 
 def test_evaluate_the_dense_model_and_a_language_subset(
@@ -107,10 +107,9 @@ def test_evaluate_the_dense_model_and_a_language_subset(
 ) -> None:
     run_dir, model_dir = run
     path = run_evaluate(
-        str(model_dir),
-        run_dir,
         EvaluateConfig(languages=("fr",)),
-        cpu_spec(model_dir),
+        run_dir,
+        model=cpu_spec(model_dir),
         out=tmp_path / "dense",
     )
     results = json.loads(path.read_text())
@@ -191,7 +190,7 @@ def test_evaluate_reads_published_task_files_and_skips_missing_languages(
     (tmp_path / "mgsm").mkdir()
     (tmp_path / "mgsm" / "mgsm_en.tsv").write_text("two plus two?\t4\nthree plus one?\t4\n")
     config = EvaluateConfig(xcsqa=tmp_path / "xcsqa", mgsm=tmp_path / "mgsm", mgsm_mode="direct")
-    path = run_evaluate(str(model_dir), run_dir, config, cpu_spec(model_dir), out=tmp_path / "out")
+    path = run_evaluate(config, run_dir, model=cpu_spec(model_dir), out=tmp_path / "out")
     results = json.loads(path.read_text())["results"]
     assert results["xcsqa"]["en"]["n"] == 1 and "fr" not in results["xcsqa"]
     assert results["mgsm-direct"]["en"]["n"] == 2 and "fr" not in results["mgsm-direct"]
