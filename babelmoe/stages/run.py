@@ -77,7 +77,7 @@ def run_pipeline(
         if sweep_config is not None:
             from babelmoe.stages.sweep import run_sweep
 
-            stage("sweep", run_sweep, run_dir, sweep_config, loaded, force=force)
+            stage("sweep", run_sweep, sweep_config, run_dir, model=loaded, force=force)
 
     report = run_sequence(
         stage,

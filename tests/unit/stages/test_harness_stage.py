@@ -109,7 +109,7 @@ def test_sweep_runs_harness_tasks_on_every_pruned_model(run, tmp_path):
     task.write_text(MC_TASK.format(data=data))
     config = SweepConfig(methods=("sort",), ratios=(0.25,), random_seeds=(0,), languages=("en",))
     harness_config = HarnessConfig(tasks=(str(task),))
-    path = run_sweep(run_dir, config, load_model(cpu_spec(model_dir)), harness=harness_config)
+    path = run_sweep(config, run_dir, model=load_model(cpu_spec(model_dir)), harness=harness_config)
     summary = json.loads(path.read_text())
     models = {(r["method"], r["seed"]) for r in summary["rows"]}
     assert all(set(r["harness"]) == {"capitals"} for r in summary["rows"])

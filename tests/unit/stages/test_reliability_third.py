@@ -71,7 +71,7 @@ def test_a_resumed_sweep_recomputes_rows_when_the_task_changed(run, tmp_path, ca
     harness = HarnessConfig(tasks=(str(task),))
 
     def accuracies() -> list[float]:
-        path = run_sweep(run_dir, config, loaded, harness=harness)
+        path = run_sweep(config, run_dir, model=loaded, harness=harness)
         rows = json.loads(path.read_text())["rows"]
         return [r["harness"]["capitals"]["acc"] for r in rows]
 
