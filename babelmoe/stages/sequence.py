@@ -99,7 +99,7 @@ def run_sequence(
     stage("covariates", run_covariates, None, run_dir, model=loaded, force=force)
     seed_runs = list(before_analyse()) if before_analyse is not None else []
     analysis = getattr(config, "analysis", None)  # the main job analyses with the defaults
-    stage("analyse", run_analysis, run_dir, analysis, seed_runs=seed_runs)
+    stage("analyse", run_analysis, analysis, run_dir, seed_runs=seed_runs)
     if before_report is not None:
         before_report()
     report = stage("report", build_report, run_dir)

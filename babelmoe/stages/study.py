@@ -75,7 +75,7 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
         stage("replication profile", run_profile, profile, second_dir, model=loaded, force=force)
         # the same references and covariates as the first sample, or its claims are not comparable
         stage("replication covariates", run_covariates, None, second_dir, model=loaded, force=force)
-        stage("replication analyse", run_analysis, second_dir, config.analysis)
+        stage("replication analyse", run_analysis, config.analysis, second_dir)
         stage("replication report", build_report, second_dir)
         rows = stage("replication check", write_replication, run_dir)
         verdicts = [r["verdict"] for r in rows]
