@@ -1,6 +1,6 @@
 """``babelmoe steer``: silence and steer languages through their experts; writes RUN/interventions/.
 
-``run_steer(run_dir, config, model)`` (also the notebook entry point) reads the run's partition
+``run_steer(config, run_dir, model=...)`` (also the notebook entry point) reads the run's partition
 and profile, picks every language's experts (``interventions.selection``), then
 
 1. the silencing matrix (``interventions.silence``): held-out perplexity of every language B with
