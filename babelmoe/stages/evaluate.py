@@ -102,7 +102,7 @@ def load_for_evaluation(spec: ModelSpec) -> LoadedModel:
     return LoadedModel(model, tokenizer, model_identity(model, str(path)), source=spec.source)
 
 
-def pruning_record_of(source: str | None) -> dict[str, Any] | None:
+def _pruning_record(source: str | None) -> dict[str, Any] | None:
     """The pruning record of ``source`` when it is a pruned-model folder, else None."""
     path = Path(source).expanduser() if source is not None else None
     return read_pruning_record(path) if path is not None and is_pruned_folder(path) else None
@@ -451,7 +451,7 @@ def run_evaluate(
     }
     check_named_tasks(config, {name: _task_file_langs(name, a) for name, a in aliases.items()})
     with artifacts.run_lock(out):  # before the model loads: a second writer is refused at once
-        record = pruning_record_of(source)
+        record = _pruning_record(source)
         loaded = as_loaded(model, load=load_for_evaluation)
         if record is not None and record.get("profile_sha256") != profile.meta.get(
             "tensors_sha256"
