@@ -116,6 +116,25 @@ def test_evaluate_the_dense_model_and_a_language_subset(
     assert list(results["results"]["perplexity"]) == ["fr"] and results["pruning"] is None
 
 
+def test_evaluate_takes_the_model_loaded_or_as_its_spec(
+    run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One model passed either way: the same numbers and the same recorded source."""
+    from babelmoe.models.loading import load_model
+
+    run_dir, model_dir = run
+    config = EvaluateConfig(languages=("en",), max_documents=1)
+    spec, loaded = (
+        json.loads(run_evaluate(config, run_dir, model=model, out=tmp_path / name).read_text())
+        for name, model in (
+            ("spec", cpu_spec(model_dir)),
+            ("loaded", load_model(cpu_spec(model_dir))),
+        )
+    )
+    assert loaded["results"] == spec["results"]
+    assert loaded["source"] == spec["source"] == str(model_dir)
+
+
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
