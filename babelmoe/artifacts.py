@@ -654,18 +654,18 @@ def _small_file(folder: Path, text: str) -> Path:
 
 
 def replaces_together(*names: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Decorate a stage runner whose first argument is the run folder: its outputs ``names``
+    """Decorate a stage runner ``run_<stage>(config, run_dir, *, ...)``: its outputs ``names``
     (folders of the run) are replaced all together or not at all (:func:`transaction`)."""
 
     def decorate(runner: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(runner)
-        def wrapper(run_dir: Path, *args: Any, **kwargs: Any) -> T:
+        def wrapper(config: Any, run_dir: Path, *args: Any, **kwargs: Any) -> T:
             if Path(run_dir).is_dir():
                 ensure_unlocked(Path(run_dir))
             else:  # the runner reports the missing inputs
-                return runner(run_dir, *args, **kwargs)
+                return runner(config, run_dir, *args, **kwargs)
             with transaction(Path(run_dir), names):
-                return runner(run_dir, *args, **kwargs)
+                return runner(config, run_dir, *args, **kwargs)
 
         return wrapper
 

@@ -62,7 +62,7 @@ def main() -> None:
     save_profile(args.out, empty)
     began, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     run_covariates(
-        args.out, loaded, CovariatesConfig(heldout_tokens=args.heldout_tokens), force=True
+        CovariatesConfig(heldout_tokens=args.heldout_tokens), args.out, model=loaded, force=True
     )
     stage_s = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_SELF)

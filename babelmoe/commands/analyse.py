@@ -145,7 +145,7 @@ def analyse(
         genealogy_measure=genealogy_measure,
     )
     summary = run_analysis(
-        run_dir, config, seed_runs=seed_run or [], figures=figures, covariates=True
+        config, run_dir, seed_runs=seed_run or [], figures=figures, covariates=True
     )
     for finding in summary["findings"]:
         typer.echo(f"- {finding['text']}")

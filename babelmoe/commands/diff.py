@@ -58,7 +58,7 @@ def diff(
         primary_metric=metric,
         statistics=StatisticsConfig(n_bootstrap=bootstrap, seed=seed),
     )
-    summary = run_diff(run_a, run_b, out, config, figures=figures)
+    summary = run_diff(config, out, run_a=run_a, run_b=run_b, figures=figures)
     for finding in summary["findings"]:
         typer.echo(f"- {finding['text']}")
     typer.echo(f"wrote {out}")

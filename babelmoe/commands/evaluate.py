@@ -121,7 +121,7 @@ def evaluate(
         num_fewshot=num_fewshot,
     )
     spec = dataclasses.replace(spec, source=source)
-    path = run_evaluate(source, run, config, spec, out=out, force=force)
+    path = run_evaluate(config, run, model=spec, out=out, force=force)
     typer.echo(f"results written to {path}")
 
 

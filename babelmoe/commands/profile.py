@@ -131,7 +131,7 @@ def profile(
         compile=compile,
     )
     with common.distributed():
-        path = run_profile(spec, config, run_dir, force=force)
+        path = run_profile(config, run_dir, model=spec, force=force)
     typer.echo(f"profile written to {path}")
 
 

@@ -69,7 +69,7 @@ def prune(
         aggregate=aggregate,  # type: ignore[arg-type]
         seed=check_seed(seed),
     )
-    path = run_prune(run_dir, config, spec, out=out, force=force)
+    path = run_prune(config, run_dir, model=spec, out=out, force=force)
     typer.echo(f"pruned model written to {path}")
 
 

@@ -27,7 +27,7 @@ def report(
     """Write RUN_DIR/report.html: findings with p-values and intervals, figures, configuration."""
     from babelmoe.stages.report import build_report
 
-    typer.echo(f"wrote {build_report(run_dir, out)}")
+    typer.echo(f"wrote {build_report(run_dir, out=out)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -82,7 +82,7 @@ def run(
         specificity=specificity,
         sweep_documents=sweep_documents or None,
     )
-    report = run_pipeline(spec, config, out, force=force, progress=show_stage)
+    report = run_pipeline(config, out, model=spec, force=force, progress=show_stage)
     typer.echo(f"report written to {report}")
 
 

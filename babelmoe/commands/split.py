@@ -39,7 +39,7 @@ def split(
     from babelmoe.stages.split import run_split
 
     config = SplitConfig(n_experts=experts, source=source, seed=seed, max_iter=max_iter)  # type: ignore[arg-type]
-    path = run_split(spec, config, out, force=force)
+    path = run_split(config, out, model=spec, force=force)
     typer.echo(f"partition written to {path}")
 
 

@@ -134,7 +134,7 @@ def steer(
         temperature=temperature,
         seed=check_seed(seed),
     )
-    summary = run_steer(run_dir, config, spec, force=force)
+    summary = run_steer(config, run_dir, model=spec, force=force)
     for line in summary["findings"]:
         typer.echo(line)
     typer.echo(f"interventions written to {Path(run_dir) / 'interventions'}")

@@ -87,7 +87,7 @@ def study(
     if replication:
         check_disjoint(config)  # refused before anything is printed or loaded
         typer.echo(config.replication_statement())
-    report = run_study(spec, config, out, force=force)
+    report = run_study(config, out, model=spec, force=force)
     typer.echo(f"report written to {report}")
     if replication:
         typer.echo(f"replication verdicts written to {out / 'replication.csv'}")

@@ -121,7 +121,7 @@ def sweep(
             batch_size=batch_size,
         )
         harness.task_files()  # a missing YAML: one line before the model loads
-    path = run_sweep(run_dir, config, spec, force=force, harness=harness)
+    path = run_sweep(config, run_dir, model=spec, force=force, harness=harness)
     typer.echo(f"sweep written to {path}")
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,15 @@ def cache_dir() -> Path:
 
 @dataclass
 class LoadedModel:
-    """A model ready for the stages: the module, its tokenizer and its identity."""
+    """A model ready for the stages: the module, its tokenizer and its identity.
+
+    ``source``: what it was loaded from (a ``ModelSpec``'s source or a pruned folder; None when
+    built in memory), as a ``ModelSpec`` names it: a stage given either reads it alike."""
 
     model: nn.Module
     tokenizer: Any
     identity: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
 
     @property
     def device(self) -> torch.device:
@@ -230,7 +235,21 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return LoadedModel(model=model, tokenizer=tokenizer, identity=model_identity(model, name))
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, identity=model_identity(model, name), source=spec.source
+    )
+
+
+def as_loaded(
+    model: LoadedModel | ModelSpec, load: Callable[[ModelSpec], LoadedModel] | None = None
+) -> LoadedModel:
+    """The model a stage runs: ``model`` itself when loaded, else the one its spec names, loaded
+    now by ``load`` (default :func:`load_model`). Every stage takes its model as
+    ``model: LoadedModel | ModelSpec`` and calls this where it first needs the weights, so a
+    stage whose artifact is already there does not load it."""
+    if isinstance(model, LoadedModel):
+        return model
+    return (load or load_model)(model)
 
 
 def model_identity(model: nn.Module, name: str) -> dict[str, Any]:

@@ -14,6 +14,10 @@
 | ``babelmoe run`` | ``stages.run`` | ``run_pipeline`` |
 | ``babelmoe study`` | ``stages.study`` | ``run_study`` |
 
+Every runner has one shape, ``run_<stage>(config, run_dir, *, model=..., force=False, ...)``:
+the model, where the stage needs one, as ``model: LoadedModel | ModelSpec`` (resolved by
+``models.loading.as_loaded``).
+
 ``stages.heldout`` (the held-out documents of a run) serves evaluate and sweep. ``stages.config``
 holds the stages' configs (importable without torch, for ``--help``); ``stages.progress`` the
 main job's plan of stages and its estimate of time left. Dependency rule:

@@ -1,6 +1,6 @@
 """The runner of ``babelmoe analyse``: read a run folder, compute, write tables and figures.
 
-``run_analysis(run_dir, config, seed_runs)`` writes into ``RUN_DIR/analysis/``: the tables of
+``run_analysis(config, run_dir, seed_runs=...)`` writes into ``RUN_DIR/analysis/``: the tables of
 ``analysis.records`` (and of ``analysis.seeds`` when seed runs are given) as CSV + JSON,
 ``clustering.json``, ``figures.json`` (captions of the figures) and ``summary.json``; figures go
 to ``RUN_DIR/figures/``. Family against script and the shared-expert null model go to
@@ -71,8 +71,9 @@ def _check_same_study(
 # every output folder at once or none (a failure leaves the earlier analysis as it was)
 @artifacts.replaces_together(artifacts.ANALYSIS_DIR, artifacts.FIGURES_DIR, FAMILY_SCRIPT_DIR)
 def run_analysis(
+    config: AnalysisConfig | None,
     run_dir: Path,
-    config: AnalysisConfig | None = None,
+    *,
     seed_runs: Sequence[Path] = (),
     figures: bool = True,
     covariates: bool = False,
@@ -162,9 +163,9 @@ def run_analysis(
     # Family against script and the shared-expert null model: RUN/family_vs_script/ (its own
     # tables, figures and report section); their blocks and sentences also go into summary.json.
     blocks = run_family_script(
-        run_dir,
         family_script_config(config),
-        expert_null_config(config),
+        run_dir,
+        null_cfg=expert_null_config(config),
         profile=profile,
         distance_samples=result.distance_samples,
         figures=figures,
@@ -178,10 +179,10 @@ def run_analysis(
     stats = config.statistics
     if stats.label_permutations > 0:
         blocks["language_null"] = run_language_null(
-            run_dir,
-            profile,
             label_null_config(config),
-            expert_null_config(config),
+            run_dir,
+            profile=profile,
+            null_cfg=expert_null_config(config),
             n_bootstrap=stats.n_bootstrap,
             paired=stats.bootstrap_paired,
             ci_level=stats.ci_level,

@@ -1,6 +1,6 @@
 """The covariates stage: measure a run's language covariates and write ``RUN/covariates/``.
 
-``run_covariates(run_dir, loaded_model=None)`` reads the run's profile (its languages, corpus,
+``run_covariates(config, run_dir, model=None)`` reads the run's profile (its languages, corpus,
 held-out split and model identity), reloads the corpus and measures, per language:
 
 - with the tokenizer, on the profiled documents: tokens per UTF-8 byte of the documents whose ids
@@ -15,7 +15,7 @@ held-out split and model identity), reloads the corpus and measures, per languag
   Glottolog has none, the script shares of the letters.
 
 It then writes :func:`babelmoe.analysis.covariates.save_covariates`'s artifact plus
-``languages.csv``. Without ``loaded_model`` it loads the model the profile records; when that
+``languages.csv``. Without ``model`` it loads the model the profile records; when that
 cannot be loaded (a GGUF file or a folder that moved, a hub id offline) it keeps what needs no
 model and says in the artifact's ``notes`` what is missing. An identical artifact is kept (the
 identity: the profile's model, corpus and tokens, the settings, and which parts were measured); a
@@ -36,7 +36,7 @@ import numpy as np
 from babelmoe import artifacts
 from babelmoe.analysis import covariates as cv
 from babelmoe.errors import BabelmoeError
-from babelmoe.models.loading import LoadedModel
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded
 
 logger = logging.getLogger(__name__)
 
@@ -251,15 +251,17 @@ def heldout_selection(
 
 
 def run_covariates(
+    config: CovariatesConfig | None,
     run_dir: Path,
-    loaded_model: LoadedModel | None = None,
-    config: CovariatesConfig | None = None,
+    *,
+    model: LoadedModel | ModelSpec | None = None,
     force: bool = False,
     load: bool = True,
 ) -> Path:
     """Measure the covariates of ``run_dir``'s profile; write ``RUN/covariates/``; return its
-    JSON path. ``loaded_model``: the profile's model, already loaded (else it is loaded from
-    the profile's record when ``load``; without a model, only what needs none is written)."""
+    JSON path. ``model``: the profile's model (a spec loads only when the covariates are not
+    there yet; none: it is loaded from the profile's record when ``load``; without a model,
+    only what needs none is written)."""
     from babelmoe.corpus import load_corpus
 
     config = config or CovariatesConfig()
@@ -283,7 +285,7 @@ def run_covariates(
         notes.append(f"the profile's corpus cannot be read again ({why}): nothing measured")
         corpus = None
 
-    loaded, why = loaded_model, None
+    loaded, why = model, None
     if loaded is None and corpus is not None:
         if load:
             loaded, why = _load_recorded(meta)
@@ -308,7 +310,7 @@ def _write(
     meta: dict[str, Any],
     labels: list[str],
     corpus: Any,
-    loaded: LoadedModel | None,
+    loaded: LoadedModel | ModelSpec | None,
     config: CovariatesConfig,
     identity: dict[str, Any],
     notes: list[str],
@@ -323,6 +325,7 @@ def _write(
     languages = list(meta["languages"])
     values: dict[str, Any] = {}
     if loaded is not None and corpus is not None:
+        loaded = as_loaded(loaded)
         values = measure(meta, corpus, loaded.tokenizer, loaded.model, config)
         notes += values.pop("notes")
     coordinates, coord_notes = _coordinates(languages, corpus)
@@ -397,7 +400,7 @@ def report_section(cov: cv.Covariates) -> dict[str, Any]:
     }
 
 
-def ensure_covariates(run_dir: Path, loaded_model: LoadedModel | None = None) -> None:
+def ensure_covariates(run_dir: Path, model: LoadedModel | ModelSpec | None = None) -> None:
     """Write ``RUN/covariates/`` when the run has none (loading the profile's model)."""
     if not artifacts.artifact_exists(cv.covariates_dir(Path(run_dir)), artifacts.COVARIATES):
-        run_covariates(run_dir, loaded_model)
+        run_covariates(None, run_dir, model=model)

@@ -1,9 +1,9 @@
 """The runner of ``babelmoe diff``: compare the profiles of two run folders (base vs
 instruction-tuned, or corpus A vs B).
 
-``run_diff(run_a, run_b, out, config)`` writes the diff tables, ``summary.json``, figures in
-``OUT/figures/``, ``OUT/report.html`` and ``OUT/report_section.json``; with OUT inside a run folder
-(e.g. ``RUN_B/diff_vs_base``) that run's report includes the diff as a section.
+``run_diff(config, out, run_a=RUN_A, run_b=RUN_B)`` writes the diff tables, ``summary.json``,
+figures in ``OUT/figures/``, ``OUT/report.html`` and ``OUT/report_section.json``; with OUT inside
+a run folder (e.g. ``RUN_B/diff_vs_base``) that run's report includes the diff as a section.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 
 
 def run_diff(
-    run_a: Path, run_b: Path, out: Path, config: DiffConfig | None = None, figures: bool = True
+    config: DiffConfig | None, out: Path, *, run_a: Path, run_b: Path, figures: bool = True
 ) -> dict[str, Any]:
-    """Compare the profiles of two run folders; returns the diff summary."""
+    """Compare the profiles of the run folders ``run_a`` and ``run_b``; write into ``out`` (the
+    folder it writes, as a run folder is the other stages'); returns the diff summary."""
     config = config or DiffConfig()
     run_a, run_b, out = Path(run_a), Path(run_b), Path(out)
     a, b = load_profile(run_a), load_profile(run_b)

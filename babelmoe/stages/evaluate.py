@@ -27,7 +27,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from babelmoe.evaluate.harness_tasks import (
     write_xcsqa_task,
 )
 from babelmoe.evaluate.tasks.xcsqa import resolve_path
-from babelmoe.models.loading import LoadedModel, ModelSpec, load_model, model_identity
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded, load_model, model_identity
 from babelmoe.profile.artifact import load_profile
 from babelmoe.prune.surgery import is_pruned_folder, load_pruned, read_pruning_record
 from babelmoe.prune.targets import resolve_languages
@@ -77,15 +77,14 @@ class _DocumentRecord:
         return {"id": self.id, **self.values}
 
 
-def load_for_evaluation(source: str, spec: ModelSpec) -> tuple[LoadedModel, dict[str, Any] | None]:
-    """A pruned-model folder (through :func:`load_pruned`) or anything ``load_model`` takes;
-    with the pruning record when there is one."""
-    path = Path(source).expanduser()
+def load_for_evaluation(spec: ModelSpec) -> LoadedModel:
+    """``spec``'s source: a pruned-model folder (through :func:`load_pruned`) or anything
+    ``load_model`` takes."""
+    path = Path(spec.source).expanduser()
     if not is_pruned_folder(path):
-        return load_model(replace(spec, source=source)), None
+        return load_model(spec)
     from transformers import AutoTokenizer
 
-    record = read_pruning_record(path)
     dtype = (
         None
         if spec.dtype == "auto" and spec.resolved_device().type == "cpu"
@@ -100,7 +99,13 @@ def load_for_evaluation(source: str, spec: ModelSpec) -> tuple[LoadedModel, dict
         ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return LoadedModel(model, tokenizer, model_identity(model, str(path))), record
+    return LoadedModel(model, tokenizer, model_identity(model, str(path)), source=spec.source)
+
+
+def _pruning_record(source: str | None) -> dict[str, Any] | None:
+    """The pruning record of ``source`` when it is a pruned-model folder, else None."""
+    path = Path(source).expanduser() if source is not None else None
+    return read_pruning_record(path) if path is not None and is_pruned_folder(path) else None
 
 
 def perplexity_result(
@@ -402,17 +407,17 @@ def default_eval_dir(run_dir: Path, source: str) -> Path:
 
 
 def run_evaluate(
-    source: str,
-    run_dir: Path,
     config: EvaluateConfig,
-    spec: ModelSpec,
+    run_dir: Path,
+    *,
+    model: LoadedModel | ModelSpec,
     out: Path | None = None,
     force: bool = False,
-    *,
     overwrite: bool | None = None,
 ) -> Path:
-    """Evaluate ``source`` (a pruned folder, a model folder, a hub id or ``default``) on
-    ``run_dir``'s held-out text and the asked tasks; write into ``out``; return results.json.
+    """Evaluate ``model`` (its source: a pruned folder, a model folder, a hub id or
+    ``default``) on ``run_dir``'s held-out text and the asked tasks; write into ``out``
+    (default: ``RUN/eval/<source's name>``); return results.json.
 
     ``force``: replace earlier results in ``out`` (as every stage says it; ``overwrite`` is its
     deprecated old name)."""
@@ -424,6 +429,7 @@ def run_evaluate(
         )
         force = force or overwrite
     run_dir = Path(run_dir)
+    source = model.source  # None: a LoadedModel built in memory
     for name, path in (
         ("xcsqa", config.xcsqa),
         ("mgsm", config.mgsm),
@@ -435,7 +441,7 @@ def run_evaluate(
             )
     profile = load_profile(run_dir)
     indices = resolve_languages(profile, config.languages) if config.languages else None
-    out = Path(out) if out is not None else default_eval_dir(run_dir, source)
+    out = Path(out) if out is not None else default_eval_dir(run_dir, source or "")
     if (out / RESULTS_FILE).exists() and not force:
         raise BabelmoeError(
             f"{out / RESULTS_FILE} already exists",
@@ -449,7 +455,8 @@ def run_evaluate(
     }
     check_named_tasks(config, {name: _task_file_langs(name, a) for name, a in aliases.items()})
     with artifacts.run_lock(out):  # before the model loads: a second writer is refused at once
-        loaded, record = load_for_evaluation(source, spec)
+        record = _pruning_record(source)
+        loaded = as_loaded(model, load=load_for_evaluation)
         if record is not None and record.get("profile_sha256") != profile.meta.get(
             "tensors_sha256"
         ):

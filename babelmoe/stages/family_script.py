@@ -1,6 +1,6 @@
 """Family against script, and shared experts against a null model: the stage that writes them.
 
-``run_family_script(run_dir)`` reads the run's profile, runs
+``run_family_script(config, run_dir)`` reads the run's profile, runs
 :func:`babelmoe.analysis.script_genealogy.script_genealogy` and
 :func:`babelmoe.analysis.expert_null.expert_null`, and writes into ``RUN_DIR/family_vs_script/``:
 
@@ -55,8 +55,9 @@ REFERENCE_SOURCES = {
 
 
 def run_family_script(
+    config: sg.ScriptGenealogyConfig | None,
     run_dir: Path,
-    sg_cfg: sg.ScriptGenealogyConfig | None = None,
+    *,
     null_cfg: en.ExpertNullConfig | None = None,
     profile: ProfileData | None = None,
     distance_samples: tuple[np.ndarray, np.ndarray] | None = None,
@@ -68,10 +69,10 @@ def run_family_script(
     Returns ``{"family_vs_script": block or None, "expert_null": block, "notes": [...]}``;
     the MRM's block is ``family_vs_script["mrm"]`` and its sentences come first in
     ``family_vs_script["findings"]``. ``mrm_cfg`` defaults to ``MRMConfig`` with the
-    permutations, level and seed of ``sg_cfg``.
+    permutations, level and seed of ``config``.
     """
     run_dir = Path(run_dir)
-    sg_cfg = sg_cfg or sg.ScriptGenealogyConfig()
+    sg_cfg = config or sg.ScriptGenealogyConfig()
     mrm_cfg = mrm_cfg or mrm_config(sg_cfg)
     null_cfg = null_cfg or en.ExpertNullConfig()
     profile = profile if profile is not None else load_profile(run_dir)

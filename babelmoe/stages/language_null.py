@@ -1,8 +1,8 @@
 """Shared and specific experts against permuted language labels: the stage that writes them.
 
-``run_language_null(run_dir, ...)`` runs :func:`babelmoe.analysis.label_null.label_null` on the
-run's profile (permuting language labels over its document units, within articles when the
-corpus is parallel) and writes:
+``run_language_null(config, run_dir, ...)`` runs :func:`babelmoe.analysis.label_null.label_null`
+on the run's profile (permuting language labels over its document units, within articles when
+the corpus is parallel) and writes:
 
 - ``RUN_DIR/language_null/``: ``language_null.csv/.json`` (per layer and kind: observed count,
   mean under the label null, p, shared experts that are language-agnostic / specific experts the
@@ -40,9 +40,10 @@ SECTION_ORDER = 61
 
 
 def run_language_null(
-    run_dir: Path,
-    profile: ProfileData,
     config: ln.LabelNullConfig,
+    run_dir: Path,
+    *,
+    profile: ProfileData,
     null_cfg: en.ExpertNullConfig,
     n_bootstrap: int = 200,
     paired: bool | None = None,

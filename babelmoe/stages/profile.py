@@ -25,7 +25,7 @@ import torch
 from babelmoe import artifacts
 from babelmoe.errors import BabelmoeError, setting
 from babelmoe.experts.partition import check_partition_fits, load_partition
-from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded
 from babelmoe.profile.accumulate import Accumulator
 from babelmoe.profile.artifact import KIND, ProfileData, save_profile
 from babelmoe.profile.batches import Batch, budget_documents, corpus_batches
@@ -107,16 +107,16 @@ def _distributed() -> tuple[int, int]:
 
 
 def run_profile(
-    spec: ModelSpec,
     config: ProfileConfig,
     run_dir: Path,
+    *,
+    model: LoadedModel | ModelSpec,
     force: bool = False,
-    loaded: LoadedModel | None = None,
 ) -> Path:
     """Profile ``config.languages`` with ``run_dir``'s partition; write ``run_dir/profile.*``.
 
     The run lock is taken first and every input (partition, corpus files) is read and checked
-    before the model loads: a second writer or a bad input is refused at once.
+    before ``model`` loads (a spec): a second writer or a bad input is refused at once.
     """
     from babelmoe.corpus import load_corpus
 
@@ -127,7 +127,7 @@ def run_profile(
         partition = load_partition(run_dir)
         corpus = load_corpus(config.corpus, config.languages)
         began = time.perf_counter()
-        loaded = loaded or load_model(spec)
+        loaded = as_loaded(model)
         load_s = time.perf_counter() - began
         began = time.perf_counter()
         check_partition_fits(partition, loaded.model)

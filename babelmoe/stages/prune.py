@@ -9,7 +9,7 @@ from typing import Any
 
 from babelmoe import artifacts
 from babelmoe.experts.partition import Partition, check_partition_fits, load_partition
-from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded
 from babelmoe.profile.artifact import ProfileData, load_profile
 from babelmoe.prune.criteria import PruneConfig, Selection
 from babelmoe.prune.surgery import check_can_write_pruned, prune_model, save_pruned
@@ -78,17 +78,18 @@ def pruning_record(
 
 
 def run_prune(
-    run_dir: Path,
     config: PruneConfig,
-    spec: ModelSpec,
+    run_dir: Path,
+    *,
+    model: LoadedModel | ModelSpec,
     out: Path | None = None,
     force: bool = False,
-    loaded: LoadedModel | None = None,
 ) -> Path:
-    """Prune the model for ``config`` using ``run_dir``'s partition and profile; write ``out``.
+    """Prune ``model`` for ``config`` using ``run_dir``'s partition and profile; write ``out``.
 
-    Returns ``out``. An identical pruned model already in ``out`` is kept; a different one (or
-    any other content) is an error unless ``force``.
+    Returns ``out``. An identical pruned model already in ``out`` is kept (a spec is then not
+    loaded); a different one (or any other content) is an error unless ``force``. ``model`` is
+    pruned in place when given loaded.
     """
     run_dir = Path(run_dir)
     partition, profile = load_run(run_dir)
@@ -99,7 +100,7 @@ def run_prune(
         if not check_can_write_pruned(out, identity, force):
             logger.info("%s already holds this pruned model; keeping it", out)
             return out
-        loaded = loaded or load_model(spec)
+        loaded = as_loaded(model)
         check_partition_fits(partition, loaded.model)
         for note in selection.notes:
             logger.warning("%s", note)

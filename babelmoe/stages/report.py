@@ -127,7 +127,7 @@ def load_hook_sections(run_dir: Path) -> list[Section]:
     return sections
 
 
-def build_report(run_dir: Path, out: Path | None = None) -> Path:
+def build_report(run_dir: Path, *, out: Path | None = None) -> Path:
     """Write the report of ``run_dir`` (default ``RUN_DIR/report.html``); returns its path."""
     from babelmoe.plots.sections import analysis_sections, config_section
 

@@ -6,8 +6,8 @@ report. Because each stage keeps an identical existing artifact, re-running the 
 after an interruption continues with the first unfinished stage. The sequence it shares with
 ``babelmoe study`` is ``stages.sequence.run_sequence``.
 
-Progress: ``run_pipeline(..., progress=callback)`` reports each stage's start and end with an
-estimate of the time left (``stages.progress``); the command line shows it.
+Progress: ``run_pipeline(config, run_dir, model=..., progress=callback)`` reports each stage's
+start and end with an estimate of the time left (``stages.progress``); the command line shows it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from babelmoe import artifacts
-from babelmoe.models.loading import ModelSpec, load_model
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded
 from babelmoe.stages.config import PipelineConfig
 from babelmoe.stages.progress import ProgressCallback, plan_stages
 from babelmoe.stages.sequence import StageTimer, run_sequence
@@ -33,14 +33,16 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
 
 
 def run_pipeline(
-    spec: ModelSpec,
     config: PipelineConfig,
     run_dir: Path,
+    *,
+    model: LoadedModel | ModelSpec,
     force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Path:
-    """Run every stage into ``run_dir``; returns the report's path. ``progress`` is called when
-    each stage starts and ends (``StageEvent``: i of N, time left)."""
+    """Run every stage into ``run_dir`` with ``model`` (a spec loads once, after the run folder
+    and the corpus are checked); returns the report's path. ``progress`` is called when each
+    stage starts and ends (``StageEvent``: i of N, time left)."""
     from babelmoe.corpus import load_corpus
     from babelmoe.prune.sweep import SweepConfig, plan_jobs
     from babelmoe.stages.profile import run_profile
@@ -61,23 +63,15 @@ def run_pipeline(
 
     artifacts.ensure_unlocked(run_dir)  # a second writer: refused before the model loads
     load_corpus(config.profile.corpus, config.profile.languages)  # a bad corpus: likewise
-    loaded = stage("load", load_model, spec)
+    loaded = stage("load", as_loaded, model)
 
     def extra_seeds() -> list[Path]:
         seed_runs = []
         for seed in config.extra_seeds:
             folder = seed_dir(run_dir, seed)
             split, profile = replace(config.split, seed=seed), config.profile
-            stage(f"split seed {seed}", run_split, spec, split, folder, force=force, loaded=loaded)
-            stage(
-                f"profile seed {seed}",
-                run_profile,
-                spec,
-                profile,
-                folder,
-                force=force,
-                loaded=loaded,
-            )
+            stage(f"split seed {seed}", run_split, split, folder, model=loaded, force=force)
+            stage(f"profile seed {seed}", run_profile, profile, folder, model=loaded, force=force)
             seed_runs.append(folder)
         return seed_runs
 
@@ -85,14 +79,13 @@ def run_pipeline(
         if sweep_config is not None:
             from babelmoe.stages.sweep import run_sweep
 
-            stage("sweep", run_sweep, run_dir, sweep_config, loaded, force=force)
+            stage("sweep", run_sweep, sweep_config, run_dir, model=loaded, force=force)
 
     report = run_sequence(
         stage,
-        spec,
+        config,
         run_dir,
-        loaded=loaded,
-        config=config,
+        model=loaded,
         force=force,
         before_analyse=extra_seeds,
         before_report=sweep,

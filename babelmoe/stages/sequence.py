@@ -18,7 +18,6 @@ from babelmoe.stages.progress import ProgressCallback, Stage, StageEvent, second
 
 if TYPE_CHECKING:
     from babelmoe.models.loading import LoadedModel
-    from babelmoe.models.spec import ModelSpec
     from babelmoe.stages.config import PipelineConfig, StudyConfig
 
 logger = logging.getLogger(__name__)
@@ -75,31 +74,30 @@ class StageTimer:
 
 def run_sequence(
     stage: StageTimer,
-    spec: ModelSpec,
+    config: PipelineConfig | StudyConfig,
     run_dir: Path,
     *,
-    loaded: LoadedModel,
-    config: PipelineConfig | StudyConfig,
+    model: LoadedModel,
     force: bool = False,
     before_analyse: Callable[[], Sequence[Path]] | None = None,
     before_report: Callable[[], None] | None = None,
 ) -> Path:
     """split -> profile -> covariates -> ``before_analyse()`` (returns the seed runs to compare)
-    -> analyse -> ``before_report()`` -> report, into ``run_dir`` with the ``loaded`` model
-    (``spec`` names it) and ``config``'s split, profile and analysis settings (none:
-    ``AnalysisConfig()``); returns the report's path."""
+    -> analyse -> ``before_report()`` -> report, into ``run_dir`` with the loaded ``model``
+    and ``config``'s split, profile and analysis settings (none: ``AnalysisConfig()``); returns
+    the report's path."""
     from babelmoe.stages.analyse import run_analysis
     from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
     from babelmoe.stages.report import build_report
     from babelmoe.stages.split import run_split
 
-    stage("split", run_split, spec, config.split, run_dir, force=force, loaded=loaded)
-    stage("profile", run_profile, spec, config.profile, run_dir, force=force, loaded=loaded)
-    stage("covariates", run_covariates, run_dir, loaded, force=force)
+    stage("split", run_split, config.split, run_dir, model=model, force=force)
+    stage("profile", run_profile, config.profile, run_dir, model=model, force=force)
+    stage("covariates", run_covariates, None, run_dir, model=model, force=force)
     seed_runs = list(before_analyse()) if before_analyse is not None else []
     analysis = getattr(config, "analysis", None)  # the main job analyses with the defaults
-    stage("analyse", run_analysis, run_dir, analysis, seed_runs=seed_runs)
+    stage("analyse", run_analysis, analysis, run_dir, seed_runs=seed_runs)
     if before_report is not None:
         before_report()
     report = stage("report", build_report, run_dir)

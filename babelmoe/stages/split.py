@@ -26,7 +26,7 @@ from babelmoe.experts.partition import (
     split_layers,
     split_model,
 )
-from babelmoe.models.loading import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from babelmoe.models.loading import DEFAULT_MODEL, LoadedModel, ModelSpec, as_loaded
 from babelmoe.models.streaming import StreamedCheckpoint, is_streamable
 
 logger = logging.getLogger(__name__)
@@ -77,29 +77,31 @@ def _streamed(spec: ModelSpec, config: SplitConfig) -> tuple[dict, Split] | None
 
 
 def run_split(
-    spec: ModelSpec,
     config: SplitConfig,
-    out: Path,
+    run_dir: Path,
+    *,
+    model: LoadedModel | ModelSpec,
     force: bool = False,
-    loaded: LoadedModel | None = None,
 ) -> Path:
-    """Write ``out/partition.{safetensors,json}``; reuse an identical existing one.
+    """Write ``run_dir/partition.{safetensors,json}``; reuse an identical existing one.
 
-    Without ``loaded``, a local safetensors folder is streamed layer by layer instead of loaded.
+    ``model`` given as a spec of a local safetensors folder is streamed layer by layer instead of
+    loaded.
     """
+    out = Path(run_dir)
     with artifacts.run_lock(out):
-        streamed = None if loaded is not None else _streamed(spec, config)
+        streamed = None if isinstance(model, LoadedModel) else _streamed(model, config)
         if streamed is not None:
             model_identity, split = streamed
         else:
-            loaded = loaded or load_model(spec)
+            loaded = as_loaded(model)
             model_identity = loaded.identity
-            model = loaded.model
+            module = loaded.model
 
             def split(
                 progress: SplitProgress | None, on_layer: Callable[[SplitProgress], None]
             ) -> Partition:
-                return split_model(model, config, progress=progress, on_layer=on_layer)
+                return split_model(module, config, progress=progress, on_layer=on_layer)
 
         identity = {"model": model_identity, "config": asdict(config)}
         if not artifacts.check_can_write(out, artifacts.PARTITION, KIND, identity, force):

@@ -1,6 +1,6 @@
 """``babelmoe steer``: silence and steer languages through their experts; writes RUN/interventions/.
 
-``run_steer(run_dir, config, model)`` (also the notebook entry point) reads the run's partition
+``run_steer(config, run_dir, model=...)`` (also the notebook entry point) reads the run's partition
 and profile, picks every language's experts (``interventions.selection``), then
 
 1. the silencing matrix (``interventions.silence``): held-out perplexity of every language B with
@@ -44,7 +44,7 @@ from babelmoe.interventions.selection import (
     random_like,
     select_language_experts,
 )
-from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded
 from babelmoe.stages.config import SteerConfig
 
 logger = logging.getLogger(__name__)
@@ -99,14 +99,15 @@ def _append(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def run_steer(
+    config: SteerConfig | None,
     run_dir: Path,
-    config: SteerConfig | None = None,
-    loaded: LoadedModel | ModelSpec | None = None,
+    *,
+    model: LoadedModel | ModelSpec | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
     """Silence and steer every language of ``run_dir`` through its experts (module docstring).
 
-    ``loaded``: a loaded model, or the spec of one (default: the bundled model), loaded once
+    ``model``: a loaded model, or the spec of one (default: the bundled model), loaded once
     the run's artifacts are read and checked. Returns the summary written to
     ``RUN/interventions/interventions.json``."""
     from babelmoe.experts.partition import check_partition_fits
@@ -158,8 +159,7 @@ def run_steer(
             if config.steering
             else []
         )
-        if isinstance(loaded, ModelSpec) or loaded is None:
-            loaded = load_model(loaded or ModelSpec())
+        loaded = as_loaded(model if model is not None else ModelSpec())
         check_partition_fits(partition, loaded.model)
         recorded = asdict(config)
         for name in ("shared_null", "keep_language", "chat"):

@@ -35,15 +35,22 @@ from pathlib import Path
 from babelmoe import artifacts
 from babelmoe.corpus.study import overlap
 from babelmoe.errors import BabelmoeError, setting
-from babelmoe.models.loading import ModelSpec, load_model
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded
 from babelmoe.stages.config import StudyConfig
 from babelmoe.stages.sequence import StageTimer, run_sequence
 
 logger = logging.getLogger(__name__)
 
 
-def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool = False) -> Path:
-    """Run the study into ``run_dir``; returns the report's path."""
+def run_study(
+    config: StudyConfig,
+    run_dir: Path,
+    *,
+    model: LoadedModel | ModelSpec,
+    force: bool = False,
+) -> Path:
+    """Run the study into ``run_dir`` with ``model`` (a spec loads once, after the run folders
+    are checked); returns the report's path."""
     from babelmoe.stages.analyse import run_analysis
     from babelmoe.stages.covariates import run_covariates
     from babelmoe.stages.profile import run_profile
@@ -63,7 +70,7 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
         check_disjoint(config)
         artifacts.ensure_unlocked(second_dir)
         logger.info("study: %s", config.replication_statement())
-    loaded = stage("load", load_model, spec)
+    loaded = stage("load", as_loaded, model)
 
     def replication() -> None:
         if not config.replication:
@@ -72,18 +79,10 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
 
         share_partition(run_dir, second_dir, force=force)
         profile = config.replication_profile
-        stage(
-            "replication profile",
-            run_profile,
-            spec,
-            profile,
-            second_dir,
-            force=force,
-            loaded=loaded,
-        )
+        stage("replication profile", run_profile, profile, second_dir, model=loaded, force=force)
         # the same references and covariates as the first sample, or its claims are not comparable
-        stage("replication covariates", run_covariates, second_dir, loaded, force=force)
-        stage("replication analyse", run_analysis, second_dir, config.analysis)
+        stage("replication covariates", run_covariates, None, second_dir, model=loaded, force=force)
+        stage("replication analyse", run_analysis, config.analysis, second_dir)
         stage("replication report", build_report, second_dir)
         rows = stage("replication check", write_replication, run_dir)
         verdicts = [r["verdict"] for r in rows]
@@ -93,7 +92,7 @@ def run_study(spec: ModelSpec, config: StudyConfig, run_dir: Path, force: bool =
         )
 
     return run_sequence(
-        stage, spec, run_dir, loaded=loaded, config=config, force=force, before_report=replication
+        stage, config, run_dir, model=loaded, force=force, before_report=replication
     )
 
 

@@ -54,7 +54,7 @@ from babelmoe.evaluate import (
 )
 from babelmoe.evaluate.masked import MaskedEvalConfig, MaskedFFNs, masked_ffns, masked_perplexities
 from babelmoe.experts.partition import Partition
-from babelmoe.models.loading import LoadedModel, ModelSpec, load_model
+from babelmoe.models.loading import LoadedModel, ModelSpec, as_loaded
 from babelmoe.plots.sweep import plot_curves, plot_specificity
 from babelmoe.plots.sweep_sections import section_html, section_lead
 from babelmoe.profile.artifact import ProfileData
@@ -373,15 +373,16 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
 
 
 def run_sweep(
-    run_dir: Path,
     config: SweepConfig,
-    loaded: LoadedModel | ModelSpec,
+    run_dir: Path,
+    *,
+    model: LoadedModel | ModelSpec,
     force: bool = False,
     harness: HarnessConfig | None = None,
     eval_config: MaskedEvalConfig | None = None,
 ) -> Path:
-    """The sweep on ``run_dir``'s held-out text with ``loaded`` (a loaded model, or the spec of
-    one, loaded once the lock is held and the run's artifacts are read); writes ``RUN/sweep/``;
+    """The sweep on ``run_dir``'s held-out text with ``model`` (a spec loads once the lock is
+    held and the run's artifacts are read); writes ``RUN/sweep/``;
     ``harness``: lm-eval tasks run on every pruned model too; ``eval_config``: how the masked
     evaluation batches (not part of the sweep's identity: it changes no result beyond float
     rounding). ``sweep.json``'s ``timings`` say where the time went."""
@@ -400,8 +401,7 @@ def run_sweep(
             from babelmoe.evaluate.harness import check_task_names
 
             check_task_names(harness)
-        if isinstance(loaded, ModelSpec):
-            loaded = load_model(loaded)
+        loaded = as_loaded(model)
         check_partition_fits(partition, loaded.model)
         identity = sweep_identity(config, partition, profile, loaded.identity)
         if harness is not None:  # absent otherwise: earlier sweeps resume unchanged

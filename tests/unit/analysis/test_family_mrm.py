@@ -167,7 +167,9 @@ SG_FAST = ScriptGenealogyConfig(
 def test_stage_writes_the_mrm_tables_and_claims_that_round_trip(tmp_path: Path) -> None:
     _profile(tmp_path)
     cfg = fm.MRMConfig(**{**FAST, "statistics": LIMITED})
-    blocks = run_family_script(tmp_path, SG_FAST, ExpertNullConfig(n_draws=20), mrm_cfg=cfg)
+    blocks = run_family_script(
+        SG_FAST, tmp_path, null_cfg=ExpertNullConfig(n_draws=20), mrm_cfg=cfg
+    )
     out = tmp_path / FOLDER
     for name in ("mrm", "mrm_restricted", "mrm_lofo", "mrm_moderator"):
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.json").is_file()
@@ -221,7 +223,7 @@ def test_stage_uses_the_covariates_when_they_exist(
     monkeypatch.setitem(sys.modules, "babelmoe.analysis.covariates", module)
     cfg = fm.MRMConfig(**{**FAST, "statistics": LIMITED}, min_group=3)
     blocks = run_family_script(
-        tmp_path, SG_FAST, ExpertNullConfig(n_draws=20), figures=False, mrm_cfg=cfg
+        SG_FAST, tmp_path, null_cfg=ExpertNullConfig(n_draws=20), figures=False, mrm_cfg=cfg
     )
     block = blocks["family_vs_script"]["mrm"]
     assert block["predictors"] == ["script", "genealogy", "geography"]

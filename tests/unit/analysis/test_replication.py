@@ -215,7 +215,7 @@ def test_study_on_a_tiny_model_writes_the_replication_run_and_its_verdicts(tmp_p
     )
     out = tmp_path / "run"
     spec = ModelSpec(source=str(model), device="cpu", dtype="float32")
-    report = run_study(spec, cfg, out)
+    report = run_study(cfg, out, model=spec)
     assert report == out / "report.html"
     second_dir = out / "replication"
     for folder in (out, second_dir):
@@ -255,5 +255,5 @@ def test_study_on_a_tiny_model_writes_the_replication_run_and_its_verdicts(tmp_p
     assert "against permuted language labels" in html_text
     # the same command again keeps every artifact (nothing is profiled again)
     before = (second_dir / "profile.safetensors").stat().st_mtime_ns
-    run_study(spec, cfg, out)
+    run_study(cfg, out, model=spec)
     assert (second_dir / "profile.safetensors").stat().st_mtime_ns == before

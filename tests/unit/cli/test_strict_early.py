@@ -28,7 +28,7 @@ def no_model(monkeypatch):
     def load_model(spec):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr("babelmoe.stages.profile.load_model", load_model)
+    monkeypatch.setattr("babelmoe.models.loading.load_model", load_model)
 
 
 def test_a_second_writer_is_refused_before_the_model_loads(run_folder, tmp_path_factory, no_model):
@@ -90,7 +90,7 @@ def test_run_refuses_a_second_writer_before_the_model_loads(
     def load_model(spec):
         raise AssertionError("the model was loaded before the lock was checked")
 
-    monkeypatch.setattr("babelmoe.stages.run.load_model", load_model)
+    monkeypatch.setattr("babelmoe.models.loading.load_model", load_model)
     run = tmp_path / "run"
     run.mkdir()
     argv = ["run", "--out", run, "--model", tiny_checkpoint(tmp_path_factory),

@@ -132,7 +132,7 @@ def test_evaluate_tasks_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch, aft
     config = EvaluateConfig(languages=("en",), tasks=(str(task),))
     spec = ModelSpec(source=str(model_dir), device="cpu", dtype="float32")
     with pytest.raises(OSError):
-        run_evaluate(str(model_dir), run_dir, config, spec, out=out)
+        run_evaluate(config, run_dir, model=spec, out=out)
     assert tree(tmp_path) == before  # no lm_eval/samples_*.jsonl, no task files
 
 

@@ -196,7 +196,7 @@ def test_run_steer_end_to_end_and_resume(tmp_path):
     config = SteerConfig(
         k=2, random_seeds=(0, 1), factors=(1.0, 4.0), prompts=2, max_new_tokens=4, n_perm=99
     )
-    summary = run_steer(run, config, loaded)
+    summary = run_steer(config, run, model=loaded)
     out = run / "interventions"
     for name in (
         "selection.safetensors",
@@ -221,7 +221,7 @@ def test_run_steer_end_to_end_and_resume(tmp_path):
     assert any("Interventions" in t for t in titles), titles
     lines = (out / "rows.jsonl").read_text().splitlines()
     # resume: nothing is recomputed, the summary is the same
-    again = run_steer(run, config, loaded)
+    again = run_steer(config, run, model=loaded)
     assert (out / "rows.jsonl").read_text().splitlines() == lines
     assert again["silencing"]["own_ratio"] == block["own_ratio"]
 
@@ -292,7 +292,7 @@ def test_silencing_summary_on_constructed_rows():
 def test_unshared_null_draws_one_set_per_language(tmp_path):
     run, _, loaded = make_run(tmp_path)
     config = SteerConfig(k=2, random_seeds=(0,), shared_null=False, steering=False, n_perm=99)
-    summary = run_steer(run, config, loaded)["silencing"]
+    summary = run_steer(config, run, model=loaded)["silencing"]
     assert set(summary["null_groups"].values()) == {"random~en", "random~fr"}
     assert "random_dominance_note" not in summary and len(summary["random_dominance"]) == 1
 
@@ -302,7 +302,7 @@ def test_keep_language_plan_and_fidelity(tmp_path):
     config = SteerConfig(
         k=2, factors=(1.0, 2.0), prompts=2, max_new_tokens=4, keep_language=True, silencing=False
     )
-    summary = run_steer(run, config, loaded)
+    summary = run_steer(config, run, model=loaded)
     points = summary["fidelity"]["points"]
     assert [(p["condition"], p["factor"]) for p in points] == [
         ("dense", 1.0),
@@ -315,4 +315,4 @@ def test_keep_language_plan_and_fidelity(tmp_path):
     assert own and all(r["target"] == r["prompt_lang"] for r in own)
     assert all(isinstance(r["line_lid"], list) for r in rows)
     with pytest.raises(BabelmoeError, match="chat template"):
-        run_steer(run, SteerConfig(k=2, chat=True, silencing=False), loaded, force=True)
+        run_steer(SteerConfig(k=2, chat=True, silencing=False), run, model=loaded, force=True)

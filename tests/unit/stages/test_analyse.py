@@ -49,7 +49,7 @@ def make_run(
 def analysed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     runs = [make_run(root / f"seed{s}", seed=s) for s in range(3)]
-    run_analysis(runs[0], AnalysisConfig(statistics=QUICK), seed_runs=runs[1:], figures=False)
+    run_analysis(AnalysisConfig(statistics=QUICK), runs[0], seed_runs=runs[1:], figures=False)
     return runs[0]
 
 
@@ -94,7 +94,7 @@ def test_seed_runs_must_match(tmp_path):
     main_run = make_run(tmp_path / "a")
     other = make_run(tmp_path / "b", languages=PAPER_LANGUAGE_INFO[:5])
     with pytest.raises(BabelmoeError, match="does not match"):
-        run_analysis(main_run, AnalysisConfig(statistics=QUICK), seed_runs=[other], figures=False)
+        run_analysis(AnalysisConfig(statistics=QUICK), main_run, seed_runs=[other], figures=False)
 
 
 def test_partition_labels_are_optional_but_checked(tmp_path):
@@ -111,7 +111,9 @@ def test_diff_of_two_profiles(tmp_path):
     a = make_run(tmp_path / "base", seed=0)
     b = make_run(tmp_path / "tuned", seed=1, languages=PAPER_LANGUAGE_INFO[:7])
     out = tmp_path / "tuned" / "diff_vs_base"
-    summary = run_diff(a, b, out, DiffConfig(top_k=3, statistics=StatisticsConfig(n_bootstrap=30)))
+    summary = run_diff(
+        DiffConfig(top_k=3, statistics=StatisticsConfig(n_bootstrap=30)), out, run_a=a, run_b=b
+    )
     assert summary["languages"] == [lang["code"] for lang in PAPER_LANGUAGE_INFO[:7]]
     assert len(summary["mean_abs_delta_per_layer"]) == 3 and summary["same_partition"]
     assert summary["geometry"]["p_value"] <= 1.0
@@ -128,7 +130,12 @@ def test_diff_refuses_other_shapes_naming_both_sides(tmp_path):
     a = make_run(tmp_path / "small", n_experts=16)
     b = make_run(tmp_path / "large", n_experts=32)
     with pytest.raises(BabelmoeError, match=r"small.*16 experts.*large.*32 experts"):
-        run_diff(a, b, tmp_path / "out", DiffConfig(statistics=StatisticsConfig(n_bootstrap=0)))
+        run_diff(
+            DiffConfig(statistics=StatisticsConfig(n_bootstrap=0)),
+            tmp_path / "out",
+            run_a=a,
+            run_b=b,
+        )
 
 
 def test_cli_analyse_report_and_errors(tmp_path, capsys):

@@ -53,7 +53,7 @@ def test_the_stage_writes_the_artifact_and_keeps_an_identical_one(run, tmp_path)
     source, _ = run
     folder = tmp_path / "run"
     shutil.copytree(source, folder)
-    path = run_covariates(folder, config=CovariatesConfig(heldout_tokens=64))
+    path = run_covariates(CovariatesConfig(heldout_tokens=64), folder)
     cov = load_covariates(folder)
     assert cov is not None and cov.languages == ["eng", "fra", "rus"]
     assert cov.notes == [] or all("geography" in n for n in cov.notes)
@@ -84,12 +84,12 @@ def test_the_stage_writes_the_artifact_and_keeps_an_identical_one(run, tmp_path)
     assert "token_overlap" in shown and "rus" in shown
     # a second run keeps the artifact as it is
     before = path.read_bytes()
-    assert run_covariates(folder, config=CovariatesConfig(heldout_tokens=64)) == path
+    assert run_covariates(CovariatesConfig(heldout_tokens=64), folder) == path
     assert path.read_bytes() == before
     # other settings: refused without force, replaced with it
     with pytest.raises(BabelmoeError, match="different covariates artifact"):
-        run_covariates(folder, config=CovariatesConfig(heldout_tokens=32))
-    run_covariates(folder, config=CovariatesConfig(heldout_tokens=32), force=True)
+        run_covariates(CovariatesConfig(heldout_tokens=32), folder)
+    run_covariates(CovariatesConfig(heldout_tokens=32), folder, force=True)
     assert (
         artifacts.load_meta(folder / "covariates", "covariates", "covariates")["covariates_config"][
             "heldout_tokens"
@@ -102,7 +102,7 @@ def test_without_a_model_only_metadata_covariates_are_written(run, tmp_path):
     source, _ = run
     folder = tmp_path / "run"
     shutil.copytree(source, folder)
-    run_covariates(folder, load=False)
+    run_covariates(None, folder, load=False)
     cov = load_covariates(folder)
     assert cov is not None
     assert {"script", "script_letters", "script_binary", "genealogy", "genealogy_lineage"} <= set(
@@ -112,7 +112,7 @@ def test_without_a_model_only_metadata_covariates_are_written(run, tmp_path):
     assert np.isnan(cov.features["bits_per_byte"]).all()
     assert any("no model given" in note for note in cov.notes)
     # the model at hand later: the metadata-only artifact is replaced without --force
-    run_covariates(folder, config=CovariatesConfig(heldout_tokens=16))
+    run_covariates(CovariatesConfig(heldout_tokens=16), folder)
     cov = load_covariates(folder)
     assert "familiarity" in cov.distances and not np.isnan(cov.features["bits_per_byte"]).any()
 

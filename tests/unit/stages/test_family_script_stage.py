@@ -25,7 +25,7 @@ FAST = ScriptGenealogyConfig(
 def test_writes_tables_figures_summary_and_section(tmp_path: Path) -> None:
     profile = testing.make_profile([dict(x) for x in LANGS], n_layers=3, n_experts=16)
     save_profile(tmp_path, profile)
-    blocks = run_family_script(tmp_path, FAST, ExpertNullConfig(n_draws=50))
+    blocks = run_family_script(FAST, tmp_path, null_cfg=ExpertNullConfig(n_draws=50))
     out = tmp_path / FOLDER
     for name in ("family_vs_script.csv", "expert_null.csv", "summary.json"):
         assert (out / name).is_file()
@@ -47,7 +47,7 @@ def test_writes_tables_figures_summary_and_section(tmp_path: Path) -> None:
 def test_too_few_languages_is_a_note_not_a_failure(tmp_path: Path) -> None:
     profile = testing.make_profile([dict(x) for x in LANGS[:3]], n_layers=2, n_experts=8)
     save_profile(tmp_path, profile)
-    blocks = run_family_script(tmp_path, FAST, ExpertNullConfig(n_draws=10), figures=False)
+    blocks = run_family_script(FAST, tmp_path, null_cfg=ExpertNullConfig(n_draws=10), figures=False)
     assert blocks["family_vs_script"] is None and "at least 4" in blocks["notes"][0]
     assert not (tmp_path / FOLDER / "family_vs_script.csv").exists()
     assert (tmp_path / FOLDER / "expert_null.csv").is_file()
@@ -72,7 +72,7 @@ def test_analyse_stage_writes_both_blocks_and_the_report_section(tmp_path: Path)
     save_profile(tmp_path, profile)
     stats = StatisticsConfig(n_bootstrap=30, n_permutations=99, exact_limit=10)
     cfg = AnalysisConfig(statistics=stats)
-    summary = run_analysis(tmp_path, cfg)
+    summary = run_analysis(cfg, tmp_path)
     block = summary["family_vs_script"]
     assert block["n_bootstrap"] == 30  # the analysis's own resamples, not new ones
     assert block["model"]["partial"]["script"]["ci"][0] is not None

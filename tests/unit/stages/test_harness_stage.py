@@ -31,7 +31,7 @@ def test_tasks_and_udhr_cont_run_and_are_written_in_both_formats(run, tmp_path):
     task.write_text(MC_TASK.format(data=data))
     config = EvaluateConfig(languages=("en",), udhr_cont=True, tasks=(str(task),), limit=3)
     out = tmp_path / "out"
-    path = run_evaluate(str(model_dir), run_dir, config, cpu_spec(model_dir), out=out)
+    path = run_evaluate(config, run_dir, model=cpu_spec(model_dir), out=out)
     results = json.loads(path.read_text())["results"]
     assert results["capitals"]["all"]["n"] == 2 and 0 <= results["capitals"]["all"]["acc"] <= 1
     assert 1 <= results["udhr-cont"]["en"]["n"] <= 3  # scored by babelmoe ...
@@ -109,7 +109,7 @@ def test_sweep_runs_harness_tasks_on_every_pruned_model(run, tmp_path):
     task.write_text(MC_TASK.format(data=data))
     config = SweepConfig(methods=("sort",), ratios=(0.25,), random_seeds=(0,), languages=("en",))
     harness_config = HarnessConfig(tasks=(str(task),))
-    path = run_sweep(run_dir, config, load_model(cpu_spec(model_dir)), harness=harness_config)
+    path = run_sweep(config, run_dir, model=load_model(cpu_spec(model_dir)), harness=harness_config)
     summary = json.loads(path.read_text())
     models = {(r["method"], r["seed"]) for r in summary["rows"]}
     assert all(set(r["harness"]) == {"capitals"} for r in summary["rows"])

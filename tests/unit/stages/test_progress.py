@@ -67,7 +67,7 @@ def test_run_pipeline_reports_each_stage_start_and_end(tmp_path, monkeypatch) ->
     zero with the last stage."""
     report = tmp_path / "report.html"
     noop = lambda *args, **kwargs: None  # noqa: E731
-    monkeypatch.setattr("babelmoe.stages.run.load_model", noop)
+    monkeypatch.setattr("babelmoe.models.loading.load_model", noop)
     monkeypatch.setattr("babelmoe.corpus.load_corpus", noop)
     for target in ("split.run_split", "profile.run_profile", "analyse.run_analysis",
                    "sweep.run_sweep", "covariates.run_covariates"):  # fmt: skip
@@ -77,7 +77,9 @@ def test_run_pipeline_reports_each_stage_start_and_end(tmp_path, monkeypatch) ->
     from babelmoe.stages.run import run_pipeline
 
     events: list[StageEvent] = []
-    got = run_pipeline(ModelSpec(), PipelineConfig(), tmp_path / "run", progress=events.append)
+    got = run_pipeline(
+        PipelineConfig(), tmp_path / "run", model=ModelSpec(), progress=events.append
+    )
     assert got == report
     n = len(events) // 2
     assert [(e.index, e.total, e.seconds is None) for e in events] == [

@@ -22,7 +22,7 @@ from babelmoe.testing import cpu_spec, save_model_folder, tiny_loaded
 def test_prune_writes_a_loadable_model_and_its_record(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     config = PruneConfig(method="sort-per-layer", ratio=0.25, languages=("en",))
-    out = run_prune(run_dir, config, cpu_spec(model_dir))
+    out = run_prune(config, run_dir, model=cpu_spec(model_dir))
     assert out == run_dir / "pruned" / "sort-per-layer-en-r0.25-s0"
     record = read_pruning_record(out)
     assert record["method"] == "sort-per-layer" and record["languages"] == ["en"]
@@ -36,19 +36,23 @@ def test_prune_writes_a_loadable_model_and_its_record(run: tuple[Path, Path]) ->
     stock = AutoModelForCausalLM.from_pretrained(out)
     ids = torch.tensor([[1, 5, 6, 7, 8]])
     torch.testing.assert_close(stock(ids).logits, load_pruned(out)(ids).logits)
-    assert run_prune(run_dir, config, cpu_spec(model_dir)) == out  # same again: kept, no error
+    # same again: kept, no error
+    assert run_prune(config, run_dir, model=cpu_spec(model_dir)) == out
 
 
 def test_prune_refuses_a_different_model_in_the_same_folder(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     out = run_dir / "pruned" / "mine"
     run_prune(
-        run_dir, PruneConfig(method="random", ratio=0.25, seed=1), cpu_spec(model_dir), out=out
+        PruneConfig(method="random", ratio=0.25, seed=1),
+        run_dir,
+        model=cpu_spec(model_dir),
+        out=out,
     )
     other = PruneConfig(method="random", ratio=0.25, seed=2)
     with pytest.raises(BabelmoeError, match="different pruned model"):
-        run_prune(run_dir, other, cpu_spec(model_dir), out=out)
-    run_prune(run_dir, other, cpu_spec(model_dir), out=out, force=True)
+        run_prune(other, run_dir, model=cpu_spec(model_dir), out=out)
+    run_prune(other, run_dir, model=cpu_spec(model_dir), out=out, force=True)
     assert read_pruning_record(out)["seed"] == 2
 
 
@@ -58,14 +62,16 @@ def test_prune_refuses_a_language_not_profiled_and_a_partition_for_another_model
     run_dir, model_dir = run
     with pytest.raises(BabelmoeError, match="'de' was not profiled"):
         run_prune(
-            run_dir, PruneConfig(method="sort", ratio=0.1, languages=("de",)), cpu_spec(model_dir)
+            PruneConfig(method="sort", ratio=0.1, languages=("de",)),
+            run_dir,
+            model=cpu_spec(model_dir),
         )
     other = save_model_folder(tiny_loaded("llama", seed=7), tmp_path / "other")
     with pytest.raises(BabelmoeError, match="partition was made for other weights"):
         run_prune(
-            run_dir,
             PruneConfig(method="sort", ratio=0.1, languages=("en",)),
-            cpu_spec(other),
+            run_dir,
+            model=cpu_spec(other),
             out=tmp_path / "x",
         )
 
@@ -73,11 +79,13 @@ def test_prune_refuses_a_language_not_profiled_and_a_partition_for_another_model
 def test_evaluate_a_pruned_folder_on_held_out_documents_only(run: tuple[Path, Path]) -> None:
     run_dir, model_dir = run
     pruned = run_prune(
-        run_dir, PruneConfig(method="sort", ratio=0.4, languages=("en", "fr")), cpu_spec(model_dir)
+        PruneConfig(method="sort", ratio=0.4, languages=("en", "fr")),
+        run_dir,
+        model=cpu_spec(model_dir),
     )
     assert read_pruning_record(pruned)["loader"] == "babelmoe"  # global sort: uneven widths
     config = EvaluateConfig(udhr_cont=True, udhr_cont_segment="document")
-    path = run_evaluate(str(pruned), run_dir, config, cpu_spec(model_dir))
+    path = run_evaluate(config, run_dir, model=cpu_spec(pruned))
     results = json.loads(path.read_text())
     assert set(results["results"]) == {"perplexity", "udhr-cont"}
     assert set(results["results"]["perplexity"]) == {"en", "fr"}
@@ -91,7 +99,7 @@ def test_evaluate_a_pruned_folder_on_held_out_documents_only(run: tuple[Path, Pa
         assert [json.loads(x)["id"] for x in items] == [d.id for d in entry.documents]
         assert results["results"]["perplexity"][lang]["ppl"] > 1
     with pytest.raises(BabelmoeError, match="already exists"):
-        run_evaluate(str(pruned), run_dir, config, cpu_spec(model_dir))
+        run_evaluate(config, run_dir, model=cpu_spec(pruned))
 
 
 def test_evaluate_the_dense_model_and_a_language_subset(
@@ -99,14 +107,32 @@ def test_evaluate_the_dense_model_and_a_language_subset(
 ) -> None:
     run_dir, model_dir = run
     path = run_evaluate(
-        str(model_dir),
-        run_dir,
         EvaluateConfig(languages=("fr",)),
-        cpu_spec(model_dir),
+        run_dir,
+        model=cpu_spec(model_dir),
         out=tmp_path / "dense",
     )
     results = json.loads(path.read_text())
     assert list(results["results"]["perplexity"]) == ["fr"] and results["pruning"] is None
+
+
+def test_evaluate_takes_the_model_loaded_or_as_its_spec(
+    run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One model passed either way: the same numbers and the same recorded source."""
+    from babelmoe.models.loading import load_model
+
+    run_dir, model_dir = run
+    config = EvaluateConfig(languages=("en",), max_documents=1)
+    spec, loaded = (
+        json.loads(run_evaluate(config, run_dir, model=model, out=tmp_path / name).read_text())
+        for name, model in (
+            ("spec", cpu_spec(model_dir)),
+            ("loaded", load_model(cpu_spec(model_dir))),
+        )
+    )
+    assert loaded["results"] == spec["results"]
+    assert loaded["source"] == spec["source"] == str(model_dir)
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -183,7 +209,7 @@ def test_evaluate_reads_published_task_files_and_skips_missing_languages(
     (tmp_path / "mgsm").mkdir()
     (tmp_path / "mgsm" / "mgsm_en.tsv").write_text("two plus two?\t4\nthree plus one?\t4\n")
     config = EvaluateConfig(xcsqa=tmp_path / "xcsqa", mgsm=tmp_path / "mgsm", mgsm_mode="direct")
-    path = run_evaluate(str(model_dir), run_dir, config, cpu_spec(model_dir), out=tmp_path / "out")
+    path = run_evaluate(config, run_dir, model=cpu_spec(model_dir), out=tmp_path / "out")
     results = json.loads(path.read_text())["results"]
     assert results["xcsqa"]["en"]["n"] == 1 and "fr" not in results["xcsqa"]
     assert results["mgsm-direct"]["en"]["n"] == 2 and "fr" not in results["mgsm-direct"]

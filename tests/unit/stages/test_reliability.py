@@ -264,8 +264,10 @@ def test_study_refuses_a_held_folder_before_loading_the_model(tmp_path, monkeypa
     from babelmoe.models.loading import ModelSpec
     from babelmoe.stages import study
 
-    monkeypatch.setattr(study, "load_model", lambda spec: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(
+        "babelmoe.models.loading.load_model", lambda spec: pytest.fail("the model was loaded")
+    )
     config = study.StudyConfig(languages=("en", "fr", "zh", "ar"), budget=100, n_experts=16)
     lock = FileLock(str(tmp_path / artifacts.LOCK_FILE), timeout=0)
     with lock, pytest.raises(BabelmoeError, match="another babelmoe run is writing to"):
-        study.run_study(ModelSpec(source="default"), config, tmp_path)
+        study.run_study(config, tmp_path, model=ModelSpec(source="default"))

@@ -71,7 +71,7 @@ def test_a_resumed_sweep_recomputes_rows_when_the_task_changed(run, tmp_path, ca
     harness = HarnessConfig(tasks=(str(task),))
 
     def accuracies() -> list[float]:
-        path = run_sweep(run_dir, config, loaded, harness=harness)
+        path = run_sweep(config, run_dir, model=loaded, harness=harness)
         rows = json.loads(path.read_text())["rows"]
         return [r["harness"]["capitals"]["acc"] for r in rows]
 
@@ -96,7 +96,7 @@ def test_a_task_without_acc_reports_none_and_a_huge_limit_means_every_item(run, 
     task = write_task(tmp_path, ROLLING_TASK, [{"text": t} for t in texts], "rolling")
     config = EvaluateConfig(languages=("en",), tasks=(str(task),), limit=10**20)
     out = tmp_path / "out"
-    path = run_evaluate(str(model_dir), run_dir, config, cpu_spec(model_dir), out=out)
+    path = run_evaluate(config, run_dir, model=cpu_spec(model_dir), out=out)
     metrics = json.loads(path.read_text())["results"]["byte_ppl"]["all"]
     assert metrics["n"] == 3  # every item, no islice overflow
     assert metrics["bits_per_byte"] > 0

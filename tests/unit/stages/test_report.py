@@ -39,7 +39,7 @@ def run(tmp_path_factory) -> Path:
     cfg = AnalysisConfig(
         statistics=StatisticsConfig(n_bootstrap=30, n_permutations=99, exact_limit=5000)
     )
-    run_analysis(main, cfg, seed_runs=[other])
+    run_analysis(cfg, main, seed_runs=[other])
     sweep = main / "sweep"  # the prune stage's convention: paths relative to the run folder
     sweep.mkdir()
     for suffix in ("png", "svg"):

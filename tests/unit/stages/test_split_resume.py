@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 import babelmoe.experts.kmeans as kmeans
 from babelmoe.experts.partition import SplitConfig
-from babelmoe.models.loading import LoadedModel, ModelSpec, model_identity
+from babelmoe.models.loading import LoadedModel, model_identity
 from babelmoe.stages.split import STATE_DIR, run_split
 from babelmoe.testing import tiny_model
 
@@ -21,7 +21,7 @@ def _loaded() -> LoadedModel:
 def test_split_resumes_after_an_interruption(tmp_path, monkeypatch):
     config = SplitConfig(n_experts=8, max_iter=5)
     reference = tmp_path / "reference"
-    run_split(ModelSpec(), config, reference, loaded=_loaded())
+    run_split(config, reference, model=_loaded())
 
     real = kmeans.balanced_kmeans
     calls = []
@@ -35,14 +35,14 @@ def test_split_resumes_after_an_interruption(tmp_path, monkeypatch):
     resumed = tmp_path / "resumed"
     monkeypatch.setattr(kmeans, "balanced_kmeans", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_split(ModelSpec(), config, resumed, loaded=_loaded())
+        run_split(config, resumed, model=_loaded())
     assert (resumed / STATE_DIR).is_dir() and not (resumed / "partition.json").exists()
 
     calls.clear()
     monkeypatch.setattr(
         kmeans, "balanced_kmeans", lambda *a, **k: (calls.append(1), real(*a, **k))[1]
     )
-    run_split(ModelSpec(), config, resumed, loaded=_loaded())
+    run_split(config, resumed, model=_loaded())
     assert len(calls) == 2  # only layers 2 and 3 were clustered again
     assert not (resumed / STATE_DIR).exists()
     a = load_file(str(reference / "partition.safetensors"))["labels"]

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import babelmoe.experts.kmeans as kmeans
+import babelmoe.models.loading as loading
 import babelmoe.stages.split as split_stage
 from babelmoe.experts.partition import Source, SplitConfig, weights_sha256
 from babelmoe.models.loading import ModelSpec, load_model
@@ -47,9 +48,9 @@ def test_streamed_split_equals_the_loaded_split(
     spec = ModelSpec(source=str(folder), device="cpu")
     config = SplitConfig(n_experts=8, max_iter=5, source=source)
     loaded = load_model(spec)
-    run_split(spec, config, tmp_path / "loaded", loaded=loaded)
-    monkeypatch.setattr(split_stage, "load_model", no_loading)
-    run_split(spec, config, tmp_path / "streamed")
+    run_split(config, tmp_path / "loaded", model=loaded)
+    monkeypatch.setattr(loading, "load_model", no_loading)
+    run_split(config, tmp_path / "streamed", model=spec)
     a, meta_a = read(tmp_path / "loaded")
     b, meta_b = read(tmp_path / "streamed")
     assert torch.equal(a, b)
@@ -57,7 +58,9 @@ def test_streamed_split_equals_the_loaded_split(
         assert meta_a[key] == meta_b[key], key
     assert meta_b["weights_sha256"] == weights_sha256(loaded.model, source)
     # The artifact the loaded path wrote is recognised as the same partition.
-    assert run_split(spec, config, tmp_path / "loaded") == tmp_path / "loaded" / "partition.json"
+    assert (
+        run_split(config, tmp_path / "loaded", model=spec) == tmp_path / "loaded" / "partition.json"
+    )
 
 
 def test_streamed_split_in_bfloat16_hashes_like_the_loaded_model(
@@ -66,8 +69,8 @@ def test_streamed_split_in_bfloat16_hashes_like_the_loaded_model(
     spec = ModelSpec(source=str(folder), device="cpu", dtype="bfloat16")
     config = SplitConfig(n_experts=8, max_iter=5)
     loaded = load_model(spec)
-    monkeypatch.setattr(split_stage, "load_model", no_loading)
-    run_split(spec, config, tmp_path)
+    monkeypatch.setattr(loading, "load_model", no_loading)
+    run_split(config, tmp_path, model=spec)
     _, meta = read(tmp_path)
     assert meta["weights_sha256"] == weights_sha256(loaded.model, "up")
 
@@ -77,7 +80,7 @@ def test_streamed_split_resumes(
 ) -> None:
     spec = ModelSpec(source=str(folder), device="cpu")
     config = SplitConfig(n_experts=8, max_iter=5)
-    run_split(spec, config, tmp_path / "reference")
+    run_split(config, tmp_path / "reference", model=spec)
     real = kmeans.balanced_kmeans
     calls: list[int] = []
 
@@ -89,13 +92,13 @@ def test_streamed_split_resumes(
 
     monkeypatch.setattr(kmeans, "balanced_kmeans", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_split(spec, config, tmp_path / "resumed")
+        run_split(config, tmp_path / "resumed", model=spec)
     assert (tmp_path / "resumed" / STATE_DIR).is_dir()
     calls.clear()
     monkeypatch.setattr(
         kmeans, "balanced_kmeans", lambda *a, **k: (calls.append(1), real(*a, **k))[1]
     )
-    run_split(spec, config, tmp_path / "resumed")
+    run_split(config, tmp_path / "resumed", model=spec)
     assert len(calls) == 2  # layers 1 and 2
     assert torch.equal(read(tmp_path / "reference")[0], read(tmp_path / "resumed")[0])
 

@@ -200,7 +200,7 @@ def test_run_sweep_writes_tables_plots_and_report_section_then_resumes(run, monk
 
     loaded = load_model(ModelSpec(source=str(model_dir), device="cpu", dtype="float32"))
     config = SweepConfig(methods=("sort",), ratios=(0.25,), random_seeds=(0, 1), udhr_cont=True)
-    path = run_sweep(run_dir, config, loaded)
+    path = run_sweep(config, run_dir, model=loaded)
     folder = run_dir / "sweep"
     summary = json.loads(path.read_text())
     assert summary["schema_version"] == 1 and summary["kind"] == "prune_sweep"
@@ -223,10 +223,12 @@ def test_run_sweep_writes_tables_plots_and_report_section_then_resumes(run, monk
         raise AssertionError("a finished row was recomputed")
 
     monkeypatch.setattr(sweep_module, "_measure", no_more)
-    run_sweep(run_dir, config, loaded)  # every row is already there
+    run_sweep(config, run_dir, model=loaded)  # every row is already there
     with pytest.raises(BabelmoeError, match="different sweep"):
         run_sweep(
-            run_dir, SweepConfig(methods=("norm",), ratios=(0.25,), random_seeds=(0, 1)), loaded
+            SweepConfig(methods=("norm",), ratios=(0.25,), random_seeds=(0, 1)),
+            run_dir,
+            model=loaded,
         )
 
 
