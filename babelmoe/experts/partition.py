@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -301,8 +302,26 @@ def check_canonical(partition: Partition, where: str = "the partition") -> None:
             )
 
 
+# model -> {(digest, source, scheme): the FFN weights' state when they last matched}: a match is
+# remembered until a weight changes (its storage or its in-place version counter), so callers
+# that enter expert masks many times (babelmoe steer: a context per model and generate batch)
+# hash a 7B model's weights once, not ~2 s per entry
+_VERIFIED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, str, str], tuple]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _weights_state(layers: list[FFN]) -> tuple:
+    return tuple(
+        (p.data_ptr(), p._version, p.dtype, tuple(p.shape))
+        for ffn in layers
+        for p in ffn.module.parameters()
+    )
+
+
 def check_partition_fits(partition: Partition, model: nn.Module) -> None:
-    """Refuse a partition computed for other weights (another model, or a pruned one)."""
+    """Refuse a partition computed for other weights (another model, or a pruned one). The
+    weights are hashed once per model and partition digest while they stay unchanged."""
     layers = ffns(model)
     if partition.n_layers != len(layers) or partition.width != layers[0].width:
         raise BabelmoeError(
@@ -319,7 +338,12 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
             f"the partition's weights digest {scheme!r} is unknown to this babelmoe",
             "upgrade babelmoe, or run split again with this one",
         )
-    if expected and weights_sha256(model, source, scheme) != expected:
+    if not expected:
+        return
+    key, state = (expected, source, scheme), _weights_state(layers)
+    if _VERIFIED.get(model, {}).get(key) == state:
+        return
+    if weights_sha256(model, source, scheme) != expected:
         made_for = partition.meta.get("model", {}).get("name", "?")
         given = getattr(getattr(model, "config", None), "_name_or_path", "") or "?"
         dtype = str(layers[0].up_rows().dtype).removeprefix("torch.")
@@ -329,3 +353,4 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
             f"run split on this model with this {setting('dtype')} first, or pass the partition's "
             "model",
         )
+    _VERIFIED.setdefault(model, {})[key] = state
