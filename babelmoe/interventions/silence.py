@@ -36,6 +36,7 @@ from babelmoe.analysis.stats.dominance import (
     restricted_dominance_test,
     spillover_test,
 )
+from babelmoe.analysis.stats.permutation import holm
 from babelmoe.evaluate.perplexity import PerplexityConfig, PerplexityResult, perplexity
 from babelmoe.experts.masks import scaled_experts
 from babelmoe.experts.partition import Partition
@@ -179,7 +180,26 @@ def silencing_summary(
         summary["share_own_beats_every_random"] = float(
             np.mean([e["own_beats_every_random"] for e in per_language])
         )
+    summary["holm"] = holm_family(summary)
     return summary
+
+
+def holm_family(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The summary's tests as one Holm family ({test: {"p", "p_holm"}}): the dominance
+    (unrestricted and within each block), the spillovers and the sign test, those that ran."""
+    tests = {"dominance": summary["own_dominance"]["p_value"]}
+    for test in summary.get("own_dominance_restricted", []):
+        if test["feasible"]:
+            tests[f"dominance_within_{test['within']}"] = test["p_value"]
+    for test in summary.get("spillover", []):
+        if test["feasible"]:
+            tests[f"spillover_{test['within']}"] = test["p_value"]
+    if "own_beats_every_random_p" in summary:
+        tests["own_beats_every_random"] = summary["own_beats_every_random_p"]
+    adjusted = holm(list(tests.values()))
+    return {
+        name: {"p": p, "p_holm": q} for (name, p), q in zip(tests.items(), adjusted, strict=True)
+    }
 
 
 def _over_languages(

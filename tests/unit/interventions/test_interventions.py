@@ -294,6 +294,9 @@ def test_silencing_summary_over_languages_with_families():
     assert not spill["script"]["feasible"] and not spill["genus"]["feasible"]
     assert set(summary["own_dominance_family_out"]) == {"X", "Y"}
     assert summary["language_blocks"] == blocks
+    holm = summary["holm"]  # one Holm family of the tests that ran: 3 here
+    assert list(holm) == ["dominance", "dominance_within_family", "spillover_family"]
+    assert holm["dominance_within_family"]["p_holm"] == pytest.approx(min(1, 2 * 0.25))
 
 
 def test_unshared_null_draws_one_set_per_language(tmp_path):
