@@ -59,7 +59,7 @@ def silencing_figure(block: dict[str, Any]) -> Figure:
         ax.set_yticks(range(n), names, fontsize=fontsize)
         ax.set_xlabel("evaluated language")
         ax.set_ylabel("experts silenced for")
-        ax.set_title(title + (" (languages grouped by family)" if starts else ""))
+        ax.set_title(title)
         for k in starts:
             ax.axhline(k - 0.5, color="0.35", lw=0.5)
             ax.axvline(k - 0.5, color="0.35", lw=0.5)

@@ -473,8 +473,10 @@ def _write_outputs(folder: Path, summary: dict[str, Any]) -> None:
                 "path": str(png.relative_to(folder)),
                 "caption": (
                     "Held-out perplexity of the column's language with the row language's experts "
-                    "switched off, relative to the dense model (left), and with random experts "
-                    "of the same per-layer counts (right, mean over seeds)."
+                    "switched off, relative to the dense model (first panel), and with random "
+                    "experts of the same per-layer counts (second, mean over seeds; side by "
+                    "side up to 20 languages, stacked beyond); languages of one family sit "
+                    "together, lines between families."
                 ),
             }
         )
