@@ -219,7 +219,7 @@ def _over_languages(
     if "family" in blocks:
         out["own_dominance_family_out"] = family_out(log_own, blocks["family"])
     out["own_dominance_restricted"] = [
-        restricted_dominance_test(log_own, blocks[key], key, n_perm, seed).to_json()
+        restricted_dominance_test(log_own, blocks[key], key, n_perm, seed, n_boot).to_json()
         for key in RESTRICTED_WITHIN
         if key in blocks
     ]

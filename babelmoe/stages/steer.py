@@ -433,9 +433,11 @@ def _over_languages_findings(block: dict[str, Any]) -> list[str]:
         if test["feasible"]:
             text += (
                 f"; with languages relabeled only within a {test['within']} p = "
-                f"{_fmt(test['p_value'], 4)} (own minus relatives' log-ratio "
-                f"{_fmt(test['relatives'], 3)} over the {test['n_with_relatives']} languages "
-                f"with a relative)"
+                f"{_fmt(test['p_value'], 4)} (own minus the relatives' mean log-ratio, mean "
+                f"over the {test['n_with_relatives']} languages with a relative, "
+                f"{_fmt(test['relatives'], 3)} [{_fmt(test['relatives_lo'], 3)}, "
+                f"{_fmt(test['relatives_hi'], 3)}], positive for "
+                f"{test['share_above_relatives']:.0%} of them)"
             )
         else:
             text += f"; within a {test['within']}: {test['note']}"

@@ -17,8 +17,10 @@ is > 0 when switching off a language's experts hurts that language more than the
   only ever swapped with a relative, so the p-value asks whether *A's experts hurt A more than
   they hurt A's relatives*. Languages without a relative stay in place in every relabeling (their
   diagonal is a constant), so only the languages with a relative carry evidence.
-  ``relatives`` is its effect size: mean M[a, a] minus mean M[a, b] over relatives b != a, over
-  the languages that have one.
+  ``relatives`` is its effect size, per language: M[a, a] minus the mean of M[a, b] over a's
+  relatives b, averaged over the languages that have one (each language weighs the same, as in
+  the test; a pooled mean over relative pairs would let the large families speak for all), with
+  a bootstrap interval over those languages and the share of them where it is positive.
 - :func:`dominance_interval`: percentile bootstrap interval of D over languages: n languages are
   drawn with replacement (rows and columns together), a drawn language weighs as often as it was
   drawn, the diagonal mean weighs a by w_a and the off-diagonal mean weighs the original pair
@@ -135,7 +137,10 @@ class RestrictedDominance:
 
     within: str
     statistic: float  # D(M), as in the unrestricted test
-    relatives: float  # mean own minus mean on relatives, languages with a relative
+    relatives: float  # mean over languages with a relative of own minus their relatives' mean
+    relatives_lo: float  # its bootstrap interval over those languages
+    relatives_hi: float
+    share_above_relatives: float  # languages whose own value is above their relatives' mean
     n_with_relatives: int
     n_blocks: int
     largest_blocks: list[int]
@@ -157,6 +162,8 @@ def restricted_dominance_test(
     within: str = "block",
     n_perm: int = 9999,
     seed: int = 0,
+    n_boot: int = 1000,
+    level: float = 0.95,
 ) -> RestrictedDominance:
     """D(M) and its one-sided p with the column labels relabeled only within ``blocks``
     (one label per language; None: a block of its own). Exact when the blocks allow at most
@@ -167,12 +174,21 @@ def restricted_dominance_test(
     observed = diagonal_dominance(m)
     same = _relatives(blocks)
     has = same.any(1)
-    relatives = float(np.diag(m)[has].mean() - m[same].mean()) if has.any() else float("nan")
+    # per language with a relative: own minus the mean over its relatives
+    gap = np.diag(m)[has] - (m * same).sum(1)[has] / np.maximum(same.sum(1)[has], 1)
+    nan = float("nan")
+    lo = hi = nan
+    if gap.size:
+        draws = lr.bootstrap_draws(gap.size, n_boot, seed)
+        lo, hi = _percentile(gap[draws].mean(1), level)
     plan = lr.BlockPermutations(_blocks(blocks), n_perm, seed, EXACT_LIMIT)
     common = {
         "within": within,
         "statistic": observed,
-        "relatives": relatives,
+        "relatives": float(gap.mean()) if gap.size else nan,
+        "relatives_lo": lo,
+        "relatives_hi": hi,
+        "share_above_relatives": float(np.mean(gap > 0)) if gap.size else nan,
         "n_with_relatives": int(has.sum()),
         "n_blocks": len(plan.blocks),
         "largest_blocks": plan.sizes[:5],
