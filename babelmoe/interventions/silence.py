@@ -193,7 +193,7 @@ def holm_family(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
             tests[f"dominance_within_{test['within']}"] = test["p_value"]
     for test in summary.get("spillover", []):
         if test["feasible"]:
-            tests[f"spillover_{test['within']}"] = test["p_value"]
+            tests[f"spillover_{test['within'].replace(' ', '_')}"] = test["p_value"]
     if "own_beats_every_random_p" in summary:
         tests["own_beats_every_random"] = summary["own_beats_every_random_p"]
     adjusted = holm(list(tests.values()))
@@ -228,4 +228,11 @@ def _over_languages(
         for key in SPILLOVER_WITHIN
         if key in blocks
     ]
+    if "family" in blocks and "script" in blocks:  # relatives' shared harm not via the script
+        out["spillover"].append(
+            spillover_test(
+                log_own, blocks["family"], "family", n_perm, n_boot, seed=seed,
+                apart=blocks["script"], apart_name="script",
+            ).to_json()
+        )  # fmt: skip
     return out

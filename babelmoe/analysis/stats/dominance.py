@@ -33,6 +33,8 @@ is > 0 when switching off a language's experts hurts that language more than the
   residual of additive row and column effects fitted on the off-diagonal cells (how harmful a
   language's set is to everything, how fragile a language is to any cut): same-block harm
   beyond what those predict, so that a family of fragile languages is no spillover by itself.
+  With ``apart`` (the scripts), only pairs of different scripts count: relatives' shared harm
+  that does not go through a shared script.
 - :func:`beats_every_random`: in how many languages the own value beats every random one, with
   the one-sided binomial (sign) test at P = 1 / (S + 1) each (S random sets, exchangeable with
   the own set under the null). Languages that share random sets are not independent trials.
@@ -315,14 +317,18 @@ def additive_residual(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def _same_sums(m_off: np.ndarray, codes: np.ndarray, perms: np.ndarray) -> np.ndarray:
-    """[N]: sum of ``m_off`` (zero diagonal) over the pairs whose relabeled codes agree."""
-    out = np.empty(len(perms))
+def _same_sums(
+    m_off: np.ndarray, codes: np.ndarray, perms: np.ndarray, pairs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """[N] sums of ``m_off`` and [N] counts over the ``pairs`` [n, n] whose relabeled codes
+    agree."""
+    sums, counts = np.empty(len(perms)), np.empty(len(perms))
     for start in range(0, len(perms), _CHUNK):
         lab = codes[perms[start : start + _CHUNK]]  # [c, n]
-        same = lab[:, :, None] == lab[:, None, :]  # [c, n, n]
-        out[start : start + len(lab)] = (same * m_off).sum((1, 2))
-    return out
+        same = (lab[:, :, None] == lab[:, None, :]) & pairs  # [c, n, n]
+        sums[start : start + len(lab)] = (same * m_off).sum((1, 2))
+        counts[start : start + len(lab)] = same.sum((1, 2))
+    return sums, counts
 
 
 def spillover_test(
@@ -333,35 +339,44 @@ def spillover_test(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    apart: Sequence[Hashable | None] | None = None,
+    apart_name: str | None = None,
 ) -> Spillover:
     """Spillover to relatives (module docstring), its permutation p over relabeled languages
     (one-sided: more harm on relatives), the same on the additive residual, and a bootstrap
-    interval over languages."""
+    interval over languages. ``apart`` (e.g. each language's script): count only the pairs
+    whose ``apart`` labels differ, so that what relatives share through it (their script) is
+    left out; the relabelings then move ``blocks`` over the languages and keep ``apart``."""
     m = _square(matrix)
     n = m.shape[0]
-    if len(blocks) != n:
-        raise ValueError(f"{len(blocks)} block labels for {n} languages")
-    same = _relatives(blocks)
-    other = ~same & ~np.eye(n, dtype=bool)
+    if len(blocks) != n or (apart is not None and len(apart) != n):
+        raise ValueError(f"need one block label per language ({n})")
+    pairs = ~np.eye(n, dtype=bool)
+    if apart is not None:
+        pairs &= ~_relatives(apart)
+        within = f"{within} across {apart_name or 'label'}s"
+    same = _relatives(blocks) & pairs
+    other = ~same & pairs
     n_same, n_other = int(same.sum()), int(other.sum())
     keys = [("<own>", i) if b is None else b for i, b in enumerate(_blocks(blocks))]
     codes = np.unique(np.array([str(k) for k in keys]), return_inverse=True)[1]
     plan = lr.BlockPermutations([0] * n, n_perm, seed, EXACT_LIMIT)  # one block: any relabeling
     nan = float("nan")
     if n_same == 0 or n_other == 0:
-        note = f"every pair is {'in different' if n_same == 0 else 'in the same'} {within}"
+        note = f"no pair is {'in the same' if n_same == 0 else 'in different'} {within}"
         return Spillover(
             within, nan, nan, nan, n_same, n_other, nan, nan, nan, nan, nan, level, n_boot,
             plan.n_permutations, plan.exact, False, note,
         )  # fmt: skip
 
     def test(values: np.ndarray) -> tuple[float, float]:
-        m_off = np.where(np.eye(n, dtype=bool), 0.0, values)
-        total = m_off.sum()
-        sums = _same_sums(m_off, codes, plan.perms)  # same-block sums are all that move
-        null = sums / n_same - (total - sums) / n_other
+        m_off = np.where(pairs, values, 0.0)
+        total, n_pairs = m_off.sum(), int(pairs.sum())
+        sums, counts = _same_sums(m_off, codes, plan.perms, pairs)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            null = sums / counts - (total - sums) / (n_pairs - counts)
         observed = float(null[0])
-        p = float(np.mean(null >= observed - _TOL * max(1.0, abs(observed))))
+        p = float(np.mean(null >= observed - _TOL * max(1.0, abs(observed))))  # NaN: no hit
         return observed, p
 
     statistic, p = test(m)

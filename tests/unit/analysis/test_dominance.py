@@ -125,6 +125,24 @@ def test_spillover_to_relatives():
     assert abs(test.adjusted_statistic) < 0.05 and test.adjusted_p_value > 0.01
 
 
+def test_spillover_across_scripts_leaves_out_what_a_shared_script_carries():
+    # the harm is shared by same-script languages only; families A and B each share a script
+    scripts = ["s"] * 4 + ["t"] * 4 + ["u", "v", "w", "x", "y", "z", "q", "r"]
+    shared_script = _noise(14) + 2 * _same(scripts) + 3 * np.eye(N)
+    raw = spillover_test(shared_script, FAMILIES, "family", 999)
+    assert raw.p_value <= 0.01 and raw.statistic > 1  # looks like relatives sharing the harm
+    across = spillover_test(
+        shared_script, FAMILIES, "family", 999, apart=scripts, apart_name="script"
+    )
+    assert across.within == "family across scripts" and across.n_same_pairs == 12  # C and D
+    assert across.p_value > 0.05 and abs(across.statistic) < 0.3
+    # harm shared by relatives whatever their script is still found
+    mixed = ["s", "t", "s", "t", "u", "v", "u", "v", "w", "x", "w", "y", "z", "y", "q", "r"]
+    related = _noise(15) + 2 * _same(FAMILIES) + 3 * np.eye(N)
+    found = spillover_test(related, FAMILIES, "family", 999, apart=mixed, apart_name="script")
+    assert found.p_value <= 0.01 and found.statistic == pytest.approx(2, abs=0.4)
+
+
 def test_additive_residual_removes_row_and_column_effects():
     rng = np.random.default_rng(13)
     additive = rng.normal(size=(N, 1)) + rng.normal(size=(1, N)) + 5 * np.eye(N)
