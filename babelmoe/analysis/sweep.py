@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from babelmoe.interventions.stats import dominance_test
+from babelmoe.analysis.stats.dominance import dominance_test
 from babelmoe.prune.criteria import frequency_methods
 from babelmoe.prune.sweep import DENSE, RANDOM, SweepConfig
 
@@ -165,7 +165,7 @@ def specificity(
 ) -> dict[str, Any] | None:
     """The matrix ppl[prune for A][evaluate on B] / dense ppl[B], whether each language is hurt
     least by pruning for itself (the diagonal is the lowest of its column), and the diagonal
-    dominance of log(ratio) with its permutation p (``interventions.stats``, the statistic
+    dominance of log(ratio) with its permutation p (``analysis.stats.dominance``, the statistic
     ``babelmoe steer`` uses; pruning *for* A keeps A's experts, so here the evidence is a
     negative dominance and the p-value is that of the diagonal being this low)."""
     method, ratio = config.matrix_method, config.matrix_ratio

@@ -9,9 +9,13 @@ Conditions (one row of results per condition and evaluated language B):
   and the ``excess`` rule) share one random set per seed (``null_groups``), evaluated once.
 
 ``silencing_summary`` turns the rows into the matrices ratio[A][B] = ppl / dense ppl of B, the
-diagonal dominance of log(ratio) with its permutation p (``stats.dominance_test``) for A's
+diagonal dominance of log(ratio) with its permutation p (``analysis.stats.dominance``) for A's
 experts and for each random seed, and per language A how much more its own experts hurt it than
-random ones of the same size.
+random ones of the same size. Given the languages' families (genera, scripts: ``blocks``), it
+also tests the claim over languages: the dominance's bootstrap interval over languages and
+without each family, its p with languages relabeled only within a family (genus): A's experts
+hurt A more than A's relatives, and the spillover: the harm on A's relatives minus that on
+unrelated languages.
 """
 
 from __future__ import annotations
@@ -24,12 +28,23 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from babelmoe.analysis.stats.dominance import (
+    beats_every_random,
+    dominance_interval,
+    dominance_test,
+    family_out,
+    restricted_dominance_test,
+    spillover_test,
+)
+from babelmoe.analysis.stats.permutation import holm
 from babelmoe.evaluate.perplexity import PerplexityConfig, PerplexityResult, perplexity
 from babelmoe.experts.masks import scaled_experts
 from babelmoe.experts.partition import Partition
-from babelmoe.interventions.stats import dominance_test
+from babelmoe.interventions.stats import bootstrap_mean
 
 DENSE, OWN, RANDOM = "dense", "own", "random"
+RESTRICTED_WITHIN = ("family", "genus")  # blocks of the restricted dominance tests
+SPILLOVER_WITHIN = ("family", "genus", "script")  # blocks of the spillover tests
 
 
 def masked_perplexities(
@@ -96,9 +111,14 @@ def silencing_summary(
     seeds: Sequence[int],
     groups: dict[str, str],
     n_perm: int = 9999,
+    blocks: dict[str, Sequence[str | None]] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The matrices and tests of a finished silencing run (module docstring); ``rows`` by
-    ``row_key``, each with ``ppl``; ``groups``: each language's null group."""
+    ``row_key``, each with ``ppl``; ``groups``: each language's null group; ``blocks``: each
+    language's family, genus and script ({"family": [one per name], ...}; None: no tests over
+    relatives); ``n_boot``: bootstrap resamples of languages."""
     dense = {b: rows[row_key(DENSE, None, None, b)]["ppl"] for b in names}
     own = _matrix(rows, OWN, names, names, None, dense)
     own_test = dominance_test(np.log(own), n_perm=n_perm)
@@ -137,23 +157,22 @@ def silencing_summary(
             "every language shares each seed's random set: the random matrix has equal rows, so "
             "its dominance is 0 by construction (run with shared_null=False for a null of it)"
         )
+    summary.update(_over_languages(np.log(own), blocks, n_perm, n_boot, seed))
     if random:
         # sign test: in how many languages do the own experts hurt more than every random set;
         # under exchangeability of the own set with the S random ones, P = 1 / (S + 1) each
-        beats = sum(e["own_beats_every_random"] for e in per_language)
-        chance = 1 / (len(seeds) + 1)
-        summary["own_beats_every_random_p"] = float(
-            sum(
-                math.comb(len(names), x) * chance**x * (1 - chance) ** (len(names) - x)
-                for x in range(beats, len(names) + 1)
-            )
-        )
+        beats, n, p = beats_every_random(diag_own, diag_random)
+        summary["own_beats_every_random_p"] = p
+        summary["own_beats_every_random_n"] = beats
+        summary["own_beats_every_random_of"] = n
         stats = np.array([t.statistic for t in random_tests])
         summary["random_dominance_mean"] = float(stats.mean())
         summary["random_dominance_max"] = float(stats.max())
         # how much more the own experts hurt their own language than random ones do (log scale)
         gap = diag_own - diag_random.mean(0)
         summary["own_minus_random_diag_log"] = gap.tolist()
+        mean, lo, hi = bootstrap_mean(gap, n_boot=n_boot, seed=seed)  # languages resampled
+        summary["own_minus_random_diag_log_mean"] = {"mean": mean, "lo": lo, "hi": hi}
         # every cell: log(own ratio) - mean over seeds of log(random ratio)
         excess = np.log(own) - np.mean([np.log(m) for m in random], axis=0)
         summary["own_minus_random_log"] = excess.tolist()
@@ -161,4 +180,59 @@ def silencing_summary(
         summary["share_own_beats_every_random"] = float(
             np.mean([e["own_beats_every_random"] for e in per_language])
         )
+    summary["holm"] = holm_family(summary)
     return summary
+
+
+def holm_family(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The summary's tests as one Holm family ({test: {"p", "p_holm"}}): the dominance
+    (unrestricted and within each block), the spillovers and the sign test, those that ran."""
+    tests = {"dominance": summary["own_dominance"]["p_value"]}
+    for test in summary.get("own_dominance_restricted", []):
+        if test["feasible"]:
+            tests[f"dominance_within_{test['within']}"] = test["p_value"]
+    for test in summary.get("spillover", []):
+        if test["feasible"]:
+            tests[f"spillover_{test['within'].replace(' ', '_')}"] = test["p_value"]
+    if "own_beats_every_random_p" in summary:
+        tests["own_beats_every_random"] = summary["own_beats_every_random_p"]
+    adjusted = holm(list(tests.values()))
+    return {
+        name: {"p": p, "p_holm": q} for (name, p), q in zip(tests.items(), adjusted, strict=True)
+    }
+
+
+def _over_languages(
+    log_own: np.ndarray,
+    blocks: dict[str, Sequence[str | None]] | None,
+    n_perm: int,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The own-experts dominance as a claim about languages (module docstring)."""
+    out: dict[str, Any] = {
+        "own_dominance_interval": dominance_interval(log_own, n_boot, seed=seed).to_json()
+    }
+    if not blocks:
+        return out
+    out["language_blocks"] = {key: list(values) for key, values in blocks.items()}
+    if "family" in blocks:
+        out["own_dominance_family_out"] = family_out(log_own, blocks["family"])
+    out["own_dominance_restricted"] = [
+        restricted_dominance_test(log_own, blocks[key], key, n_perm, seed, n_boot).to_json()
+        for key in RESTRICTED_WITHIN
+        if key in blocks
+    ]
+    out["spillover"] = [
+        spillover_test(log_own, blocks[key], key, n_perm, n_boot, seed=seed).to_json()
+        for key in SPILLOVER_WITHIN
+        if key in blocks
+    ]
+    if "family" in blocks and "script" in blocks:  # relatives' shared harm not via the script
+        out["spillover"].append(
+            spillover_test(
+                log_own, blocks["family"], "family", n_perm, n_boot, seed=seed,
+                apart=blocks["script"], apart_name="script",
+            ).to_json()
+        )  # fmt: skip
+    return out

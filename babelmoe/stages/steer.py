@@ -298,8 +298,18 @@ def run_steer(
         }
         if config.silencing:
             rows = {k: r for k, r in done.items() if r.get("kind") == "silence"}
+            blocks = {
+                key: [profile.languages[i].get(key) for i in indices]
+                for key in ("family", "genus", "script")
+            }
             summary["silencing"] = sil.silencing_summary(
-                rows, names, config.random_seeds, groups, n_perm=config.n_perm
+                rows,
+                names,
+                config.random_seeds,
+                groups,
+                n_perm=config.n_perm,
+                blocks=blocks,
+                seed=config.seed,
             )
         if config.steering:
             rows_s = [r for r in done.values() if r.get("kind") == "steer"]
@@ -372,6 +382,7 @@ def findings(summary: dict[str, Any]) -> list[str]:
                 f"p = {_fmt(sil_block['own_beats_every_random_p'], 4)})"
             )
         out.append(text + ".")
+        out += _over_languages_findings(sil_block)
     fidelity = summary.get("fidelity")
     if fidelity:
         for point in fidelity["points"]:
@@ -409,6 +420,45 @@ def findings(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+def _over_languages_findings(block: dict[str, Any]) -> list[str]:
+    """The silencing dominance as a claim about languages: its interval over languages, its
+    restricted permutations and the spillover to relatives."""
+    interval = block.get("own_dominance_interval")
+    if not interval:
+        return []
+    text = (
+        f"Over the {len(block['languages'])} languages, the dominance's "
+        f"{interval['level']:.0%} bootstrap interval over languages is "
+        f"[{_fmt(interval['lo'], 3)}, {_fmt(interval['hi'], 3)}]"
+    )
+    for test in block.get("own_dominance_restricted", []):
+        if test["feasible"]:
+            text += (
+                f"; with languages relabeled only within a {test['within']} p = "
+                f"{_fmt(test['p_value'], 4)} (own minus the relatives' mean log-ratio, mean "
+                f"over the {test['n_with_relatives']} languages with a relative, "
+                f"{_fmt(test['relatives'], 3)} [{_fmt(test['relatives_lo'], 3)}, "
+                f"{_fmt(test['relatives_hi'], 3)}], positive for "
+                f"{test['share_above_relatives']:.0%} of them)"
+            )
+        else:
+            text += f"; within a {test['within']}: {test['note']}"
+    out = [text + "."]
+    spill = [s for s in block.get("spillover", []) if s["feasible"]]
+    if spill:
+        parts = [
+            f"same {s['within']} {_fmt(s['statistic'], 3)} [{_fmt(s['lo'], 3)}, "
+            f"{_fmt(s['hi'], 3)}], p = {_fmt(s['p_value'], 4)} (beyond row and column effects "
+            f"{_fmt(s['adjusted_statistic'], 3)}, p = {_fmt(s['adjusted_p_value'], 4)})"
+            for s in spill
+        ]
+        out.append(
+            "Spillover (mean log-ratio on the silenced language's relatives minus on the other "
+            "languages): " + "; ".join(parts) + "."
+        )
+    return out
+
+
 def _write_outputs(folder: Path, summary: dict[str, Any]) -> None:
     from babelmoe.plots.base import save_figure
     from babelmoe.plots.interventions import silencing_figure, steering_figure
@@ -427,8 +477,10 @@ def _write_outputs(folder: Path, summary: dict[str, Any]) -> None:
                 "path": str(png.relative_to(folder)),
                 "caption": (
                     "Held-out perplexity of the column's language with the row language's experts "
-                    "switched off, relative to the dense model (left), and with random experts "
-                    "of the same per-layer counts (right, mean over seeds)."
+                    "switched off, relative to the dense model (first panel), and with random "
+                    "experts of the same per-layer counts (second, mean over seeds; side by "
+                    "side up to 20 languages, stacked beyond); languages of one family sit "
+                    "together, lines between families."
                 ),
             }
         )

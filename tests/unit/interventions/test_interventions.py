@@ -1,6 +1,6 @@
 """Interventions: expert masks by hooks (exact dense equivalence, silenced experts contribute
 nothing, factor 1 is the identity, per-row factors), selection rules and their random null, the
-diagonal-dominance permutation test, steering helpers, the stage end to end and the CLI's bad
+silencing summary, steering helpers, the stage end to end and the CLI's bad
 inputs."""
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ from babelmoe.interventions.selection import (
     random_like,
     select_language_experts,
 )
-from babelmoe.interventions.stats import (
-    bootstrap_mean,
-    diagonal_dominance,
-    dominance_test,
-    repetition_rate,
-)
+from babelmoe.interventions.stats import bootstrap_mean, repetition_rate
 from babelmoe.interventions.steering import first_sentence, plan_items, steering_prompts
 from babelmoe.models.ffn import ffns
 from babelmoe.stages.steer import SteerConfig, run_steer
@@ -138,25 +133,6 @@ def test_random_null_keeps_per_layer_counts():
         assert d.sum(1).tolist() == [0, 3, 7, 32]
     assert not torch.equal(draws[0], draws[1])
     assert torch.equal(random_like(chosen, 3), draws[3])
-
-
-def test_diagonal_dominance_permutation_p():
-    rng = np.random.default_rng(0)
-    n = 7
-    noise = rng.normal(0, 0.1, (n, n))
-    strong = noise + 2 * np.eye(n)
-    test = dominance_test(strong)
-    assert test.exact and test.n_permutations == 5040
-    assert test.statistic == pytest.approx(diagonal_dominance(strong))
-    assert test.statistic > 1.5 and test.p_value == pytest.approx(1 / 5040)
-    # additive row and column effects only: every permutation gives the same statistic
-    additive = rng.normal(size=(n, 1)) + rng.normal(size=(1, n))
-    flat = dominance_test(additive)
-    assert abs(flat.statistic) < 1e-12 and flat.p_value == 1.0
-    nine = dominance_test(rng.normal(0, 0.1, (9, 9)) + np.eye(9), n_perm=999, seed=1)
-    assert not nine.exact and nine.p_value == pytest.approx(1 / 1000)
-    null = dominance_test(rng.normal(size=(9, 9)), n_perm=999, seed=2)
-    assert null.p_value > 0.01
 
 
 def test_bootstrap_and_repetition():
@@ -287,6 +263,40 @@ def test_silencing_summary_on_constructed_rows():
     assert "random_dominance_note" in summary
     assert summary["share_own_beats_every_random"] == 1.0
     assert summary["own_beats_every_random_p"] == pytest.approx(0.25**4)
+    assert summary["own_beats_every_random_n"] == 4 == summary["own_beats_every_random_of"]
+    interval = summary["own_dominance_interval"]
+    assert interval["statistic"] == summary["own_dominance"]["statistic"]
+    assert interval["lo"] <= interval["statistic"] <= interval["hi"]
+    assert "own_dominance_restricted" not in summary  # no families given
+
+
+def test_silencing_summary_over_languages_with_families():
+    from babelmoe.interventions import silence as sil
+
+    # a, b are relatives, and so are c, d; own x8, relative x4, unrelated x1.5
+    names, family = ["a", "b", "c", "d"], ["X", "X", "Y", "Y"]
+    rows = {}
+    for j, b in enumerate(names):
+        rows[sil.row_key(sil.DENSE, None, None, b)] = {"ppl": 10.0 + j}
+        for i, a in enumerate(names):
+            factor = 8.0 if a == b else 4.0 if family[i] == family[j] else 1.5
+            rows[sil.row_key(sil.OWN, a, None, b)] = {"ppl": (10.0 + j) * factor}
+    blocks = {"family": family, "genus": [None] * 4, "script": ["Latn"] * 4}
+    summary = sil.silencing_summary(rows, names, [], {}, blocks=blocks, n_boot=200)
+    family_test, genus_test = summary["own_dominance_restricted"]
+    assert family_test["within"] == "family" and family_test["exact"]
+    assert family_test["n_relabelings"] == 4 and family_test["p_value"] == pytest.approx(1 / 4)
+    assert family_test["relatives"] == pytest.approx(math.log(8 / 4))
+    assert not genus_test["feasible"] and math.isnan(genus_test["p_value"])
+    spill = {s["within"]: s for s in summary["spillover"]}
+    assert spill["family"]["statistic"] == pytest.approx(math.log(4 / 1.5))
+    assert spill["family"]["p_value"] == pytest.approx(8 / 24)  # 4!: 8 keep the two pairs
+    assert not spill["script"]["feasible"] and not spill["genus"]["feasible"]
+    assert set(summary["own_dominance_family_out"]) == {"X", "Y"}
+    assert summary["language_blocks"] == blocks
+    holm = summary["holm"]  # one Holm family of the tests that ran: 3 here
+    assert list(holm) == ["dominance", "dominance_within_family", "spillover_family"]
+    assert holm["dominance_within_family"]["p_holm"] == pytest.approx(min(1, 2 * 0.25))
 
 
 def test_unshared_null_draws_one_set_per_language(tmp_path):
