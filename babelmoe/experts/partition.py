@@ -311,17 +311,20 @@ _VERIFIED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, str, str], tuple
 )
 
 
-def _weights_state(layers: list[FFN]) -> tuple:
-    return tuple(
-        (p.data_ptr(), p._version, p.dtype, tuple(p.shape))
-        for ffn in layers
-        for p in ffn.module.parameters()
-    )
+def _weights_state(layers: list[FFN]) -> tuple | None:
+    """What changes when a weight does; None when a weight is an inference tensor (one written
+    under ``torch.inference_mode``, as the profile's expert layout leaves them): those keep no
+    version counter, so their match is not remembered."""
+    params = [p for ffn in layers for p in ffn.module.parameters()]
+    if any(p.is_inference() for p in params):
+        return None
+    return tuple((p.data_ptr(), p._version, p.dtype, tuple(p.shape)) for p in params)
 
 
 def check_partition_fits(partition: Partition, model: nn.Module) -> None:
     """Refuse a partition computed for other weights (another model, or a pruned one). The
-    weights are hashed once per model and partition digest while they stay unchanged."""
+    weights are hashed once per model and partition digest while they stay unchanged (every
+    time while they are inference tensors)."""
     layers = ffns(model)
     if partition.n_layers != len(layers) or partition.width != layers[0].width:
         raise BabelmoeError(
@@ -341,7 +344,7 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
     if not expected:
         return
     key, state = (expected, source, scheme), _weights_state(layers)
-    if _VERIFIED.get(model, {}).get(key) == state:
+    if state is not None and _VERIFIED.get(model, {}).get(key) == state:
         return
     if weights_sha256(model, source, scheme) != expected:
         made_for = partition.meta.get("model", {}).get("name", "?")
@@ -353,4 +356,5 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
             f"run split on this model with this {setting('dtype')} first, or pass the partition's "
             "model",
         )
-    _VERIFIED.setdefault(model, {})[key] = state
+    if state is not None:
+        _VERIFIED.setdefault(model, {})[key] = state

@@ -34,3 +34,19 @@ def test_weights_are_hashed_once_until_one_changes(monkeypatch):
     with pytest.raises(BabelmoeError, match="made for other weights"):  # a mismatch is not kept
         check_partition_fits(partition, model)
     assert len(calls) == 3
+
+
+def test_inference_tensor_weights_are_hashed_every_time(monkeypatch):
+    model = tiny_model("llama")
+    partition = split_model(model, SplitConfig(n_experts=8))
+    with torch.inference_mode():  # as the profile's expert layout leaves them
+        for param in model.parameters():
+            param.data = param.data.clone()
+    calls = []
+    real = partition_module.weights_sha256
+    monkeypatch.setattr(
+        partition_module, "weights_sha256", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    check_partition_fits(partition, model)
+    check_partition_fits(partition, model)
+    assert len(calls) == 2
