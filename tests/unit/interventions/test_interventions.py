@@ -187,6 +187,12 @@ def test_first_sentence_and_prompts():
 def test_langid_labels():
     assert langid.label_for({"code": "cmn", "bcp47": "zh"}) == "zh"
     assert langid.label_for({"code": "urd", "bcp47": "ur"}) == "ur"
+    # a three-letter tag of a language the identifier knows by its two-letter code (UDHR hau)
+    assert langid.label_for({"code": "hau", "bcp47": "hau"}) == "ha"
+    assert langid.label_for({"code": "prs", "bcp47": "fa-AF"}) == "fa"
+    # no macrolanguage mapping: Min Nan is not Mandarin, Malay (individual) is not ms
+    assert langid.label_for({"code": "nan", "bcp47": "nan"}) is None
+    assert langid.label_for({"code": "zlm", "bcp47": "zlm-Latn"}) is None
     with pytest.raises(BabelmoeError, match=r"does not know xx.*it knows"):
         langid.labels_for([{"code": "xxx", "bcp47": "xx"}], ["xx"])
 
