@@ -38,6 +38,13 @@ def steer(
         str | None,
         typer.Option("--languages", "-l", help="Languages (default: every profiled one)."),
     ] = None,
+    contrast: Annotated[
+        str,
+        typer.Option(
+            help="Which languages the selection compares each language with: profiled (all, "
+            "also those not in -l) or steered (only -l: as a run profiled on those alone)."
+        ),
+    ] = _d("contrast"),
     rule: Annotated[str, typer.Option(help="Expert selection: excess or lape.")] = _d("rule"),
     k: Annotated[int, typer.Option(help="Experts per layer (or k x layers, global).")] = _d("k"),
     scope: Annotated[str, typer.Option(help="layer or global.")] = _d("scope"),
@@ -106,6 +113,7 @@ def steer(
 
     config = SteerConfig(
         languages=tuple(common.split_list(languages)) or None,
+        contrast=contrast,
         rule=rule,
         k=k,
         scope=scope,

@@ -3,7 +3,10 @@
 Why py3langid: it installs offline from PyPI as a 4.6 MB wheel with its model inside, runs in
 microseconds per text on a CPU, and is maintained (a faster, fixed fork of langid.py). Its
 labels are ISO 639-1 codes where one exists (``en``, ``zh``, ``ur``) and ISO 639-3 otherwise.
-A profiled language maps to a label through its BCP 47 primary subtag, then its ISO 639-3 code.
+A profiled language maps to a label through its BCP 47 primary subtag, then its ISO 639-3 code,
+then the ISO 639-1 code of either (the same language under its two-letter code: a corpus entry may
+give Hausa as ``hau`` where the identifier says ``ha``). Never through a macrolanguage: Min Nan
+(``nan``) is not the identifier's ``zh``, nor Malay ``zlm`` its ``ms``.
 """
 
 from __future__ import annotations
@@ -35,9 +38,17 @@ def known_labels() -> list[str]:
 
 def label_for(language: dict[str, Any]) -> str | None:
     """The identifier's label of a profiled language (its ``languages`` entry), or None."""
+    from babelmoe.corpus.languages import iso_language
+
     known = set(_identifier().nb_classes)
     bcp47 = str(language.get("bcp47") or "")
-    for candidate in (bcp47.split("-")[0].lower(), str(language.get("code") or "").lower()):
+    codes = [bcp47.replace("_", "-").split("-")[0].lower(), str(language.get("code") or "").lower()]
+    candidates = list(codes)
+    for code in codes:
+        iso = iso_language(code) if len(code) == 3 else None
+        if iso is not None and iso.pt1:
+            candidates.append(str(iso.pt1).lower())
+    for candidate in candidates:
         if candidate and candidate in known:
             return candidate
     return None

@@ -20,7 +20,7 @@ from babelmoe.corpus.study import (
     STUDY50_BUDGET,
     STUDY50_LANGUAGES,
 )
-from babelmoe.errors import BabelmoeError, require, setting
+from babelmoe.errors import BabelmoeError, require, setting, unknown_name
 from babelmoe.experts.config import SplitConfig
 from babelmoe.interventions.prompts import NEUTRAL_PROMPTS
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from babelmoe.profile.core import Scoring
 
 NORMS = ("l2", "l1", "mean", "max")
+STEER_CONTRASTS = ("profiled", "steered")
+"""Languages ``babelmoe steer`` compares each language with when it picks its experts."""
 
 
 @dataclass
@@ -444,6 +446,10 @@ class SteerConfig:
 
     languages: tuple[str, ...] | None = None
     """Languages (targets and evaluated); None: every profiled one."""
+    contrast: str = "profiled"
+    """Which languages the selection rule compares a language with: ``profiled`` (every
+    profiled language, also those not in ``languages``) or ``steered`` (only ``languages``:
+    the selection a run profiled on those alone would make)."""
     rule: str = "excess"
     """Selection rule of a language's experts (excess or lape)."""
     k: int = 16
@@ -521,6 +527,8 @@ class SteerConfig:
                 "silence it",
                 f"drop {setting('silence_source')}",
             )
+        if self.contrast not in STEER_CONTRASTS:
+            raise unknown_name("selection contrast", self.contrast, STEER_CONTRASTS)
         if not (self.silencing or self.steering):
             raise BabelmoeError(
                 "nothing to run", f"leave {setting('silencing')} or {setting('steering')} on"

@@ -56,12 +56,22 @@ SUMMARY_FILE = "interventions.json"
 SECTION_ORDER = 70
 
 
+def contrast_indices(n_profiled: int, indices: list[int], config: SteerConfig) -> list[int]:
+    """Profile indices of the languages the selection rule compares each language with
+    (``config.contrast``): every profiled one, or only the steered ones (``indices``)."""
+    return list(indices) if config.contrast == "steered" else list(range(n_profiled))
+
+
 def select_all(profile, indices: list[int], config: SteerConfig) -> dict[str, torch.Tensor]:
     """``own`` [n, L, E] and ``random`` [n_seeds, n, L, E] bool selections of the languages at
-    ``indices`` (random sets keep each language's per-layer counts; equal counts and seed give
-    the same set, see ``null_groups``)."""
-    frequency = profile.frequency
-    own = torch.stack([select_language_experts(frequency, i, config.selection) for i in indices])
+    ``indices``, each scored against the languages of ``contrast_indices`` (random sets keep
+    each language's per-layer counts; equal counts and seed give the same set, see
+    ``null_groups``)."""
+    pool = contrast_indices(profile.frequency.shape[0], indices, config)
+    frequency = profile.frequency[pool]
+    own = torch.stack(
+        [select_language_experts(frequency, pool.index(i), config.selection) for i in indices]
+    )
     seeds = sorted(set(config.random_seeds) | set(config.steer_seeds))
     random = torch.zeros((len(seeds), *own.shape), dtype=torch.bool)
     for s, seed in enumerate(seeds):
@@ -131,6 +141,15 @@ def run_steer(
                 "steer needs at least two languages", f"pass {setting('languages')} en,fr"
             )
         names = [all_names[i] for i in indices]
+        contrast = [all_names[i] for i in contrast_indices(len(all_names), indices, config)]
+        if config.contrast == "profiled" and len(contrast) > len(names):
+            logger.info(
+                "selection (%s) compares each language with all %d profiled languages, not "
+                "only the %d steered (contrast 'steered', --contrast steered: those alone)",
+                config.rule,
+                len(contrast),
+                len(names),
+            )
         labels = (
             dict(
                 zip(
@@ -162,7 +181,7 @@ def run_steer(
         loaded = as_loaded(model if model is not None else ModelSpec())
         check_partition_fits(partition, loaded.model)
         recorded = asdict(config)
-        for name in ("shared_null", "keep_language", "chat"):
+        for name in ("shared_null", "keep_language", "chat", "contrast"):
             # absent when at its default: earlier runs resume unchanged
             if getattr(config, name) == SteerConfig.__dataclass_fields__[name].default:
                 del recorded[name]
@@ -181,6 +200,7 @@ def run_steer(
             {
                 **identity,
                 "selection": asdict(config.selection),
+                "contrast_languages": contrast,
                 "experts_per_layer": {n: counts[j].tolist() for j, n in enumerate(names)},
                 "experts_total": {n: int(counts[j].sum()) for j, n in enumerate(names)},
                 "random_seeds": seeds,
@@ -292,6 +312,7 @@ def run_steer(
             "kind": "interventions",
             **identity,
             "selection": asdict(config.selection),
+            "contrast_languages": contrast,
             "experts_per_language": {n: int(counts[j].sum()) for j, n in enumerate(names)},
             "timings": timings,  # this invocation's (rows_reused came from an earlier one)
             "rows_reused": reused,

@@ -163,8 +163,56 @@ def test_first_sentence_and_prompts():
 def test_langid_labels():
     assert langid.label_for({"code": "cmn", "bcp47": "zh"}) == "zh"
     assert langid.label_for({"code": "urd", "bcp47": "ur"}) == "ur"
+    # a three-letter tag of a language the identifier knows by its two-letter code (UDHR hau)
+    assert langid.label_for({"code": "hau", "bcp47": "hau"}) == "ha"
+    assert langid.label_for({"code": "prs", "bcp47": "fa-AF"}) == "fa"
+    # no macrolanguage mapping: Min Nan is not Mandarin, Malay (individual) is not ms
+    assert langid.label_for({"code": "nan", "bcp47": "nan"}) is None
+    assert langid.label_for({"code": "zlm", "bcp47": "zlm-Latn"}) is None
     with pytest.raises(BabelmoeError, match=r"does not know xx.*it knows"):
         langid.labels_for([{"code": "xxx", "bcp47": "xx"}], ["xx"])
+
+
+def test_selection_contrast_profiled_or_steered():
+    """--contrast: with -l a subset, the rule compares a language with every profiled language
+    (default) or only the steered ones (the selection of a run profiled on those alone)."""
+    from types import SimpleNamespace
+
+    from babelmoe.stages.steer import select_all
+
+    g = torch.Generator().manual_seed(3)
+    frequency = torch.rand(4, 2, 8, generator=g, dtype=torch.float64)
+    frequency[3] = 0.0  # an unsteered language that uses no expert: it moves the others' mean
+    frequency[3, :, :4] = 5.0
+    profile = SimpleNamespace(frequency=frequency)
+    indices = [2, 0]
+    cfg = SelectionConfig(k=3)
+    alone = SimpleNamespace(frequency=frequency[indices])
+    for rule in ("excess", "lape"):
+        steered = select_all(profile, indices, SteerConfig(rule=rule, k=3, contrast="steered"))
+        profiled = select_all(profile, indices, SteerConfig(rule=rule, k=3))
+        by_hand = torch.stack(
+            [
+                select_language_experts(frequency[indices], j, SelectionConfig(rule, 3))
+                for j in (0, 1)
+            ]
+        )
+        assert torch.equal(steered["own"], by_hand)
+        assert torch.equal(
+            steered["own"], select_all(alone, [0, 1], SteerConfig(rule=rule, k=3))["own"]
+        )
+        full = torch.stack(
+            [
+                select_language_experts(
+                    frequency, i, cfg if rule == "excess" else SelectionConfig(rule, 3)
+                )
+                for i in indices
+            ]
+        )
+        assert torch.equal(profiled["own"], full)
+        assert not torch.equal(profiled["own"], steered["own"])
+    with pytest.raises(BabelmoeError, match="unknown selection contrast"):
+        SteerConfig(contrast="nope")
 
 
 def test_run_steer_end_to_end_and_resume(tmp_path):
@@ -211,6 +259,7 @@ def test_run_steer_end_to_end_and_resume(tmp_path):
         (["--factors", "1,-2"], "not a finite positive number"),
         (["--prompts", "0", "--no-neutral"], "prompt set is empty"),
         (["--rule", "nope"], "unknown selection rule"),
+        (["--contrast", "nope"], "unknown selection contrast"),
     ],
 )
 def test_cli_bad_inputs(tmp_path, args, message):
