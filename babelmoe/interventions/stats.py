@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from babelmoe.analysis.stats.bootstrap import percentile_interval
+
 
 def bootstrap_mean(
     values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
@@ -20,8 +22,7 @@ def bootstrap_mean(
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    lo, hi = percentile_interval(means, level)
     return float(x.mean()), float(lo), float(hi)
 
 

@@ -145,7 +145,7 @@ def run_steer(
         if config.contrast == "profiled" and len(contrast) > len(names):
             logger.info(
                 "selection (%s) compares each language with all %d profiled languages, not "
-                "only the %d steered (contrast 'steered', --contrast steered: those alone)",
+                "only the %d steered (contrast='steered': those alone)",
                 config.rule,
                 len(contrast),
                 len(names),

@@ -43,13 +43,14 @@ is > 0 when switching off a language's experts hurts that language more than the
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import binom
 
 from babelmoe.analysis.stats import language_resampling as lr
+from babelmoe.analysis.stats.bootstrap import percentile_interval
 
 EXACT_UP_TO = 7  # 7! = 5040 permutations
 EXACT_LIMIT = 100_000  # listed relabelings of a restricted or spillover test
@@ -125,9 +126,14 @@ def _blocks(labels: Sequence[Hashable | None]) -> list[Hashable | None]:
     return [None if b is None or b == "" else b for b in labels]
 
 
+def _block_keys(labels: Sequence[Hashable | None]) -> list[Hashable]:
+    """One key per language: its block, or a block of its own for None."""
+    return [("<own>", i) if b is None else b for i, b in enumerate(_blocks(labels))]
+
+
 def _relatives(labels: Sequence[Hashable | None]) -> np.ndarray:
     """[n, n] bool: a != b in the same block (a block of None is the language's own)."""
-    keys = [("<own>", i) if b is None else b for i, b in enumerate(_blocks(labels))]
+    keys = _block_keys(labels)
     same = np.array([[x == y for y in keys] for x in keys])
     np.fill_diagonal(same, False)
     return same
@@ -232,8 +238,7 @@ def _percentile(values: np.ndarray, level: float) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(finite, [alpha, 1 - alpha])
+    lo, hi = percentile_interval(finite, level)
     return float(lo), float(hi)
 
 
@@ -358,8 +363,7 @@ def spillover_test(
     same = _relatives(blocks) & pairs
     other = ~same & pairs
     n_same, n_other = int(same.sum()), int(other.sum())
-    keys = [("<own>", i) if b is None else b for i, b in enumerate(_blocks(blocks))]
-    codes = np.unique(np.array([str(k) for k in keys]), return_inverse=True)[1]
+    codes = np.unique(np.array([str(k) for k in _block_keys(blocks)]), return_inverse=True)[1]
     plan = lr.BlockPermutations([0] * n, n_perm, seed, EXACT_LIMIT)  # one block: any relabeling
     nan = float("nan")
     if n_same == 0 or n_other == 0:
@@ -411,5 +415,4 @@ def beats_every_random(own: np.ndarray, random: np.ndarray) -> tuple[int, int, f
     random = np.atleast_2d(np.asarray(random, dtype=np.float64))
     n, chance = own.size, 1 / (random.shape[0] + 1)
     beats = int(np.sum(own > random.max(0)))
-    p = sum(math.comb(n, x) * chance**x * (1 - chance) ** (n - x) for x in range(beats, n + 1))
-    return beats, n, float(p)
+    return beats, n, float(binom.sf(beats - 1, n, chance))
