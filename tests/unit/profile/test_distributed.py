@@ -39,6 +39,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
         acc.all_reduce()
         if rank == 0:
             torch.save(acc.state(), out)
+        dist.barrier()  # as the CLI does: every rank done before the group is torn down
     finally:
         dist.destroy_process_group()
 
