@@ -53,15 +53,17 @@ def _check_scales(scales: torch.Tensor, partition: Partition) -> None:
         )
 
 
-def _hook(neuron_scales: torch.Tensor):  # [width] or [B, width]
+def _hook(neuron_scales: torch.Tensor):  # [width] or [B, width], on the layer's device
     cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
     def pre_hook(_module: nn.Module, args: tuple) -> tuple:
         h = args[0]  # [..., width] (batch first) or [B, T, width]
-        key = (h.device, h.dtype)
-        if key not in cache:
-            cache[key] = neuron_scales.to(h.device, h.dtype)
-        s = cache[key]
+        s = neuron_scales
+        if s.device != h.device or s.dtype != h.dtype:  # not where scaled_experts expected
+            key = (h.device, h.dtype)
+            if key not in cache:
+                cache[key] = neuron_scales.to(h.device, h.dtype)
+            s = cache[key]
         if s.ndim == 2:  # one row of factors per sequence
             if h.shape[0] != s.shape[0]:
                 raise BabelmoeError(
@@ -72,6 +74,15 @@ def _hook(neuron_scales: torch.Tensor):  # [width] or [B, width]
         return (h * s, *args[1:])
 
     return pre_hook
+
+
+def _placement(module: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where a layer's activations will be, and in which dtype: those of its first floating
+    point parameter (the CPU and float32 for a module without one)."""
+    for param in module.parameters():
+        if param.is_floating_point():
+            return param.device, param.dtype
+    return torch.device("cpu"), torch.float32
 
 
 @contextlib.contextmanager
@@ -86,14 +97,22 @@ def scaled_experts(
     scales = torch.as_tensor(scales, dtype=torch.float64)
     _check_scales(scales, partition)
     check_partition_fits(partition, model)
+    hooked = [bool((scales[..., layer, :] != 1).any()) for layer in range(partition.n_layers)]
+    # Factors and labels go to each device once, and each layer's [B, width] factors are
+    # gathered there: a generate batch of a 7B model would otherwise gather ~180 MB of float64
+    # on the host and copy it over layer by layer, each copy waiting for the device.
+    on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
     handles = []
     try:
         for ffn in ffns(model):
-            layer = scales[..., ffn.layer, :]  # [E] or [B, E]
-            if bool((layer == 1).all()):
+            if not hooked[ffn.layer]:
                 continue
-            neuron = layer[..., partition.labels[ffn.layer].long()]  # [width] or [B, width]
-            handles.append(ffn.down.register_forward_pre_hook(_hook(neuron)))
+            device, dtype = _placement(ffn.down)
+            if device not in on_device:
+                on_device[device] = (scales.to(device), partition.labels.to(device))
+            factors, labels = on_device[device]
+            neuron = factors[..., ffn.layer, :].index_select(-1, labels[ffn.layer])  # [(B,) width]
+            handles.append(ffn.down.register_forward_pre_hook(_hook(neuron.to(dtype))))
         yield
     finally:
         for handle in handles:
