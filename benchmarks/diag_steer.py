@@ -6,7 +6,9 @@ batches (the steer rows of ``interventions/rows.jsonl``, sorted by prompt length
 and times, batch by batch and synchronised: the plain ``generate`` (no hook), the same with one
 set of expert factors per row (as the command runs: random k experts per layer at the row's
 factor), entering and leaving the masks alone, the fluency forwards and language
-identification. ``--profile`` adds a torch profiler table of one plain and one hooked batch.
+identification. ``--profile`` adds a torch profiler table of one plain and one hooked batch;
+``--in-process`` then runs the stage itself (``run_steer``, steering only, ``force``) in this
+process, once timed and once under cProfile (the functions that took the most time).
 
   python benchmarks/diag_steer.py --run /tmp/bs/run --model /tmp/bs/model --device cuda --profile
 """
@@ -51,6 +53,32 @@ def row_scales(rows: list[dict], n_layers: int, n_experts: int, k: int) -> list:
     return out
 
 
+def in_process(run: Path, loaded) -> dict[str, float]:
+    """``run_steer`` (steering only) in this process: its own timing, then a cProfile table."""
+    import cProfile
+    import gc
+    import pstats
+
+    from babelmoe.stages.steer import SteerConfig, run_steer
+
+    config = SteerConfig(silencing=False)
+    out = {}
+    for name in ("run_steer_s", "run_steer_again_s", "run_steer_gc_frozen_s"):
+        if name == "run_steer_gc_frozen_s":  # is the collector walking the process's objects?
+            gc.collect()
+            gc.freeze()
+        start = time.perf_counter()
+        run_steer(config, run, model=loaded, force=True)
+        out[name] = time.perf_counter() - start
+        print(f"{name}: {out[name]:.3f} s", flush=True)
+    profiler = cProfile.Profile()
+    profiler.runcall(run_steer, config, run, model=loaded, force=True)
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(20)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
@@ -58,6 +86,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--k", type=int, default=16, help="experts per layer per row")
     parser.add_argument("--profile", action="store_true", help="torch profiler tables")
+    parser.add_argument("--in-process", action="store_true", help="run_steer here, profiled")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     partition, _ = load_run(args.run)
@@ -135,6 +164,8 @@ def main() -> None:
             if dev.type == "cuda":
                 print(f"--- {name}: by self_cpu_time_total")
                 print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    if args.in_process:
+        totals.update(in_process(args.run, loaded))
     if args.out:
         args.out.write_text(json.dumps(totals, indent=2))
 
