@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -279,9 +280,11 @@ def run_items(
     for b, batch in enumerate(tqdm(batches, desc="steer", unit="batch", disable=None)):
         chosen = [items[i] for i in batch]
         prompts = [encoded[it.prompt.id] for it in chosen]
+        start = time.perf_counter()
         new = generate(
             model, tokenizer, partition, prompts, [scales_of(it) for it in chosen], config, b
         )
+        generated = time.perf_counter()
         texts = [tokenizer.decode(t, skip_special_tokens=True) for t in new]
         scored = [i for i, t in enumerate(new) if t]
         fluency = score_tails(
@@ -294,9 +297,19 @@ def run_items(
         loglik: list[float | None] = [None] * len(new)
         for i, score in zip(scored, fluency, strict=True):
             loglik[i] = score.logprob / score.n_tokens
+        scored_at = time.perf_counter()
+        labels = identify(texts)
+        logger.debug(
+            "batch %d: %d rows, generate %.3f s, fluency %.3f s, identification %.3f s",
+            b,
+            len(chosen),
+            generated - start,
+            scored_at - generated,
+            time.perf_counter() - scored_at,
+        )
         rows = []
         for it, tokens, text, ll, (label, prob) in zip(
-            chosen, new, texts, loglik, identify(texts), strict=True
+            chosen, new, texts, loglik, labels, strict=True
         ):
             rows.append(
                 {
