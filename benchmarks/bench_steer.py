@@ -8,8 +8,13 @@ any hook, the same forwards: one perplexity pass over the same held-out texts pe
 silencing matrix evaluated, and the same generate calls (same prompts, same batches, same new
 tokens) with the same fluency scoring. ``--steer-args`` passes options through.
 
-Printed: the command's wall time and its two phases (``timings`` in interventions.json) against
-the reference's, and their ratios (1.0 = the hooks cost nothing).
+Command and reference alternate ``--repeats`` times (the reference model stays loaded), after
+the files written by the set-up are flushed to disk (``os.sync``; a 7B checkpoint written just
+before still had gigabytes being written back while the first timed run ran). At 7B on a GPU,
+greedy decoding is bound by the host launching kernels, so single runs vary by +-30%.
+
+Printed: each repeat's wall time and two phases (``timings`` in interventions.json) against the
+reference's, and the ratios of the medians (1.0 = the hooks cost nothing).
 
   python benchmarks/bench_steer.py --device cpu --shape tiny-llama --tokens 4000
   python benchmarks/bench_steer.py --device cuda --shape llama2-7b --tokens 20000 --out r.json
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -49,10 +56,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reference(run: Path, model_dir: Path, device: str, config: SteerConfig) -> dict[str, float]:
+def reference(run: Path, loaded, config: SteerConfig) -> dict[str, float]:
     """The plain model doing the command's forwards (module docstring); seconds per phase."""
     partition, profile = load_run(run)
-    loaded = load_model(ModelSpec(source=str(model_dir), device=device))
     dev = loaded.device
     rows = [json.loads(line) for line in (run / "interventions/rows.jsonl").open()][1:]
     silence = [r for r in rows if r.get("kind") == "silence"]
@@ -89,6 +95,7 @@ def main() -> None:
     parser.add_argument("--shape", default="tiny-llama")
     parser.add_argument("--tokens", type=int, default=4000, help="profiled tokens in all")
     parser.add_argument("--steer-args", default="", help="extra options of babelmoe steer")
+    parser.add_argument("--repeats", type=int, default=3, help="command + reference rounds")
     parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep the files here (default: temporary)")
     args = parser.parse_args()
@@ -120,22 +127,38 @@ def main() -> None:
             env,
         )
     steer_argv = [*cli, "steer", str(run), *common, "--force", *shlex.split(args.steer_args)]
-    wall = run_command(steer_argv, work / "steer.log", env)
-    summary = json.loads((run / "interventions/interventions.json").read_text())
-    config = SteerConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
-    )
-    ref = reference(run, model_dir, args.device, config)
-    timings = summary["timings"]
+    os.sync()  # the set-up's files (a 7B checkpoint) reach the disk before anything is timed
+    loaded = None
+    repeats = []
+    for r in range(args.repeats):
+        wall = run_command(steer_argv, work / f"steer{r}.log", env)
+        summary = json.loads((run / "interventions/interventions.json").read_text())
+        config = SteerConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
+        )
+        if loaded is None:
+            loaded = load_model(ModelSpec(source=str(model_dir), device=args.device))
+        ref = reference(run, loaded, config)
+        repeats.append({"command_wall_s": wall, "command": summary["timings"], "reference": ref})
+        print(json.dumps(repeats[-1]), flush=True)
+
+    def med(get) -> float:
+        return statistics.median(get(x) for x in repeats)
+
     result = {
         "shape": args.shape,
         "device": args.device,
-        "command_wall_s": wall,
-        "command": timings,
-        "reference": ref,
-        "silencing_ratio": timings.get("silencing_s", 0) / max(ref["silencing_s"], 1e-9),
-        "steering_ratio": timings.get("steering_s", 0) / max(ref["steering_s"], 1e-9),
+        "repeats": repeats,
+        "command_wall_s": med(lambda x: x["command_wall_s"]),
     }
+    for phase in ("silencing_s", "steering_s"):
+        command = med(lambda x, p=phase: x["command"].get(p, 0.0))
+        plain = med(lambda x, p=phase: x["reference"][p])
+        result[phase] = {
+            "command": command,
+            "reference": plain,
+            "ratio": command / max(plain, 1e-9),
+        }
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
