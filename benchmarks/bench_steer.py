@@ -8,7 +8,8 @@ any hook, the same forwards: one perplexity pass over the same held-out texts pe
 silencing matrix evaluated, and the same generate calls (same prompts, same batches, same new
 tokens) with the same fluency scoring. ``--steer-args`` passes options through.
 
-Command and reference alternate ``--repeats`` times (the reference model stays loaded), after
+Command and reference alternate ``--repeats`` times, each in a fresh process (both pay the
+first calls' costs: a fresh process's first generate batch takes ~1 s more at 7B), after
 the files written by the set-up are flushed to disk (``os.sync``; a 7B checkpoint written just
 before still had gigabytes being written back while the first timed run ran). At 7B on a GPU,
 greedy decoding is bound by the host launching kernels, so single runs vary by +-30%.
@@ -98,7 +99,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="command + reference rounds")
     parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep the files here (default: temporary)")
+    parser.add_argument("--reference-of", type=Path, help=argparse.SUPPRESS)  # one reference
     args = parser.parse_args()
+    if args.reference_of:  # in a fresh process, as the command runs
+        summary = json.loads((args.reference_of / "interventions/interventions.json").read_text())
+        config = SteerConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
+        )
+        loaded = load_model(ModelSpec(source=str(args.workdir / "model"), device=args.device))
+        ref = reference(args.reference_of, loaded, config)
+        (args.workdir / "reference.json").write_text(json.dumps(ref))
+        return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_steer_"))
     work.mkdir(parents=True, exist_ok=True)
     model_dir, corpus, run = work / "model", work / "corpus", work / "run"
@@ -128,17 +139,22 @@ def main() -> None:
         )
     steer_argv = [*cli, "steer", str(run), *common, "--force", *shlex.split(args.steer_args)]
     os.sync()  # the set-up's files (a 7B checkpoint) reach the disk before anything is timed
-    loaded = None
+    reference_argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--reference-of",
+        str(run),
+        "--workdir",
+        str(work),
+        "--device",
+        args.device,
+    ]
     repeats = []
     for r in range(args.repeats):
         wall = run_command(steer_argv, work / f"steer{r}.log", env)
         summary = json.loads((run / "interventions/interventions.json").read_text())
-        config = SteerConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
-        )
-        if loaded is None:
-            loaded = load_model(ModelSpec(source=str(model_dir), device=args.device))
-        ref = reference(run, loaded, config)
+        run_command(reference_argv, work / f"reference{r}.log", env)
+        ref = json.loads((work / "reference.json").read_text())
         repeats.append({"command_wall_s": wall, "command": summary["timings"], "reference": ref})
         print(json.dumps(repeats[-1]), flush=True)
 
