@@ -101,6 +101,41 @@ def test_per_row_factors_equal_separate_runs():
     torch.testing.assert_close(both[1], _logits(model)[1], rtol=1e-12, atol=1e-12)
 
 
+def test_factors_are_applied_in_the_layers_dtype():
+    # a bf16 model: each layer's factors are gathered where its weights are and cast to their
+    # dtype once, which must equal scaling the activation by the factor rounded to bf16
+    model = tiny_model("llama", dtype=torch.bfloat16)
+    part = balanced_partition(2, 64, 8, seed=4)
+    chosen = torch.zeros(2, 8, dtype=torch.bool)
+    chosen[:, 2] = True
+    with scaled_experts(model, part, selection_scales(chosen, 1.7)):
+        masked = _logits(model)
+    handles = []
+    for ffn in ffns(model):
+        neurons = (part.labels[ffn.layer] == 2).nonzero().flatten()
+
+        def scale(_m, args, neurons=neurons):
+            h = args[0].clone()
+            h[..., neurons] = h[..., neurons] * torch.tensor(1.7, dtype=torch.bfloat16)
+            return (h,)
+
+        handles.append(ffn.down.register_forward_pre_hook(scale))
+    by_hand = _logits(model)
+    for h in handles:
+        h.remove()
+    torch.testing.assert_close(masked, by_hand, rtol=0, atol=0)
+
+
+def test_activations_in_another_dtype_get_factors_in_theirs():
+    from babelmoe.experts.masks import _hook
+
+    factors = torch.tensor([[1.0, 0.0, 2.5], [3.0, 1.0, 0.0]])  # two rows, float32
+    h = torch.randn(2, 4, 3, dtype=torch.float64)
+    (out,) = _hook(factors)(None, (h,))
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, h * factors.double()[:, None, :], rtol=0, atol=0)
+
+
 def test_bad_scales_are_refused():
     model = tiny_model("llama")
     part = balanced_partition(2, 64, 8)
