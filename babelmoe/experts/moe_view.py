@@ -27,7 +27,12 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from babelmoe.experts.partition import Partition, check_canonical, check_partition_fits
+from babelmoe.experts.partition import (
+    Partition,
+    check_canonical,
+    check_partition_fits,
+    digests_kept,
+)
 from babelmoe.models.ffn import FFN, ffns
 
 HEAD_ALIGN = 8  # head slices are whole multiples of 8 neurons (16 bytes of bfloat16)
@@ -169,13 +174,21 @@ def expert_layout(model: nn.Module, partition: Partition) -> Iterator[list[torch
     check_canonical(partition)
     layers = ffns(model)
     orders = [layout_order(partition, f.layer) for f in layers]
-    for ffn, order in zip(layers, orders, strict=True):
-        ffn.select_neurons(order)
-    try:
-        yield [row for row in partition.sizes()]
-    finally:
-        for ffn, order in zip(layers, orders, strict=True):
-            ffn.select_neurons(torch.argsort(order))
+    # The reordered weights are made outside inference mode (also under a caller's): inference
+    # tensors keep no version counter, so a partition check could not be remembered across
+    # the layout (digests_kept) and every later check would hash a 7B model again.
+    with digests_kept(model) as inside:
+        with torch.inference_mode(False), torch.no_grad():
+            for ffn, order in zip(layers, orders, strict=True):
+                ffn.select_neurons(order)
+        inside()
+        try:
+            yield [row for row in partition.sizes()]
+        finally:
+            inside()
+            with torch.inference_mode(False), torch.no_grad():
+                for ffn, order in zip(layers, orders, strict=True):
+                    ffn.select_neurons(torch.argsort(order))
 
 
 class ExpertMixer(nn.Module):

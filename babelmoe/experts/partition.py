@@ -10,6 +10,7 @@ inertia and time).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -180,7 +181,10 @@ def split_model(
     from other weights); ``on_layer(progress)`` is called after every layer, for checkpoints.
     """
     layers = ffns(model)
-    return split_layers(lambda start: iter(layers[start:]), config, progress, on_layer)
+    digest = model_weights_sha256(model, config.source)
+    return split_layers(
+        lambda start: iter(layers[start:]), config, progress, on_layer, digest=digest
+    )
 
 
 def split_layers(
@@ -189,13 +193,15 @@ def split_layers(
     progress: SplitProgress | None = None,
     on_layer: Callable[[SplitProgress], None] | None = None,
     device: torch.device | str | None = None,
+    digest: str | None = None,
 ) -> Partition:
     """:func:`split_model` over layers given one at a time, e.g. streamed from the checkpoint.
 
     ``read(start)`` yields the FFNs of layers ``start..L-1`` in order. It is called twice: once
     for the weights digest (all layers), once for the layers left to cluster, so that memory
     holds one layer at a time. ``device``: where to cluster when ``config.device`` is
-    ``auto`` (None: where the rows are).
+    ``auto`` (None: where the rows are). ``digest``: the weights' digest when the caller knows
+    it already (``model_weights_sha256``).
     """
     widths: list[int] = []
 
@@ -204,7 +210,10 @@ def split_layers(
             widths.append(ffn.width)
             yield ffn
 
-    digest = weights_sha256(noting_widths(read(0)), config.source)
+    if digest is None:
+        digest = weights_sha256(noting_widths(read(0)), config.source)
+    else:
+        widths += [ffn.width for ffn in read(0)]
     if len(set(widths)) != 1:
         raise BabelmoeError(
             f"FFN widths differ between layers ({sorted(set(widths))})", "split the unpruned model"
@@ -302,29 +311,66 @@ def check_canonical(partition: Partition, where: str = "the partition") -> None:
             )
 
 
-# model -> {(digest, source, scheme): the FFN weights' state when they last matched}: a match is
-# remembered until a weight changes (its storage or its in-place version counter), so callers
-# that enter expert masks many times (babelmoe steer: a context per model and generate batch)
-# hash a 7B model's weights once, not ~2 s per entry
-_VERIFIED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, str, str], tuple]] = (
+# model -> {(source, scheme): (the FFN weights' state, their digest)}: a digest is remembered
+# until a weight changes (its storage or its in-place version counter), so the split of every
+# seed and every later check (babelmoe steer: a context per model and generate batch; the main
+# job: a profile per seed and the sweep) hash a 7B model's weights once, not ~2 s each time
+_DIGESTS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, str], tuple[tuple, str]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def _weights_state(layers: list[FFN]) -> tuple | None:
     """What changes when a weight does; None when a weight is an inference tensor (one written
-    under ``torch.inference_mode``, as the profile's expert layout leaves them): those keep no
-    version counter, so their match is not remembered."""
+    under ``torch.inference_mode``): those keep no version counter, so their digest is not
+    remembered."""
     params = [p for ffn in layers for p in ffn.module.parameters()]
     if any(p.is_inference() for p in params):
         return None
     return tuple((p.data_ptr(), p._version, p.dtype, tuple(p.shape)) for p in params)
 
 
+def model_weights_sha256(model: nn.Module, source: Source, scheme: str = DIGEST_SCHEME) -> str:
+    """``weights_sha256`` of a loaded model, remembered while its FFN weights are unchanged."""
+    state = _weights_state(ffns(model))
+    known = _DIGESTS.get(model, {}).get((source, scheme))
+    if state is not None and known is not None and known[0] == state:
+        return known[1]
+    digest = weights_sha256(model, source, scheme)
+    if state is not None:
+        _DIGESTS.setdefault(model, {})[(source, scheme)] = (state, digest)
+    return digest
+
+
+@contextlib.contextmanager
+def digests_kept(model: nn.Module) -> Iterator[Callable[[], None]]:
+    """For a change that puts every FFN weight back exactly as it was (``expert_layout``: a
+    permutation of the neurons, then its inverse): the digests remembered for the weights
+    before hold for them after, so the next check does not hash them again. Not carried when
+    the context ends in an error, nor when a weight changed between the first and the last
+    moment inside (``inside``: called by the context's owner after its change and before
+    undoing it)."""
+    before = _weights_state(ffns(model))
+    marks: list[tuple | None] = []
+
+    def inside() -> None:
+        marks.append(_weights_state(ffns(model)))
+
+    yield inside
+    remembered = _DIGESTS.get(model)
+    after = _weights_state(ffns(model))
+    if before is None or after is None or not remembered or len(marks) != 2:
+        return
+    if marks[0] is None or marks[0] != marks[1]:
+        return
+    for key, (state, digest) in list(remembered.items()):
+        if state == before:
+            remembered[key] = (after, digest)
+
+
 def check_partition_fits(partition: Partition, model: nn.Module) -> None:
     """Refuse a partition computed for other weights (another model, or a pruned one). The
-    weights are hashed once per model and partition digest while they stay unchanged (every
-    time while they are inference tensors)."""
+    weights are hashed once per model while they stay unchanged (``model_weights_sha256``)."""
     layers = ffns(model)
     if partition.n_layers != len(layers) or partition.width != layers[0].width:
         raise BabelmoeError(
@@ -343,10 +389,7 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
         )
     if not expected:
         return
-    key, state = (expected, source, scheme), _weights_state(layers)
-    if state is not None and _VERIFIED.get(model, {}).get(key) == state:
-        return
-    if weights_sha256(model, source, scheme) != expected:
+    if model_weights_sha256(model, source, scheme) != expected:
         made_for = partition.meta.get("model", {}).get("name", "?")
         given = getattr(getattr(model, "config", None), "_name_or_path", "") or "?"
         dtype = str(layers[0].up_rows().dtype).removeprefix("torch.")
@@ -356,5 +399,3 @@ def check_partition_fits(partition: Partition, model: nn.Module) -> None:
             f"run split on this model with this {setting('dtype')} first, or pass the partition's "
             "model",
         )
-    if state is not None:
-        _VERIFIED.setdefault(model, {})[key] = state
