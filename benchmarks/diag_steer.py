@@ -32,6 +32,7 @@ from babelmoe.evaluate.encoding import encode, pad_token_id  # noqa: E402
 from babelmoe.evaluate.scoring import score_tails  # noqa: E402
 from babelmoe.experts.masks import scaled_experts, selection_scales  # noqa: E402
 from babelmoe.interventions.langid import identify  # noqa: E402
+from babelmoe.interventions.selection import random_like  # noqa: E402
 from babelmoe.interventions.steering import GenerationConfig, generate  # noqa: E402
 from babelmoe.models.loading import ModelSpec, load_model  # noqa: E402
 from babelmoe.stages.prune import load_run  # noqa: E402
@@ -40,17 +41,14 @@ from babelmoe.stages.prune import load_run  # noqa: E402
 def row_scales(rows: list[dict], n_layers: int, n_experts: int, k: int) -> list:
     """One [L, E] factor set per row: None for the unmodified model, else k random experts per
     layer at the row's factor (the command's sizes; which experts does not change the cost)."""
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for r in rows:
-        if r["condition"] == "dense":
-            out.append(None)
-            continue
-        chosen = torch.zeros(n_layers, n_experts, dtype=torch.bool)
-        for layer in range(n_layers):
-            chosen[layer, torch.randperm(n_experts, generator=gen)[:k]] = True
-        out.append(selection_scales(chosen, r["factor"]))
-    return out
+    k_per_layer = torch.zeros(n_layers, n_experts, dtype=torch.bool)
+    k_per_layer[:, :k] = True
+    return [
+        None
+        if r["condition"] == "dense"
+        else selection_scales(random_like(k_per_layer, seed=i), r["factor"])
+        for i, r in enumerate(rows)
+    ]
 
 
 def in_process(run: Path, loaded) -> dict[str, float]:

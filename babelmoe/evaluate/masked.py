@@ -56,7 +56,7 @@ from babelmoe.evaluate.perplexity import (
     plan_windows,
 )
 from babelmoe.experts.partition import Partition
-from babelmoe.models.ffn import FFN, ffns
+from babelmoe.models.ffn import ffns
 
 logger = logging.getLogger(__name__)
 
@@ -177,11 +177,6 @@ class MaskedFFNs:
             )
 
 
-def _activation_dtype(ffn: FFN) -> torch.dtype:
-    weight = getattr(ffn.down, "weight", None)
-    return weight.dtype if weight is not None else torch.get_default_dtype()
-
-
 @contextlib.contextmanager
 def masked_ffns(
     model: nn.Module, partition: Partition, drops: Sequence[torch.Tensor | None]
@@ -202,8 +197,8 @@ def masked_ffns(
     wrappers = []
     try:
         for ffn, layer_keep in zip(layers, keep, strict=True):
-            device = ffn.down.weight.device if hasattr(ffn.down, "weight") else "cpu"
-            table = layer_keep.to(device=device, dtype=_activation_dtype(ffn))
+            device, dtype = ffn.activation_placement()
+            table = layer_keep.to(device=device, dtype=dtype)
             wrapper = NeuronMask(ffn.down, table)
             setattr(ffn.module, ffn.arch.down, wrapper)
             wrappers.append((ffn, wrapper))

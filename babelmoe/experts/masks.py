@@ -76,15 +76,6 @@ def _hook(neuron_scales: torch.Tensor):  # [width] or [B, width], on the layer's
     return pre_hook
 
 
-def _placement(module: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Where a layer's activations will be, and in which dtype: those of its first floating
-    point parameter (the CPU and float32 for a module without one)."""
-    for param in module.parameters():
-        if param.is_floating_point():
-            return param.device, param.dtype
-    return torch.device("cpu"), torch.float32
-
-
 @contextlib.contextmanager
 def scaled_experts(
     model: nn.Module, partition: Partition, scales: torch.Tensor | None
@@ -107,7 +98,7 @@ def scaled_experts(
         for ffn in ffns(model):
             if not hooked[ffn.layer]:
                 continue
-            device, dtype = _placement(ffn.down)
+            device, dtype = ffn.activation_placement()
             if device not in on_device:
                 on_device[device] = (scales.to(device), partition.labels.to(device))
             factors, labels = on_device[device]

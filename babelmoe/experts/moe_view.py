@@ -178,7 +178,7 @@ def expert_layout(model: nn.Module, partition: Partition) -> Iterator[list[torch
     # tensors keep no version counter, so a partition check could not be remembered across
     # the layout (digests_kept) and every later check would hash a 7B model again.
     with digests_kept(model) as inside:
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False):  # select_neurons runs under no_grad itself
             for ffn, order in zip(layers, orders, strict=True):
                 ffn.select_neurons(order)
         inside()
@@ -186,7 +186,7 @@ def expert_layout(model: nn.Module, partition: Partition) -> Iterator[list[torch
             yield [row for row in partition.sizes()]
         finally:
             inside()
-            with torch.inference_mode(False), torch.no_grad():
+            with torch.inference_mode(False):
                 for ffn, order in zip(layers, orders, strict=True):
                     ffn.select_neurons(torch.argsort(order))
 

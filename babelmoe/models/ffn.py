@@ -71,6 +71,15 @@ class FFN:
             return self._in_rows(self.up)[: self.width]
         return None if self.gate is None else self._in_rows(self.gate)
 
+    def activation_placement(self) -> tuple[torch.device, torch.dtype]:
+        """Device and dtype of the FFN's intermediate activation (the output projection's
+        input): those of that projection's weight (the CPU and the default dtype without one).
+        What a mask or a factor on the activation is built in, once, before any forward."""
+        weight = getattr(self.down, "weight", None)
+        if weight is None:
+            return torch.device("cpu"), torch.get_default_dtype()
+        return weight.device, weight.dtype
+
     # --- surgery --------------------------------------------------------------------------
     @torch.no_grad()
     def select_neurons(self, keep: torch.Tensor) -> None:
